@@ -1,0 +1,48 @@
+"""manifest.json: what an artifact is, where it came from, and whether it passed parity."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from siliconlab.errors import SiliconlabError
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_manifest(artifact_dir: Path) -> dict[str, Any]:
+    """The manifest of an artifact folder, or a one-line error saying what is wrong with the folder."""
+    path = artifact_dir / MANIFEST
+    if not artifact_dir.is_dir():
+        raise SiliconlabError(f"no artifact folder at {artifact_dir}: run `siliconlab convert` first")
+    if not path.is_file():
+        raise SiliconlabError(f"artifact folder {artifact_dir} has no {MANIFEST}: it is incomplete; convert again")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SiliconlabError(f"{path} is corrupt ({exc.__class__.__name__}): delete the folder and convert again")
+    if not isinstance(manifest, dict) or "unit" not in manifest or "source_hash" not in manifest:
+        raise SiliconlabError(f"{path} is not a siliconlab manifest: delete the folder and convert again")
+    return manifest
+
+
+def directory_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

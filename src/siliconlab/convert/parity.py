@@ -1,0 +1,114 @@
+"""Parity: does an artifact compute the same function as the fresh fp32 PyTorch model?
+
+Each fixed real sentence is run alone and inside one right-padded batch; both are compared with the
+reference on the valid tokens (per-token cosine) and on the pooled output (sentence embedding or logits).
+`cosine_min` is the worst pooled cosine over all sentences and both runs: the number the gate checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from siliconlab.models.base import LoadedModel
+from siliconlab.models.wrapper import EncoderWithHead
+from siliconlab.text import encode
+from siliconlab.units.base import Runner
+
+
+@dataclass
+class ParityReport:
+    cosine_min: float
+    cosine_median: float
+    token_cosine_min: float | None
+    max_abs: float
+    threshold: float
+    passed: bool
+    sentences: int
+    worst_sentence: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        token = f", token cosine min {self.token_cosine_min:.6f}" if self.token_cosine_min is not None else ""
+        return (
+            f"pooled cosine min {self.cosine_min:.6f} (needs >= {self.threshold}){token}, "
+            f"max abs error {self.max_abs:.3g}, worst sentence #{self.worst_sentence}"
+        )
+
+
+@dataclass
+class Reference:
+    texts: list[str]
+    single: list[dict[str, np.ndarray]]
+
+
+def _pooled_name(names: tuple[str, ...]) -> str:
+    return names[-1]  # sentence_embedding or logits
+
+
+def reference_outputs(model: LoadedModel, texts: list[str]) -> Reference:
+    """fp32 PyTorch outputs per sentence, unpadded, from a model that no exporter has touched."""
+    module = EncoderWithHead(model.model, model.task).eval()
+    outputs = []
+    with torch.inference_mode():
+        for text in texts:
+            ids, mask = encode(model.tokenizer, [text], model.max_length)
+            result = module(torch.from_numpy(ids), torch.from_numpy(mask))
+            outputs.append({name: t.numpy()[0] for name, t in zip(model.output_names, result)})
+    return Reference(texts=list(texts), single=outputs)
+
+
+def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float64).reshape(-1, a.shape[-1]) if a.ndim > 1 else a.astype(np.float64)[None]
+    b = b.astype(np.float64).reshape(-1, b.shape[-1]) if b.ndim > 1 else b.astype(np.float64)[None]
+    denom = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.sum(a * b, axis=1) / np.maximum(denom, 1e-30)
+
+
+def check_parity(runner: Runner, model: LoadedModel, reference: Reference, threshold: float) -> ParityReport:
+    names = model.output_names
+    pooled = _pooled_name(names)
+    pooled_cos: list[tuple[float, int]] = []
+    token_min: float | None = None
+    max_abs = 0.0
+
+    def compare(index: int, got: dict[str, np.ndarray], valid: int) -> None:
+        nonlocal token_min, max_abs
+        ref = reference.single[index]
+        for name in names:
+            value = np.asarray(got[name], dtype=np.float32)
+            expected = ref[name]
+            if name == "token_states":
+                value = value[:valid]
+                cos = float(_cosine_rows(value, expected).min())
+                token_min = cos if token_min is None else min(token_min, cos)
+            if value.shape != expected.shape:
+                raise ValueError(f"output '{name}' has shape {value.shape}, expected {expected.shape}")
+            max_abs = max(max_abs, float(np.max(np.abs(value - expected))))
+        pooled_cos.append((float(_cosine_rows(np.asarray(got[pooled]), ref[pooled])[0]), index))
+
+    for index, text in enumerate(reference.texts):
+        ids, mask = encode(model.tokenizer, [text], model.max_length)
+        got = runner.run(ids, mask)
+        compare(index, {name: got[name][0] for name in names}, int(mask.sum()))
+    ids, mask = encode(model.tokenizer, reference.texts, model.max_length)
+    got = runner.run(ids, mask)
+    for index in range(len(reference.texts)):
+        compare(index, {name: got[name][index] for name in names}, int(mask[index].sum()))
+
+    worst_cos, worst_index = min(pooled_cos)
+    return ParityReport(
+        cosine_min=worst_cos,
+        cosine_median=float(np.median([c for c, _ in pooled_cos])),
+        token_cosine_min=token_min,
+        max_abs=max_abs,
+        threshold=threshold,
+        passed=bool(worst_cos >= threshold),
+        sentences=len(reference.texts),
+        worst_sentence=worst_index,
+    )

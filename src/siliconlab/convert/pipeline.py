@@ -1,0 +1,181 @@
+"""convert: model -> one artifact folder per unit, each gated by parity; unchanged inputs reuse the artifact."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from siliconlab import __version__
+from siliconlab.convert.manifest import MANIFEST, SCHEMA_VERSION, directory_bytes, read_manifest, write_json_atomic
+from siliconlab.convert.parity import Reference, check_parity, reference_outputs
+from siliconlab.data import parity_texts
+from siliconlab.errors import SiliconlabError
+from siliconlab.models.base import ModelSource
+from siliconlab.units.base import Runner, Unit
+
+
+@dataclass
+class UnitOutcome:
+    unit: str
+    status: str  # converted | cached | failed | unavailable
+    artifact_dir: Path | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("converted", "cached")
+
+
+def model_folder_name(source: ModelSource) -> str:
+    return source.name.replace("/", "--")
+
+
+def base_versions() -> dict[str, str]:
+    import numpy
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "siliconlab": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def _is_reusable(artifact_dir: Path, unit: Unit, source_hash: str) -> dict[str, Any] | None:
+    try:
+        manifest = read_manifest(artifact_dir)
+    except SiliconlabError:
+        return None
+    same = (
+        manifest.get("source_hash") == source_hash
+        and manifest.get("unit") == unit.name
+        and manifest.get("recipe") == unit.recipe
+        and manifest.get("siliconlab_version") == __version__
+        and manifest.get("parity", {}).get("passed") is True
+    )
+    return manifest if same else None
+
+
+class Converter:
+    """Holds the reference outputs so several units are checked against the same fresh PyTorch run."""
+
+    def __init__(self, source: ModelSource, out: Path, threads: int):
+        self.source = source
+        self.out = Path(out)
+        self.threads = threads
+        self.source_hash = source.content_hash()
+        self._reference: Reference | None = None
+
+    @property
+    def model_dir(self) -> Path:
+        return self.out / model_folder_name(self.source)
+
+    def reference(self) -> Reference:
+        if self._reference is None:
+            self._reference = reference_outputs(self.source.load(), parity_texts())
+        return self._reference
+
+    def convert_unit(self, unit: Unit, force: bool = False) -> UnitOutcome:
+        available = unit.availability()
+        if not available.ok:
+            return UnitOutcome(unit.name, "unavailable", error=available.reason)
+        artifact_dir = self.model_dir / unit.name
+        cached = None if force else _is_reusable(artifact_dir, unit, self.source_hash)
+        if cached is not None:
+            return UnitOutcome(unit.name, "cached", artifact_dir, cached)
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=self.model_dir, prefix=f".{unit.name}.tmp-"))
+        try:
+            manifest = self._build(unit, work)
+            if not manifest["parity"]["passed"]:
+                from siliconlab.convert.parity import ParityReport
+
+                report = ParityReport(**manifest["parity"])
+                return UnitOutcome(unit.name, "failed", None, manifest, f"parity failed: {report.summary()}")
+            if artifact_dir.exists():
+                shutil.rmtree(artifact_dir)
+            work.rename(artifact_dir)
+            return UnitOutcome(unit.name, "converted", artifact_dir, manifest)
+        except Exception as exc:  # one unit failing must not stop the others
+            return UnitOutcome(unit.name, "failed", error=_one_line(exc))
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+
+    def _build(self, unit: Unit, work: Path) -> dict[str, Any]:
+        reference = self.reference()
+        model = self.source.load()  # fresh: exporters can leave a traced model changed (FACTS.md)
+        started = time.perf_counter()
+        conversion = unit.convert(model, work)
+        seconds = time.perf_counter() - started
+        model.tokenizer.save_pretrained(work)
+        runner = unit.load(work, self.threads)
+        parity = check_parity(runner, model, reference, unit.cosine_min)
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "unit": unit.name,
+            "engine": unit.engine,
+            "device": unit.device,
+            "precision": unit.precision,
+            "recipe": unit.recipe,
+            "model": self.source.name,
+            "model_source": self.source.source,
+            "source_hash": self.source_hash,
+            "task": model.task,
+            "outputs": list(model.output_names),
+            "max_length": model.max_length,
+            "siliconlab_version": __version__,
+            "library_versions": base_versions() | conversion.library_versions,
+            "conversion_seconds": round(seconds, 3),
+            "artifact_bytes": directory_bytes(work),
+            "graph": conversion.graph,
+            "parity": parity.to_dict(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json_atomic(work / MANIFEST, manifest)
+        return manifest
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def convert_all(
+    source: ModelSource,
+    units: list[Unit],
+    out: Path,
+    threads: int,
+    force: bool = False,
+    on_done: Callable[[UnitOutcome], None] | None = None,
+) -> list[UnitOutcome]:
+    converter = Converter(source, out, threads)
+    outcomes = []
+    for unit in units:
+        outcome = converter.convert_unit(unit, force=force)
+        outcomes.append(outcome)
+        if on_done:
+            on_done(outcome)
+    return outcomes
+
+
+def load_artifact(artifact_dir: Path, unit: Unit, threads: int) -> tuple[Runner, dict[str, Any]]:
+    """Load a converted artifact, turning any failure into one clear line (never a traceback)."""
+    manifest = read_manifest(artifact_dir)
+    if manifest["unit"] != unit.name:
+        raise SiliconlabError(f"{artifact_dir} holds unit '{manifest['unit']}', not '{unit.name}'")
+    try:
+        return unit.load(artifact_dir, threads), manifest
+    except Exception as exc:
+        raise SiliconlabError(f"artifact {artifact_dir} is corrupt or incomplete ({_one_line(exc)}); convert again")

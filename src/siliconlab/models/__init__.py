@@ -1,0 +1,40 @@
+"""Model sources: built-in names, local Hugging Face directories, hub ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from siliconlab.errors import UsageError
+from siliconlab.models.base import OUTPUT_NAMES, LoadedModel, ModelSource
+from siliconlab.models.bert_base import BertBaseSource
+from siliconlab.models.hf_directory import HFDirectorySource
+from siliconlab.models.minilm import MiniLMSource
+
+DEFAULT_MODEL = "minilm"
+
+#: Built-in model names -> factories. Adding a model is one line here.
+BUILTIN: dict[str, Callable[[], ModelSource]] = {
+    "minilm": MiniLMSource,
+    "bert-base": BertBaseSource,
+}
+
+
+def resolve(name: str) -> ModelSource:
+    """A built-in name, a local HF directory, or a hub id (owner/name) — in that order."""
+    if name in BUILTIN:
+        return BUILTIN[name]()
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return HFDirectorySource(path)
+    if name.count("/") == 1 and not path.exists() and not name.startswith((".", "/", "~")):
+        from siliconlab.models.hub import hub_source
+
+        return hub_source(name)
+    raise UsageError(
+        f"unknown model '{name}': choose one of {', '.join(BUILTIN)}, a local Hugging Face model directory, "
+        "or a hub id like owner/name"
+    )
+
+
+__all__ = ["BUILTIN", "DEFAULT_MODEL", "OUTPUT_NAMES", "LoadedModel", "ModelSource", "resolve"]

@@ -1,0 +1,96 @@
+"""What a model source is and what loading one yields."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+Task = Literal["embedding", "classification"]
+
+#: Output names per task; every unit returns exactly these, in this order.
+OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
+    "embedding": ("token_states", "sentence_embedding"),
+    "classification": ("logits",),
+}
+
+
+@dataclass
+class LoadedModel:
+    """A fresh fp32 PyTorch model in eval mode with its tokenizer: the reference every unit is checked against."""
+
+    name: str
+    model: torch.nn.Module
+    tokenizer: Any
+    task: Task
+    max_length: int
+    content_hash: str
+    config: Any = field(repr=False, default=None)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return OUTPUT_NAMES[self.task]
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.config.num_attention_heads)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+
+class ModelSource(ABC):
+    """Where a model comes from. Loading must be cheap to repeat: parity needs a model no exporter has touched."""
+
+    name: str
+    source: str
+    purpose: str
+    architecture_only: bool = False
+
+    @abstractmethod
+    def load(self, attn_implementation: str = "sdpa") -> LoadedModel:
+        """Build a fresh fp32 eval-mode model and its tokenizer."""
+
+    @abstractmethod
+    def content_hash(self) -> str:
+        """A hash of everything that determines the model's function (weights, config, tokenizer)."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Facts for `siliconlab models`: params, size_bytes, task, without loading the weights."""
+
+
+def hash_files(paths: Iterable[Path], root: Path, extra: str = "") -> str:
+    """sha256 over (relative name, bytes) of each file, in sorted order, plus an optional recipe string."""
+    digest = hashlib.sha256(extra.encode())
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root)).encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def count_params(config: Any, task: Task) -> int:
+    """Parameter count from the config alone (meta device: no memory, no time)."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    factory = AutoModelForSequenceClassification if task == "classification" else AutoModel
+    with torch.device("meta"):
+        model = factory.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def max_length_of(config: Any, tokenizer: Any) -> int:
+    """The longest input the model accepts: position embeddings, capped by the tokenizer's own limit."""
+    limit = int(getattr(config, "max_position_embeddings", 512))
+    tok_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_limit, int) and 0 < tok_limit < limit:
+        limit = tok_limit
+    return limit

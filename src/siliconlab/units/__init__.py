@@ -1,0 +1,44 @@
+"""The unit registry: every compute unit the code knows, available here or not. Adding a unit = one line."""
+
+from __future__ import annotations
+
+from siliconlab.errors import UsageError
+from siliconlab.units.base import Availability, Runner, Unit
+from siliconlab.units.onnxruntime_cpu import OnnxRuntimeCpuFp32
+from siliconlab.units.onnxruntime_cpu_int8 import OnnxRuntimeCpuInt8
+from siliconlab.units.openvino_cpu import OpenVinoCpuFp32
+from siliconlab.units.openvino_cpu_int8 import OpenVinoCpuInt8
+from siliconlab.units.torch_cpu import TorchCpuFp32
+
+BASELINE = "torch-cpu-fp32"
+
+REGISTRY: dict[str, type[Unit]] = {
+    unit.name: unit
+    for unit in (
+        TorchCpuFp32,
+        OnnxRuntimeCpuFp32,
+        OnnxRuntimeCpuInt8,
+        OpenVinoCpuFp32,
+        OpenVinoCpuInt8,
+    )
+}
+
+
+def get_unit(name: str) -> Unit:
+    try:
+        return REGISTRY[name]()
+    except KeyError:
+        raise UsageError(f"unknown unit '{name}': choose from {', '.join(REGISTRY)} or 'all'") from None
+
+
+def select_units(spec: str | None) -> list[Unit]:
+    """'all' / None -> every available unit; otherwise a comma list, each name checked against the registry."""
+    if spec is None or spec.strip() == "all":
+        return [unit() for unit in REGISTRY.values() if unit().availability().ok]
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"no unit given: choose from {', '.join(REGISTRY)} or 'all'")
+    return [get_unit(name) for name in dict.fromkeys(names)]
+
+
+__all__ = ["BASELINE", "REGISTRY", "Availability", "Runner", "Unit", "get_unit", "select_units"]

@@ -1,0 +1,70 @@
+"""openvino-cpu-fp32 and the shared OpenVINO runner. Saved with compress_to_fp16=False (FACTS.md: fp16 hurts here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from siliconlab.models.base import LoadedModel
+from siliconlab.units.base import Conversion, CpuRunnerMixin, Unit
+from siliconlab.units.onnx_export import export_onnx
+
+ARTIFACT = "model.xml"
+
+
+class OpenVinoRunner(CpuRunnerMixin):
+    def __init__(self, path: Path, threads: int):
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.output_names = tuple(out.get_any_name() for out in self.compiled.outputs)
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        result = self.request.infer({"input_ids": input_ids, "attention_mask": attention_mask})
+        return {name: np.asarray(result[port]) for name, port in zip(self.output_names, self.compiled.outputs)}
+
+
+def openvino_model(model: LoadedModel, out_dir: Path):
+    import openvino as ov
+
+    onnx_path = export_onnx(model, out_dir / "exported.onnx")
+    converted = ov.convert_model(str(onnx_path))
+    onnx_path.unlink()
+    return converted
+
+
+def op_histogram(ov_model) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for op in ov_model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind in ("MatMul", "FakeQuantize", "Convert", "Multiply", "Softmax", "MVN"):
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def openvino_versions() -> dict[str, str]:
+    import openvino
+
+    return {"openvino": openvino.__version__}
+
+
+class OpenVinoCpuFp32(Unit):
+    name = "openvino-cpu-fp32"
+    engine = "openvino"
+    device = "cpu"
+    precision = "fp32"
+    requires = ("openvino", "onnx")
+
+    def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
+        import openvino as ov
+
+        converted = openvino_model(model, out_dir)
+        ov.save_model(converted, str(out_dir / ARTIFACT), compress_to_fp16=False)
+        return Conversion(graph={"ops": op_histogram(converted)}, library_versions=openvino_versions())
+
+    def load(self, artifact_dir: Path, threads: int) -> OpenVinoRunner:
+        return OpenVinoRunner(artifact_dir / ARTIFACT, threads)
