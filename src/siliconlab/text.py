@@ -27,7 +27,10 @@ def encode(
         if length > max_length:
             log.warning(
                 "text %d has %d tokens, more than the model's maximum of %d: truncated to %d",
-                index, length, max_length, max_length,
+                index,
+                length,
+                max_length,
+                max_length,
             )
     padding: Any = "max_length" if pad_to else "longest"
     batch = tokenizer(

@@ -38,7 +38,9 @@ def read_manifest(artifact_dir: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SiliconlabError(f"{path} is corrupt ({exc.__class__.__name__}): delete the folder and convert again")
+        raise SiliconlabError(
+            f"{path} is corrupt ({exc.__class__.__name__}): delete the folder and convert again"
+        ) from None
     if not isinstance(manifest, dict) or "unit" not in manifest or "source_hash" not in manifest:
         raise SiliconlabError(f"{path} is not a siliconlab manifest: delete the folder and convert again")
     return manifest

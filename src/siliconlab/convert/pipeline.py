@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from siliconlab import __version__
-from siliconlab.convert.manifest import MANIFEST, SCHEMA_VERSION, directory_bytes, read_manifest, write_json_atomic
+from siliconlab.convert.manifest import (
+    MANIFEST,
+    SCHEMA_VERSION,
+    directory_bytes,
+    read_manifest,
+    write_json_atomic,
+)
 from siliconlab.convert.parity import Reference, check_parity, reference_outputs
 from siliconlab.data import parity_texts
 from siliconlab.errors import SiliconlabError
@@ -105,6 +111,7 @@ class Converter:
                 return UnitOutcome(unit.name, "failed", None, manifest, f"parity failed: {report.summary()}")
             if artifact_dir.exists():
                 shutil.rmtree(artifact_dir)
+            work.chmod(0o755)  # mkdtemp makes it private; artifacts are meant to be shared
             work.rename(artifact_dir)
             return UnitOutcome(unit.name, "converted", artifact_dir, manifest)
         except Exception as exc:  # one unit failing must not stop the others
@@ -178,4 +185,6 @@ def load_artifact(artifact_dir: Path, unit: Unit, threads: int) -> tuple[Runner,
     try:
         return unit.load(artifact_dir, threads), manifest
     except Exception as exc:
-        raise SiliconlabError(f"artifact {artifact_dir} is corrupt or incomplete ({_one_line(exc)}); convert again")
+        raise SiliconlabError(
+            f"artifact {artifact_dir} is corrupt or incomplete ({_one_line(exc)}); convert again"
+        ) from exc

@@ -7,11 +7,20 @@ weight-only int8 keeps cosine ≥ 0.998, runs at fp32 speed or better and quarte
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 from pathlib import Path
 
 from siliconlab.models.base import LoadedModel
 from siliconlab.units.base import INT8_COSINE_MIN, Conversion, Unit
-from siliconlab.units.openvino_cpu import ARTIFACT, OpenVinoRunner, op_histogram, openvino_model, openvino_versions
+from siliconlab.units.openvino_cpu import (
+    ARTIFACT,
+    OpenVinoRunner,
+    op_histogram,
+    openvino_model,
+    openvino_versions,
+)
 
 
 class OpenVinoCpuInt8(Unit):
@@ -27,7 +36,10 @@ class OpenVinoCpuInt8(Unit):
         import nncf
         import openvino as ov
 
-        compressed = nncf.compress_weights(openvino_model(model, out_dir), mode=nncf.CompressWeightsMode.INT8_SYM)
+        nncf.set_log_level(logging.ERROR)  # its bit-width table would land in the middle of our output
+        source = openvino_model(model, out_dir)
+        with contextlib.redirect_stdout(io.StringIO()):  # nncf draws a progress bar on stdout
+            compressed = nncf.compress_weights(source, mode=nncf.CompressWeightsMode.INT8_SYM)
         ov.save_model(compressed, str(out_dir / ARTIFACT), compress_to_fp16=False)
         versions = openvino_versions() | {"nncf": nncf.__version__}
         return Conversion(

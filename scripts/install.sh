@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Create the virtual environment and install siliconlab with every CPU engine.
+# torch goes first, as a CPU build on CPU-only Linux x86_64, so nothing later pulls a multi-GB CUDA build.
+set -euo pipefail
+VENV="${1:-.venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_VERSION="2.13.0"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+    if [ "$(uname -s)" = "Linux" ] && [ "$(uname -m)" = "x86_64" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
+        # The CPU wheel: from a local wheel directory if pip is configured with one, else PyTorch's CPU index.
+        "$PY" -m pip install --quiet "torch==${TORCH_VERSION}+cpu" 2>/dev/null \
+            || "$PY" -m pip install --quiet "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu
+    else
+        # macOS (CPU/MPS wheels), Linux aarch64 (CPU wheels) and NVIDIA hosts (CUDA wheels) take PyPI's build.
+        "$PY" -m pip install --quiet "torch>=2.4,<2.14"
+    fi
+fi
+
+"$PY" -m pip install --quiet -e ".[cpu,dev]"
+echo "siliconlab installed in $VENV ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,1 @@
+"""Benchmarking: timing, statistics, machine facts, results."""

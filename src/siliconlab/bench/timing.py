@@ -1,0 +1,48 @@
+"""How a unit is timed: warm-up excluded, then measure until both a minimum count and a minimum time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    warmup_iters: int = 5
+    warmup_seconds: float = 0.5
+    min_iters: int = 30
+    min_seconds: float = 3.0
+    max_seconds: float = 60.0
+
+    @classmethod
+    def quick(cls) -> TimingConfig:
+        return cls(warmup_iters=2, warmup_seconds=0.1, min_iters=10, min_seconds=0.5, max_seconds=10.0)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def measure(step: Callable[[], object], sync: Callable[[], None], config: TimingConfig) -> np.ndarray:
+    """Per-iteration wall times in seconds; `sync` waits for device work (no-op on the CPU)."""
+    started = time.perf_counter()
+    done = 0
+    while done < config.warmup_iters or time.perf_counter() - started < config.warmup_seconds:
+        step()
+        sync()
+        done += 1
+    samples: list[float] = []
+    started = time.perf_counter()
+    while True:
+        begin = time.perf_counter()
+        step()
+        sync()
+        samples.append(time.perf_counter() - begin)
+        elapsed = time.perf_counter() - started
+        if len(samples) >= config.min_iters and elapsed >= config.min_seconds:
+            break
+        if elapsed >= config.max_seconds and len(samples) >= 3:
+            break
+    return np.asarray(samples)
