@@ -53,4 +53,65 @@ def machine_info() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "arch": platform.machine(),
         "python": platform.python_version(),
+        "gpus": gpu_info(),
+        "libraries": library_versions(),
+        "git_commit": git_commit(),
     }
+
+
+def git_commit() -> str | None:
+    """The commit of the siliconlab checkout, when running from one."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except OSError:
+        return None
+    commit = out.stdout.strip()
+    return (commit + ("-dirty" if dirty.stdout.strip() else "")) if out.returncode == 0 and commit else None
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for name in (
+        "siliconlab",
+        "torch",
+        "transformers",
+        "onnxruntime",
+        "openvino",
+        "nncf",
+        "numpy",
+        "coremltools",
+        "mlx",
+    ):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def gpu_info() -> list[dict[str, Any]]:
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return []
+        return [
+            {
+                "name": torch.cuda.get_device_name(i),
+                "memory_gb": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1),
+            }
+            for i in range(torch.cuda.device_count())
+        ]
+    except Exception:
+        return []

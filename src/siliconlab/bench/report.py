@@ -1,7 +1,8 @@
-"""Writing and printing bench results."""
+"""Bench results: the JSON file, the terminal table and the Markdown report."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,39 +10,144 @@ from rich.console import Console
 from rich.table import Table
 
 from siliconlab.convert.manifest import write_json_atomic
+from siliconlab.errors import SiliconlabError
+
+COLUMNS = (
+    "unit",
+    "workload",
+    "p50 ms",
+    "95% CI p50",
+    "p90 ms",
+    "p99 ms",
+    "seq/s",
+    "GFLOP/s",
+    "% floor",
+    "speedup",
+    "J/seq",
+    "peak MB",
+    "parity",
+)
 
 
-def write_result(result: dict[str, Any], out_dir: Path) -> Path:
+def result_paths(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     stamp = result["created"].replace(":", "").replace("-", "").replace("+0000", "Z")
-    path = Path(out_dir) / f"bench-{result['model'].replace('/', '--')}-{stamp}.json"
+    stem = Path(out_dir) / f"bench-{result['model'].replace('/', '--')}-{stamp}"
+    return {"json": stem.with_suffix(".json"), "markdown": stem.with_suffix(".md"), "charts": stem}
+
+
+def write_result(result: dict[str, Any], path: Path) -> Path:
     write_json_atomic(path, result)
     return path
 
 
-def print_table(result: dict[str, Any], console: Console) -> None:
-    machine = result["machine"]
-    title = (
-        f"{result['model']} on {machine['cpu']} ({machine['cores_physical']} cores), "
-        f"{result['settings']['threads']} threads"
+def load_result(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SiliconlabError(f"no such result file: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SiliconlabError(f"{path} is not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("siliconlab.bench/"):
+        raise SiliconlabError(f"{path} is not a siliconlab bench result (no siliconlab.bench schema)")
+    return data
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    lat = row["latency_ms"]
+    ci = f"{lat['p50_ci_low']:.2f}–{lat['p50_ci_high']:.2f}" if "p50_ci_low" in lat else ""
+    energy = (row.get("energy") or {}).get("joules_per_sequence")
+    parity = row.get("parity") or {}
+    cos = parity.get("cosine_min")
+    return [
+        row["unit"],
+        row.get("workload_label") or f"B{row['batch']} S{row['seq']}",
+        f"{lat['p50']:.2f}",
+        ci,
+        f"{lat['p90']:.2f}",
+        f"{lat['p99']:.2f}",
+        f"{row['throughput']['sequences_per_s']:.1f}",
+        f"{row['gflops_per_s']:.1f}" if row.get("gflops_per_s") else "",
+        f"{row['pct_of_floor']:.0f}%" if row.get("pct_of_floor") is not None else "n/a",
+        f"{row['speedup']:.2f}x" if row.get("speedup") else "n/a",
+        f"{energy:.3g}" if energy is not None else "n/a",
+        f"{row['peak_rss_mb']:.0f}" if row.get("peak_rss_mb") else "",
+        f"{cos:.5f}" if cos is not None else "",
+    ]
+
+
+def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    order = {"fixed": 0, "text": 1, "budget": 2}
+    return sorted(
+        result["results"], key=lambda r: (order.get(r["workload"], 9), r["seq"], r["batch"], r["latency_ms"]["p50"])
     )
-    table = Table(title=title)
-    for column in ("unit", "shape", "p50 ms", "p90 ms", "seq/s", "speedup", "parity cos min"):
-        table.add_column(column, justify="left" if column in ("unit", "shape") else "right", no_wrap=column == "unit")
-    rows = sorted(result["results"], key=lambda r: (r["workload"], r["seq"], r["batch"], r["latency_ms"]["p50"]))
-    for row in rows:
-        speedup = f"{row['speedup']:.2f}x" if row["speedup"] else "n/a"
-        parity = row.get("parity") or {}
-        cos = f"{parity['cosine_min']:.5f}" if parity else ""
-        shape = f"B{row['batch']} S{row['seq']}" + (" (text)" if row["workload"] == "text" else "")
-        table.add_row(
-            row["unit"],
-            shape,
-            f"{row['latency_ms']['p50']:.2f}",
-            f"{row['latency_ms']['p90']:.2f}",
-            f"{row['throughput']['sequences_per_s']:.1f}",
-            speedup,
-            cos,
-        )
+
+
+def title_of(result: dict[str, Any]) -> str:
+    machine = result["machine"]
+    return (
+        f"{result['model']} on {machine['cpu']} ({machine['cores_physical']} cores), "
+        f"{result['settings']['threads']} threads, baseline {result['settings']['baseline']}"
+    )
+
+
+def print_table(result: dict[str, Any], console: Console) -> None:
+    table = Table(title=title_of(result))
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("unit", "workload") else "right", no_wrap=True)
+    for row in sorted_rows(result):
+        table.add_row(*_cells(row))
     console.print(table)
     for failure in result["failures"]:
-        console.print(f"[red]{failure['unit']}[/]: {failure['error']}", highlight=False)
+        console.print(f"[red]{failure['unit']} failed[/]: {failure['error']}", highlight=False)
+    energy_reasons = {(r.get("energy") or {}).get("reason") for r in result["results"]} - {"", None}
+    for reason in sorted(energy_reasons):
+        console.print(f"energy n/a: {reason}", highlight=False)
+
+
+def markdown(result: dict[str, Any], charts: list[Path]) -> str:
+    machine = result["machine"]
+    lines = [
+        f"# siliconlab bench: {result['model']}",
+        "",
+        f"- machine: {machine['cpu']}, {machine['cores_physical']} physical / {machine['cores_logical']} logical cores,"
+        f" {machine['ram_gb']} GB RAM, {machine['os']} {machine['arch']}; CPU flags: {', '.join(machine['cpu_flags'])}",
+        f"- GPUs: {', '.join(g['name'] for g in machine.get('gpus', [])) or 'none'}",
+        f"- siliconlab {result['siliconlab_version']} (commit {machine.get('git_commit') or 'n/a'}), "
+        + ", ".join(f"{k} {v}" for k, v in machine.get("libraries", {}).items() if k != "siliconlab"),
+        f"- threads {result['settings']['threads']}, one process per unit, timing {result['settings']['timing']}",
+        f"- baseline: {result['settings']['baseline']} (speedups measured in this run)",
+        f"- created {result['created']}{'' if result.get('complete') else ' — INCOMPLETE (interrupted)'}",
+    ]
+    if result.get("architecture_only"):
+        lines.append("- model weights are random: architecture only, for timing")
+    floors = result.get("floors") or {}
+    if floors:
+        lines += [
+            "",
+            "## Machine floor (measured GEMM rates)",
+            "",
+            "| device-precision | GFLOP/s | probe |",
+            "|---|---|---|",
+        ]
+        for key, floor in floors.items():
+            rate = f"{floor['gflops']:.1f}" if floor.get("gflops") else f"n/a ({floor.get('reason', '')})"
+            lines.append(f"| {key} | {rate} | {floor['probe']} |")
+    lines += ["", "## Results", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in sorted_rows(result):
+        lines.append("| " + " | ".join(_cells(row)) + " |")
+    budget_rows = [r for r in result["results"] if r["workload"] == "budget"]
+    if budget_rows:
+        lines += ["", "Latency budget search (p90 per batch tried):", ""]
+        for row in budget_rows:
+            tried = ", ".join(f"B{s['batch']}: {s['p90_ms']:.1f} ms" for s in row.get("searched", []))
+            verdict = "" if row.get("within_budget", True) else " — even batch 1 exceeds the budget"
+            lines.append(f"- {row['unit']} S{row['seq']} ≤ {row['budget_ms']:g} ms: {tried}{verdict}")
+    reasons = sorted({(r.get("energy") or {}).get("reason") for r in result["results"]} - {"", None})
+    if reasons:
+        lines += ["", "Energy n/a: " + "; ".join(reasons)]
+    if result["failures"]:
+        lines += ["", "## Failures", ""] + [f"- **{f['unit']}**: {f['error']}" for f in result["failures"]]
+    if charts:
+        lines += ["", "## Charts", ""] + [f"![{c.stem}]({c.name})" for c in charts]
+    lines += ["", "How to read this: docs/benchmarking.md", ""]
+    return "\n".join(lines)

@@ -1,144 +1,207 @@
-"""bench: convert (or reuse) each unit's artifact, time it on each workload, compare with the baseline unit."""
+"""bench orchestration: convert (or reuse) each unit, run it in its own process, gather rows as they finish.
+
+Rows are written to the result file as soon as they arrive (atomically), so Ctrl-C or a crash keeps every
+finished measurement.
+"""
 
 from __future__ import annotations
 
-import time
+import json
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from siliconlab import __version__
+from siliconlab.bench.floor import floor_key, measure_floors
 from siliconlab.bench.machine import machine_info
-from siliconlab.bench.stats import summarize_ms
-from siliconlab.bench.timing import TimingConfig, measure
-from siliconlab.convert.pipeline import Converter, load_artifact
-from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.bench.timing import TimingConfig
+from siliconlab.bench.workloads import label
+from siliconlab.convert.pipeline import Converter
 from siliconlab.models.base import ModelSource
-from siliconlab.text import encode, fixed_shape_inputs
 from siliconlab.units.base import Unit
 
-RESULT_SCHEMA = "siliconlab.bench/1"
-FILLER_TEXT = "the quick brown fox jumps over the lazy dog while the band plays on"
+RESULT_SCHEMA = "siliconlab.bench/2"
 
 
 @dataclass
-class Workload:
-    kind: str  # fixed | text
-    batch: int
-    seq: int
-    input_ids: np.ndarray = field(repr=False)
-    attention_mask: np.ndarray = field(repr=False)
-
-    @property
-    def label(self) -> str:
-        return f"B{self.batch} S{self.seq}" + (" text" if self.kind == "text" else "")
-
-
-def build_workloads(
-    tokenizer: Any, max_length: int, batches: list[int], seqs: list[int], text: str | None
-) -> list[Workload]:
-    if text is not None:
-        ids, mask = encode(tokenizer, [text], max_length)
-        return [
-            Workload("text", b, ids.shape[1], np.repeat(ids, b, axis=0), np.repeat(mask, b, axis=0)) for b in batches
-        ]
-    workloads = []
-    for seq in seqs:
-        if seq > max_length:
-            raise UsageError(f"--seq {seq} is longer than the model's maximum of {max_length} tokens")
-        for batch in batches:
-            ids, mask = fixed_shape_inputs(tokenizer, batch, seq, FILLER_TEXT)
-            workloads.append(Workload("fixed", batch, seq, ids, mask))
-    return workloads
+class BenchPlan:
+    source: ModelSource
+    units: list[Unit]
+    workloads: list[dict[str, Any]]
+    cache_dir: Path
+    threads: int
+    timing: TimingConfig
+    baseline: str
+    config: dict[str, int]
+    measure_floor: bool = True
+    quick: bool = False
+    unit_timeout_s: float = 3600.0
 
 
-def run_bench(
-    source: ModelSource,
-    units: list[Unit],
-    batches: list[int],
-    seqs: list[int],
-    cache_dir: Path,
-    threads: int,
-    timing: TimingConfig,
-    baseline: str,
-    text: str | None = None,
-    on_row: Callable[[dict[str, Any]], None] | None = None,
-    on_failure: Callable[[dict[str, str]], None] | None = None,
-) -> dict[str, Any]:
-    converter = Converter(source, cache_dir, threads)
-    model = source.load()
-    workloads = build_workloads(model.tokenizer, model.max_length, batches, seqs, text)
-    del model
-    rows: list[dict[str, Any]] = []
-    failures: list[dict[str, str]] = []
+class Events:
+    """Callbacks for progress display; all optional."""
 
-    def fail(unit: str, error: str) -> None:
-        failures.append({"unit": unit, "error": error})
-        if on_failure:
-            on_failure(failures[-1])
+    def __init__(
+        self,
+        on_unit: Callable[[str, str], None] | None = None,
+        on_row: Callable[[dict[str, Any]], None] | None = None,
+        on_failure: Callable[[dict[str, str]], None] | None = None,
+        on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    ):
+        self.on_unit = on_unit or (lambda unit, what: None)
+        self.on_row = on_row or (lambda row: None)
+        self.on_failure = on_failure or (lambda failure: None)
+        self.on_checkpoint = on_checkpoint or (lambda result: None)
 
-    for unit in units:
-        outcome = converter.convert_unit(unit)
-        if not outcome.ok:
-            fail(unit.name, outcome.error)
-            continue
-        try:
-            started = time.perf_counter()
-            runner, manifest = load_artifact(outcome.artifact_dir, unit, threads)
-            load_s = time.perf_counter() - started
-            for workload in workloads:
-                ids, mask = workload.input_ids, workload.attention_mask
-                begin = time.perf_counter()
-                runner.run(ids, mask)
-                runner.synchronize()
-                cold_ms = (time.perf_counter() - begin) * 1e3
-                samples = measure(lambda r=runner, i=ids, m=mask: r.run(i, m), runner.synchronize, timing)
-                latency = summarize_ms(samples)
-                tokens = int(mask.sum())
-                row = {
-                    "unit": unit.name,
-                    "model": source.name,
-                    "workload": workload.kind,
-                    "batch": workload.batch,
-                    "seq": workload.seq,
-                    "latency_ms": latency,
-                    "iterations": int(samples.size),
-                    "cold_ms": cold_ms,
-                    "load_s": load_s,
-                    "throughput": {
-                        "sequences_per_s": workload.batch / (latency["p50"] / 1e3),
-                        "tokens_per_s": tokens / (latency["p50"] / 1e3),
-                    },
-                    "parity": manifest.get("parity"),
-                    "speedup": None,
-                }
-                rows.append(row)
-                if on_row:
-                    on_row(row)
-        except SiliconlabError as exc:
-            fail(unit.name, str(exc))
-        except Exception as exc:  # a crashing unit is reported; the others still run
-            fail(unit.name, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
-    add_speedups(rows, baseline)
+
+def new_result(plan: BenchPlan) -> dict[str, Any]:
     return {
         "schema": RESULT_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "siliconlab_version": __version__,
+        "model": plan.source.name,
+        "model_source": plan.source.source,
+        "architecture_only": plan.source.architecture_only,
         "machine": machine_info(),
-        "settings": {"threads": threads, "timing": timing.to_dict(), "baseline": baseline, "text": text},
-        "model": source.name,
-        "results": rows,
-        "failures": failures,
+        "settings": {
+            "threads": plan.threads,
+            "timing": plan.timing.to_dict(),
+            "baseline": plan.baseline,
+            "units": [unit.name for unit in plan.units],
+            "workloads": [{k: v for k, v in w.items() if k != "texts"} | _text_facts(w) for w in plan.workloads],
+            "isolation": "one process per unit",
+        },
+        "floors": {},
+        "results": [],
+        "failures": [],
+        "complete": False,
     }
 
 
+def _text_facts(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"texts": len(spec["texts"])} if "texts" in spec else {}
+
+
+def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
+    events = events or Events()
+    result = new_result(plan)
+    if plan.measure_floor:
+        events.on_unit("machine floor", "measuring GEMM rates")
+        result["floors"] = measure_floors({u.device for u in plan.units}, plan.threads, quick=plan.quick)
+    converter = Converter(plan.source, plan.cache_dir, plan.threads)
+    for unit in plan.units:
+        events.on_unit(unit.name, "converting")
+        outcome = converter.convert_unit(unit)
+        if not outcome.ok:
+            _fail(result, events, unit.name, outcome.error, skipped=len(plan.workloads))
+            continue
+        events.on_unit(unit.name, "timing")
+        _run_unit_process(plan, unit, outcome.artifact_dir, outcome.manifest, result, events)
+    finish(result, plan.baseline)
+    result["complete"] = True
+    return result
+
+
+def _fail(result: dict[str, Any], events: Events, unit: str, error: str, skipped: int = 0) -> None:
+    failure = {"unit": unit, "error": error}
+    result["failures"].append(failure)
+    events.on_failure(failure | {"skipped": skipped})
+    events.on_checkpoint(result)
+
+
+def _run_unit_process(
+    plan: BenchPlan, unit: Unit, artifact_dir: Path, manifest: dict[str, Any], result: dict[str, Any], events: Events
+) -> None:
+    workloads = [w | {"max_length": int(manifest.get("max_length", 512))} for w in plan.workloads]
+    job = {
+        "unit": unit.name,
+        "artifact_dir": str(artifact_dir),
+        "threads": plan.threads,
+        "timing": plan.timing.to_dict(),
+        "config": plan.config,
+        "workloads": workloads,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(job, handle)
+        job_path = handle.name
+    done = 0
+    stderr_path = Path(job_path).with_suffix(".stderr")
+    try:
+        with stderr_path.open("w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "siliconlab.bench.worker", job_path],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+            try:
+                assert process.stdout is not None
+                for line in process.stdout:
+                    message = json.loads(line)
+                    if message["type"] == "row":
+                        row = message["row"] | {
+                            "model": plan.source.name,
+                            "precision": unit.precision,
+                            "device": unit.device,
+                            "workload_label": label(plan.workloads[message["row"]["index"]]),
+                            "parity": manifest.get("parity"),
+                            "speedup": None,
+                        }
+                        result["results"].append(row)
+                        done += 1
+                        events.on_row(row)
+                        events.on_checkpoint(result)
+                code = process.wait(timeout=plan.unit_timeout_s)
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+        if code != 0:
+            tail = [line for line in stderr_path.read_text().strip().splitlines() if line.strip()]
+            reason = tail[-1] if tail else "no output"
+            how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
+            _fail(result, events, unit.name, f"unit process {how}: {reason}"[:400], skipped=len(workloads) - done)
+    finally:
+        Path(job_path).unlink(missing_ok=True)
+        stderr_path.unlink(missing_ok=True)
+
+
+def finish(result: dict[str, Any], baseline: str) -> None:
+    add_speedups(result["results"], baseline)
+    add_floor_fractions(result["results"], result.get("floors", {}))
+
+
+def _shape_key(row: dict[str, Any]) -> tuple:
+    return (row["workload"], row["batch"], row["seq"], row.get("budget_ms"))
+
+
 def add_speedups(rows: list[dict[str, Any]], baseline: str) -> None:
-    """speedup = baseline p50 / unit p50 on the same workload, in the same run; None when no baseline row."""
-    base = {(r["workload"], r["batch"], r["seq"]): r["latency_ms"]["p50"] for r in rows if r["unit"] == baseline}
+    """speedup = baseline p50 / unit p50 on the same workload, in the same run; None when no baseline row.
+
+    For the budget workload the ratio is of throughput (what that workload maximises).
+    """
+
+    def key(r: dict[str, Any]) -> tuple:
+        return ("budget", r["seq"]) if r["workload"] == "budget" else _shape_key(r)
+
+    base = {key(r): r for r in rows if r["unit"] == baseline}
     for row in rows:
-        reference = base.get((row["workload"], row["batch"], row["seq"]))
-        row["speedup"] = reference / row["latency_ms"]["p50"] if reference else None
+        ref = base.get(key(row))
+        if row["workload"] == "budget":
+            ratio = row["throughput"]["sequences_per_s"] / ref["throughput"]["sequences_per_s"] if ref else None
+        else:
+            ratio = ref["latency_ms"]["p50"] / row["latency_ms"]["p50"] if ref else None
+        row["speedup"] = ratio
+
+
+def add_floor_fractions(rows: list[dict[str, Any]], floors: dict[str, Any]) -> None:
+    for row in rows:
+        floor = floors.get(floor_key(row.get("device", "cpu"), row.get("precision", "fp32")), {})
+        rate = floor.get("gflops")
+        row["floor_gflops"] = rate
+        row["pct_of_floor"] = 100.0 * row["gflops_per_s"] / rate if rate and row.get("gflops_per_s") else None

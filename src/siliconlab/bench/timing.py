@@ -25,8 +25,17 @@ class TimingConfig:
         return asdict(self)
 
 
-def measure(step: Callable[[], object], sync: Callable[[], None], config: TimingConfig) -> np.ndarray:
-    """Per-iteration wall times in seconds; `sync` waits for device work (no-op on the CPU)."""
+def measure(
+    step: Callable[[], object],
+    sync: Callable[[], None],
+    config: TimingConfig,
+    on_measure_start: Callable[[], None] | None = None,
+) -> np.ndarray:
+    """Per-iteration wall times in seconds, warm-up excluded.
+
+    `sync` blocks until queued device work is done (a no-op on the CPU; torch.cuda.synchronize on NVIDIA),
+    so asynchronous engines are timed to completion. `on_measure_start` starts energy counters after warm-up.
+    """
     started = time.perf_counter()
     done = 0
     while done < config.warmup_iters or time.perf_counter() - started < config.warmup_seconds:
@@ -34,6 +43,8 @@ def measure(step: Callable[[], object], sync: Callable[[], None], config: Timing
         sync()
         done += 1
     samples: list[float] = []
+    if on_measure_start:
+        on_measure_start()
     started = time.perf_counter()
     while True:
         begin = time.perf_counter()

@@ -1,0 +1,158 @@
+"""The per-unit benchmark process: load one artifact, time each workload, stream rows back as JSON lines.
+
+Running each unit in its own process gives clean peak-memory figures and keeps a crash (or a leak) in one
+engine from ending or skewing the others. Protocol: one JSON object per line on the original stdout; every
+library's own printing is moved to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from siliconlab.bench.energy import meter_for
+from siliconlab.bench.floor import encoder_flops
+from siliconlab.bench.stats import summarize_ms
+from siliconlab.bench.timing import TimingConfig, measure
+from siliconlab.bench.workloads import fixed_inputs, text_batches
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+class _Config:
+    def __init__(self, values: dict[str, int]):
+        self.__dict__.update(values)
+
+
+def _time_batches(runner: Any, batches: list[tuple[np.ndarray, np.ndarray]], timing: TimingConfig, meter: Any):
+    """Cycle through `batches`; returns (samples, tokens per measured call, batch shapes, energy reading)."""
+    order: list[int] = []
+
+    def step() -> None:
+        index = len(order) % len(batches)
+        order.append(index)
+        runner.run(*batches[index])
+
+    samples = measure(step, runner.synchronize, timing, on_measure_start=meter.start)
+    energy = meter.stop()
+    measured = order[-samples.size :]
+    return samples, measured, energy
+
+
+def run_workload(
+    runner: Any, tokenizer: Any, spec: dict[str, Any], timing: TimingConfig, config: _Config, device: str
+) -> dict[str, Any]:
+    max_length = int(spec.get("max_length", 512))
+    if spec["kind"] == "budget":
+        return _budget(runner, tokenizer, spec, timing, config, device)
+    if spec["kind"] == "text":
+        batches = text_batches(tokenizer, spec["texts"], spec["batch"], max_length)
+    else:
+        batches = [fixed_inputs(tokenizer, spec["batch"], spec["seq"])]
+    begin = time.perf_counter()
+    runner.run(*batches[0])
+    runner.synchronize()
+    cold_ms = (time.perf_counter() - begin) * 1e3
+    meter = meter_for(device)
+    samples, measured, energy = _time_batches(runner, batches, timing, meter)
+    return _row(spec, batches, samples, measured, energy, cold_ms, config)
+
+
+def _row(spec, batches, samples, measured, energy, cold_ms, config) -> dict[str, Any]:
+    latency = summarize_ms(samples)
+    total_s = float(samples.sum())
+    sequences = sum(batches[i][0].shape[0] for i in measured)
+    tokens = sum(int(batches[i][1].sum()) for i in measured)
+    flops = sum(encoder_flops(config, *batches[i][0].shape) for i in measured)
+    padded_seq = [batches[i][0].shape[1] for i in measured]
+    batch = int(batches[0][0].shape[0])
+    return {
+        "workload": spec["kind"],
+        "batch": batch,
+        "seq": int(round(float(np.mean(padded_seq)))),
+        "tokens_per_sequence": tokens / max(sequences, 1),
+        "latency_ms": latency,
+        "iterations": int(samples.size),
+        "cold_ms": cold_ms,
+        "throughput": {"sequences_per_s": sequences / total_s, "tokens_per_s": tokens / total_s},
+        "gflops_per_s": flops / total_s / 1e9,
+        "flops_per_batch": flops / samples.size,
+        "energy": {
+            "source": energy.source,
+            "joules_per_batch": energy.joules / samples.size if energy.joules is not None else None,
+            "joules_per_sequence": energy.joules / sequences if energy.joules is not None else None,
+            "reason": energy.reason,
+        },
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _budget(runner, tokenizer, spec, timing, config, device) -> dict[str, Any]:
+    """Double the batch until p90 latency exceeds the budget; report the largest batch that fit."""
+    budget, best, searched = float(spec["budget_ms"]), None, []
+    batch = 1
+    while batch <= int(spec["max_batch"]):
+        batches = [fixed_inputs(tokenizer, batch, spec["seq"])]
+        runner.run(*batches[0])
+        runner.synchronize()
+        meter = meter_for(device)
+        samples, measured, energy = _time_batches(runner, batches, timing, meter)
+        row = _row({"kind": "budget"}, batches, samples, measured, energy, float("nan"), config)
+        searched.append({"batch": batch, "p90_ms": row["latency_ms"]["p90"]})
+        if row["latency_ms"]["p90"] > budget:
+            break
+        best = row
+        batch *= 2
+    if best is None:
+        best = row
+        best["within_budget"] = False
+    else:
+        best["within_budget"] = True
+    best.update({"budget_ms": budget, "searched": searched})
+    return best
+
+
+def main(job_path: str) -> int:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything the engines print goes to stderr, never into the protocol
+    sys.stdout = sys.stderr
+    job = json.loads(Path(job_path).read_text())
+
+    def send(message: dict[str, Any]) -> None:
+        protocol.write(json.dumps(message) + "\n")
+        protocol.flush()
+
+    from transformers import AutoTokenizer
+
+    from siliconlab.convert.pipeline import load_artifact
+    from siliconlab.units import get_unit
+
+    unit = get_unit(job["unit"])
+    artifact_dir = Path(job["artifact_dir"])
+    timing = TimingConfig(**job["timing"])
+    config = _Config(job["config"])
+    started = time.perf_counter()
+    runner, manifest = load_artifact(artifact_dir, unit, job["threads"])
+    load_s = time.perf_counter() - started
+    tokenizer = AutoTokenizer.from_pretrained(artifact_dir)
+    send({"type": "loaded", "load_s": load_s})
+    for index, spec in enumerate(job["workloads"]):
+        send({"type": "start", "index": index})
+        row = run_workload(runner, tokenizer, spec, timing, config, unit.device)
+        row.update({"unit": unit.name, "load_s": load_s, "index": index})
+        send({"type": "row", "row": row})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
