@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from siliconlab.models.base import LoadedModel, ModelSource, count_params, max_length_of
-from siliconlab.models.minilm import minilm_directory
+from siliconlab.models.minilm import tokenizer_directory
 
 SEED = 0
 #: Bump when the way weights are generated changes, so cached artifacts are rebuilt.
@@ -40,7 +40,7 @@ class BertBaseSource(ModelSource):
             model = BertModel(config).eval()
         finally:
             torch.random.set_rng_state(generator_state)
-        tokenizer = AutoTokenizer.from_pretrained(minilm_directory())
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_directory())
         return LoadedModel(
             name=self.name,
             model=model,
@@ -52,7 +52,7 @@ class BertBaseSource(ModelSource):
         )
 
     def content_hash(self) -> str:
-        vocab = (minilm_directory() / "vocab.txt").read_bytes()
+        vocab = (tokenizer_directory() / "vocab.txt").read_bytes()
         payload = json.dumps(self.config.to_diff_dict(), sort_keys=True) + RECIPE + f"seed={SEED}"
         payload += f"torch={torch.__version__.split('+')[0]}"  # the generator's stream is torch-version bound
         return hashlib.sha256(payload.encode() + vocab).hexdigest()

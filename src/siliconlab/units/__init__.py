@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from siliconlab.errors import UsageError
 from siliconlab.units.base import Availability, Runner, Unit
+from siliconlab.units.coreml import COREML_UNITS
 from siliconlab.units.onnxruntime_cpu import OnnxRuntimeCpuFp32
 from siliconlab.units.onnxruntime_cpu_int8 import OnnxRuntimeCpuInt8
+from siliconlab.units.onnxruntime_gpu import OnnxRuntimeCudaFp16, OnnxRuntimeTensorRtFp16
 from siliconlab.units.openvino_cpu import OpenVinoCpuFp32
 from siliconlab.units.openvino_cpu_int8 import OpenVinoCpuInt8
+from siliconlab.units.tensorrt_gpu import TensorRtFp16
 from siliconlab.units.torch_cpu import TorchCpuFp32
+from siliconlab.units.torch_cuda import TorchCudaBf16, TorchCudaFp16, TorchCudaFp32
+from siliconlab.units.torch_cuda_graph import TorchCudaBf16Graph, TorchCudaFp8, TorchCudaFp16Graph
 
 BASELINE = "torch-cpu-fp32"
 
@@ -20,6 +25,16 @@ REGISTRY: dict[str, type[Unit]] = {
         OnnxRuntimeCpuInt8,
         OpenVinoCpuFp32,
         OpenVinoCpuInt8,
+        TorchCudaFp32,
+        TorchCudaFp16,
+        TorchCudaBf16,
+        TorchCudaFp16Graph,
+        TorchCudaBf16Graph,
+        TorchCudaFp8,
+        OnnxRuntimeCudaFp16,
+        OnnxRuntimeTensorRtFp16,
+        TensorRtFp16,
+        *COREML_UNITS,
     )
 }
 

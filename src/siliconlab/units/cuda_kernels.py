@@ -1,0 +1,178 @@
+"""Triton kernels for the fused encoder: everything between the GEMMs, one kernel per stage.
+
+- embed_ln: word-embedding gather + (position + token-type) add + LayerNorm
+- add_ln: GEMM output + bias + residual -> LayerNorm (the residual add never round-trips memory)
+- bias_gelu: bias + exact (erf) GELU
+- quant_rows: per-row fp8 quantization (for inputs no kernel of ours produces)
+- pool: masked mean over tokens + L2 normalisation, fp32 out
+
+Each LayerNorm/GELU kernel can also emit its output as fp8 with a per-row scale (QUANT), so the FP8 GEMM
+that consumes it needs no separate quantization pass. Rows are whole in one program (hidden sizes <= 8192).
+Only imported where triton exists (CUDA machines); FastBert falls back to plain torch ops elsewhere.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+E4M3_MAX = 448.0
+MIN_AMAX = 1e-12
+
+
+@triton.jit
+def _layer_norm(x, mask, w_ptr, b_ptr, cols, n, eps):
+    mean = tl.sum(x, axis=0) / n
+    xc = tl.where(mask, x - mean, 0.0)
+    var = tl.sum(xc * xc, axis=0) / n
+    rstd = 1.0 / tl.sqrt(var + eps)
+    w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)
+    b = tl.load(b_ptr + cols, mask=mask, other=0.0).to(tl.float32)
+    return xc * rstd * w + b
+
+
+@triton.jit
+def _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT: tl.constexpr):
+    tl.store(out_ptr + row * n + cols, y.to(out_ptr.dtype.element_ty), mask=mask)
+    if QUANT:
+        amax = tl.max(tl.where(mask, tl.abs(y), 0.0), axis=0)
+        scale = tl.maximum(amax, MIN_AMAX) / E4M3_MAX
+        q = tl.clamp(y / scale, -E4M3_MAX, E4M3_MAX)
+        tl.store(q_ptr + row * n + cols, q.to(q_ptr.dtype.element_ty), mask=mask)
+        tl.store(s_ptr + row, scale)
+
+
+@triton.jit
+def _embed_ln_kernel(
+    ids_ptr, word_ptr, pos_ptr, w_ptr, b_ptr, out_ptr, q_ptr, s_ptr, seq, n, eps,
+    BLOCK: tl.constexpr, QUANT: tl.constexpr,
+):  # fmt: skip
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n
+    token = tl.load(ids_ptr + row)
+    position = row % seq
+    x = tl.load(word_ptr + token * n + cols, mask=mask, other=0.0).to(tl.float32)
+    x += tl.load(pos_ptr + position * n + cols, mask=mask, other=0.0).to(tl.float32)
+    y = _layer_norm(x, mask, w_ptr, b_ptr, cols, n, eps)
+    _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT)
+
+
+@triton.jit
+def _add_ln_kernel(
+    x_ptr, bias_ptr, res_ptr, w_ptr, b_ptr, out_ptr, q_ptr, s_ptr, n, eps,
+    BLOCK: tl.constexpr, QUANT: tl.constexpr,
+):  # fmt: skip
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n
+    x = tl.load(x_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
+    x += tl.load(bias_ptr + cols, mask=mask, other=0.0).to(tl.float32)
+    x += tl.load(res_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
+    y = _layer_norm(x, mask, w_ptr, b_ptr, cols, n, eps)
+    _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT)
+
+
+@triton.jit
+def _bias_gelu_kernel(x_ptr, bias_ptr, out_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr, QUANT: tl.constexpr):
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n
+    x = tl.load(x_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
+    x += tl.load(bias_ptr + cols, mask=mask, other=0.0).to(tl.float32)
+    y = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
+    _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT)
+
+
+@triton.jit
+def _quant_rows_kernel(x_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr):
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n
+    x = tl.load(x_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
+    amax = tl.max(tl.where(mask, tl.abs(x), 0.0), axis=0)
+    scale = tl.maximum(amax, MIN_AMAX) / E4M3_MAX
+    q = tl.clamp(x / scale, -E4M3_MAX, E4M3_MAX)
+    tl.store(q_ptr + row * n + cols, q.to(q_ptr.dtype.element_ty), mask=mask)
+    tl.store(s_ptr + row, scale)
+
+
+@triton.jit
+def _pool_kernel(x_ptr, mask_ptr, out_ptr, seq, n, BLOCK_S: tl.constexpr, BLOCK: tl.constexpr):
+    b = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    cmask = cols < n
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    count = tl.zeros([BLOCK_S], dtype=tl.float32)
+    for start in range(0, seq, BLOCK_S):
+        rows = start + tl.arange(0, BLOCK_S)
+        rmask = rows < seq
+        m = tl.load(mask_ptr + b * seq + rows, mask=rmask, other=0).to(tl.float32)
+        ptrs = x_ptr + (b * seq + rows)[:, None] * n + cols[None, :]
+        x = tl.load(ptrs, mask=rmask[:, None] & cmask[None, :], other=0.0).to(tl.float32)
+        acc += tl.sum(x * m[:, None], axis=0)
+        count += m
+    mean = acc / tl.maximum(tl.sum(count, axis=0), 1e-9)
+    norm = tl.sqrt(tl.sum(mean * mean, axis=0))
+    tl.store(out_ptr + b * n + cols, mean / tl.maximum(norm, 1e-12), mask=cmask)
+
+
+def _block(n: int) -> int:
+    return triton.next_power_of_2(n)
+
+
+def _warps(block: int) -> int:
+    return 8 if block >= 2048 else 4
+
+
+def _outputs(rows: int, n: int, dtype: torch.dtype, quant: bool, device: torch.device):
+    out = torch.empty((rows, n), dtype=dtype, device=device)
+    if not quant:
+        return out, out, out  # q/s pointers unused (QUANT is a compile-time constant)
+    q = torch.empty((rows, n), dtype=torch.float8_e4m3fn, device=device)
+    s = torch.empty((rows, 1), dtype=torch.float32, device=device)
+    return out, q, s
+
+
+def embed_ln(ids, word, pos_type, w, b, eps, seq, dtype, quant=False):
+    rows, n = ids.numel(), word.shape[1]
+    out, q, s = _outputs(rows, n, dtype, quant, word.device)
+    block = _block(n)
+    _embed_ln_kernel[(rows,)](ids, word, pos_type, w, b, out, q, s, seq, n, eps, BLOCK=block, QUANT=quant,
+                              num_warps=_warps(block))  # fmt: skip
+    return (out, q, s) if quant else (out, None, None)
+
+
+def add_ln(x, bias, residual, w, b, eps, dtype, quant=False):
+    rows, n = x.shape
+    out, q, s = _outputs(rows, n, dtype, quant, x.device)
+    block = _block(n)
+    _add_ln_kernel[(rows,)](x, bias, residual, w, b, out, q, s, n, eps, BLOCK=block, QUANT=quant,
+                            num_warps=_warps(block))  # fmt: skip
+    return (out, q, s) if quant else (out, None, None)
+
+
+def bias_gelu(x, bias, dtype, quant=False):
+    rows, n = x.shape
+    out, q, s = _outputs(rows, n, dtype, quant, x.device)
+    block = _block(n)
+    _bias_gelu_kernel[(rows,)](x, bias, out, q, s, n, BLOCK=block, QUANT=quant, num_warps=_warps(block))
+    return (out, q, s) if quant else (out, None, None)
+
+
+def quant_rows(x):
+    rows, n = x.shape
+    q = torch.empty((rows, n), dtype=torch.float8_e4m3fn, device=x.device)
+    s = torch.empty((rows, 1), dtype=torch.float32, device=x.device)
+    block = _block(n)
+    _quant_rows_kernel[(rows,)](x, q, s, n, BLOCK=block, num_warps=_warps(block))
+    return q, s
+
+
+def pool(states, mask):
+    batch, seq, n = states.shape
+    out = torch.empty((batch, n), dtype=torch.float32, device=states.device)
+    block = _block(n)
+    _pool_kernel[(batch,)](states, mask, out, seq, n, BLOCK_S=8, BLOCK=block, num_warps=4)
+    return out

@@ -1,0 +1,181 @@
+"""FastBert: a BERT encoder rebuilt for inference on NVIDIA GPUs from a Hugging Face BertModel's weights.
+
+Per layer: one fused Q/K/V GEMM (bias in the cuBLASLt epilogue), SDPA attention (flash when there is no
+padding, memory-efficient with an additive mask otherwise), the output GEMM, bias+residual+LayerNorm in one
+kernel, FFN1 GEMM, bias+GELU in one kernel, FFN2 GEMM, bias+residual+LayerNorm in one kernel — 8 launches,
+against ~15 for the Hugging Face module. The last LayerNorm writes fp32 token states and one kernel pools them.
+
+`fp8=True` runs the four GEMMs per layer on e4m3 operands (per-output-channel weight scales, per-token
+activation scales emitted by the LayerNorm/GELU kernels themselves), accumulating in fp32, bf16 elsewhere.
+
+On the CPU (or without triton) the same forward runs through plain torch ops: that is what CPU tests check
+against the Hugging Face model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from siliconlab.models.wrapper import mean_pool_normalize
+from siliconlab.units import fp8 as fp8_math
+
+
+class TorchOps:
+    """Reference implementations of the fused stages (any device, any dtype)."""
+
+    @staticmethod
+    def _maybe_quant(y: torch.Tensor, dtype: torch.dtype, quant: bool):
+        out = y.to(dtype)
+        if not quant:
+            return out, None, None
+        q, s = fp8_math.quantize_rows(y)
+        return out, q, s
+
+    def embed_ln(self, ids, word, pos_type, w, b, eps, seq, dtype, quant=False):
+        positions = torch.arange(ids.numel(), device=ids.device) % seq
+        x = word[ids.reshape(-1)].float() + pos_type[positions].float()
+        return self._maybe_quant(F.layer_norm(x, (x.shape[-1],), w.float(), b.float(), eps), dtype, quant)
+
+    def add_ln(self, x, bias, residual, w, b, eps, dtype, quant=False):
+        y = x.float() + bias.float() + residual.float()
+        return self._maybe_quant(F.layer_norm(y, (y.shape[-1],), w.float(), b.float(), eps), dtype, quant)
+
+    def bias_gelu(self, x, bias, dtype, quant=False):
+        return self._maybe_quant(F.gelu(x.float() + bias.float()), dtype, quant)
+
+    def quant_rows(self, x):
+        return fp8_math.quantize_rows(x)
+
+    def pool(self, states, mask):
+        return mean_pool_normalize(states.float(), mask)
+
+
+def kernel_ops(device: torch.device) -> Any:
+    if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+        from siliconlab.units import cuda_kernels
+
+        return cuda_kernels
+    return TorchOps()
+
+
+def check_supported(config: Any) -> None:
+    problems = []
+    if getattr(config, "model_type", None) != "bert":
+        problems.append(f"model_type is {getattr(config, 'model_type', None)!r}, not 'bert'")
+    if getattr(config, "hidden_act", "gelu") != "gelu":
+        problems.append(f"hidden_act is {config.hidden_act!r}, not 'gelu'")
+    if getattr(config, "position_embedding_type", "absolute") != "absolute":
+        problems.append(f"position_embedding_type is {config.position_embedding_type!r}")
+    if problems:
+        raise ValueError("FastBert supports BERT encoders only: " + "; ".join(problems))
+
+
+class Dense:
+    """A Linear layer as the GEMM wants it: bf16/fp16 weight [N, K], or fp8 weight + per-row scales."""
+
+    def __init__(self, linear: torch.nn.Linear, dtype: torch.dtype, device: torch.device, fp8: bool):
+        weight = linear.weight.detach().to(device=device, dtype=torch.float32)
+        self.bias = linear.bias.detach().to(device=device, dtype=dtype)
+        self.fp8 = fp8
+        if fp8:
+            self.weight, self.scale = fp8_math.quantize_rows(weight)
+        else:
+            self.weight, self.scale = weight.to(dtype), None
+
+    def __call__(self, x: torch.Tensor, x_q=None, x_scale=None, bias: bool = False) -> torch.Tensor:
+        b = self.bias if bias else None
+        if self.fp8:
+            return fp8_math.scaled_linear(x_q, x_scale, self.weight, self.scale, bias=b, out_dtype=x.dtype)
+        return F.linear(x, self.weight, b)
+
+
+class Layer:
+    def __init__(self, hf_layer: Any, dtype: torch.dtype, device: torch.device, fp8: bool, eps: float):
+        attn = hf_layer.attention
+        qkv = torch.nn.Linear(attn.self.query.in_features, 3 * attn.self.query.out_features)
+        with torch.no_grad():
+            qkv.weight.copy_(torch.cat([attn.self.query.weight, attn.self.key.weight, attn.self.value.weight]))
+            qkv.bias.copy_(torch.cat([attn.self.query.bias, attn.self.key.bias, attn.self.value.bias]))
+        self.qkv = Dense(qkv, dtype, device, fp8)
+        self.out = Dense(attn.output.dense, dtype, device, fp8)
+        self.ffn1 = Dense(hf_layer.intermediate.dense, dtype, device, fp8)
+        self.ffn2 = Dense(hf_layer.output.dense, dtype, device, fp8)
+
+        def ln(module: torch.nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor]:
+            return module.weight.detach().float().to(device), module.bias.detach().float().to(device)
+
+        self.ln1, self.ln2 = ln(attn.output.LayerNorm), ln(hf_layer.output.LayerNorm)
+        self.eps = eps
+
+
+class FastBert:
+    """Callable (input_ids [B, S], attention_mask [B, S], dense: bool) -> the task's outputs, fp32."""
+
+    def __init__(self, hf_model: Any, task: str, dtype: torch.dtype, device: str | torch.device, fp8: bool = False):
+        self.task = task
+        bert = hf_model.bert if task == "classification" else hf_model
+        config = bert.config
+        check_supported(config)
+        self.device = torch.device(device)
+        self.dtype = torch.bfloat16 if fp8 else dtype
+        self.fp8 = fp8
+        self.heads = int(config.num_attention_heads)
+        self.hidden = int(config.hidden_size)
+        self.max_positions = int(config.max_position_embeddings)
+        self.pad_id = int(getattr(config, "pad_token_id", 0) or 0)
+        self.ops = kernel_ops(self.device)
+        emb = bert.embeddings
+        eps = float(config.layer_norm_eps)
+        with torch.no_grad():
+            self.word = emb.word_embeddings.weight.detach().to(self.device, self.dtype)
+            pos_type = emb.position_embeddings.weight.float() + emb.token_type_embeddings.weight[0].float()
+            self.pos_type = pos_type.to(self.device, self.dtype)
+        self.emb_ln = (
+            emb.LayerNorm.weight.detach().float().to(self.device),
+            emb.LayerNorm.bias.detach().float().to(self.device),
+        )
+        self.eps = eps
+        self.layers = [Layer(layer, self.dtype, self.device, fp8, eps) for layer in bert.encoder.layer]
+        self.head = None
+        if task == "classification":
+            pooler, classifier = bert.pooler.dense, hf_model.classifier
+            self.head = tuple(
+                t.detach().float().to(self.device)
+                for t in (pooler.weight, pooler.bias, classifier.weight, classifier.bias)
+            )
+
+    def attention(self, qkv: torch.Tensor, batch: int, seq: int, mask_bias: torch.Tensor | None) -> torch.Tensor:
+        q, k, v = qkv.view(batch, seq, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_bias)
+        return out.transpose(1, 2).reshape(batch * seq, self.hidden)
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, dense: bool = False):
+        batch, seq = input_ids.shape
+        ops, dtype, quant = self.ops, self.dtype, self.fp8
+        mask_bias = None
+        if not dense:
+            mask_bias = (1.0 - attention_mask.to(dtype))[:, None, None, :] * torch.finfo(dtype).min
+        w, b = self.emb_ln
+        h, hq, hs = ops.embed_ln(input_ids, self.word, self.pos_type, w, b, self.eps, seq, dtype, quant)
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            qkv = layer.qkv(h, hq, hs, bias=True)
+            ctx = self.attention(qkv, batch, seq, mask_bias)
+            cq, cs = ops.quant_rows(ctx) if quant else (None, None)
+            w, b = layer.ln1
+            h, hq, hs = ops.add_ln(layer.out(ctx, cq, cs), layer.out.bias, h, w, b, layer.eps, dtype, quant)
+            f, fq, fs = ops.bias_gelu(layer.ffn1(h, hq, hs), layer.ffn1.bias, dtype, quant)
+            w, b = layer.ln2
+            out_dtype = torch.float32 if index == last else dtype
+            h, hq, hs = ops.add_ln(layer.ffn2(f, fq, fs), layer.ffn2.bias, h, w, b, layer.eps, out_dtype,
+                                   quant and index != last)  # fmt: skip
+        states = h.view(batch, seq, self.hidden)
+        if self.task == "classification":
+            pw, pb, cw, cb = self.head
+            pooled = torch.tanh(F.linear(states[:, 0], pw, pb))
+            return (F.linear(pooled, cw, cb),)
+        return states, ops.pool(states, attention_mask)

@@ -1,0 +1,177 @@
+"""torch-cuda-{fp16,bf16}-graph and torch-cuda-fp8: FastBert replayed from CUDA graphs, one per shape bucket.
+
+A call pads its inputs up to a bucket (sequence to 16/32/64/128/256/512, batch to the next power of two),
+copies ids+mask into that bucket's static device buffer in one transfer, replays the graph and copies the
+true-shape slice of the outputs back. Graphs are captured lazily, the first time a bucket is seen (a warm-up
+pass compiles the Triton kernels and picks cuBLAS algorithms first); all share one memory pool. Inputs with
+no padding at all replay a graph without the attention mask, which lets SDPA use flash attention.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from siliconlab.models.base import OUTPUT_NAMES, LoadedModel
+from siliconlab.units.base import Availability, Conversion, Unit
+from siliconlab.units.cuda_common import (
+    SEQ_BUCKETS,
+    CudaRunnerMixin,
+    batch_bucket,
+    cuda_availability,
+    cuda_versions,
+    fill_padded,
+    is_dense,
+    seq_bucket,
+    to_host,
+)
+from siliconlab.units.fast_bert import FastBert, check_supported
+from siliconlab.units.torch_cuda import DTYPES, HALF_COSINE_MIN
+
+RECIPE_FILE = "fastbert.json"
+FP8_COSINE_MIN = 0.99
+
+
+def buckets_for(max_positions: int) -> tuple[int, ...]:
+    """SEQ_BUCKETS below the model's position table, then the table size itself as the last bucket."""
+    return tuple(b for b in SEQ_BUCKETS if b < max_positions) + (max_positions,)
+
+
+@dataclass
+class Bucket:
+    graph: Any
+    device_in: torch.Tensor  # int64 [2, B, S]: ids, mask
+    host_in: np.ndarray  # numpy view of a pinned [2, B, S] staging buffer
+    host_tensor: torch.Tensor
+    outputs: tuple[torch.Tensor, ...]
+
+
+class GraphRunner(CudaRunnerMixin):
+    """Bucketed, padded execution of a FastBert; on a CPU model (tests) the same path runs without graphs."""
+
+    def __init__(self, model: FastBert, use_graphs: bool = True):
+        self.model = model
+        self.output_names = OUTPUT_NAMES[model.task]
+        self.seq_buckets = buckets_for(model.max_positions)
+        self.cuda = model.device.type == "cuda"
+        self.use_graphs = use_graphs and self.cuda
+        self.buckets: dict[tuple[int, int, bool], Bucket] = {}
+        self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
+
+    def synchronize(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def _capture(self, batch: int, seq: int, dense: bool) -> Bucket:
+        host_tensor = torch.empty((2, batch, seq), dtype=torch.int64, pin_memory=self.cuda)
+        host_in = host_tensor.numpy()
+        host_in[0] = self.model.pad_id
+        host_in[1] = 1
+        device_in = host_tensor.to(self.model.device)
+        if not self.use_graphs:
+            return Bucket(None, device_in, host_in, host_tensor, ())
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.inference_mode(), torch.cuda.stream(stream):
+            for _ in range(2):  # compiles kernels, picks algorithms, sizes the workspace outside the capture
+                self.model(device_in[0], device_in[1], dense)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(graph, pool=self.pool):
+            outputs = self.model(device_in[0], device_in[1], dense)
+        return Bucket(graph, device_in, host_in, host_tensor, tuple(outputs))
+
+    def bucket_shape(self, batch: int, seq: int) -> tuple[int, int]:
+        return batch_bucket(batch), seq_bucket(seq, self.seq_buckets)
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        b, s = input_ids.shape
+        batch, seq = self.bucket_shape(b, s)
+        dense = is_dense(attention_mask, batch, seq)
+        key = (batch, seq, dense)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = self._capture(batch, seq, dense)
+        fill_padded(bucket.host_in, input_ids, attention_mask, self.model.pad_id)
+        bucket.device_in.copy_(bucket.host_tensor, non_blocking=self.cuda)
+        if bucket.graph is not None:
+            bucket.graph.replay()
+            outputs = bucket.outputs
+        else:
+            with torch.inference_mode():
+                outputs = self.model(bucket.device_in[0], bucket.device_in[1], dense)
+        classify = self.model.task == "classification"
+        sliced = [outputs[0][:b]] if classify else [outputs[0][:b, :s], outputs[1][:b]]
+        return dict(zip(self.output_names, to_host(sliced)))
+
+
+class GraphUnit(Unit):
+    engine = "pytorch+triton"
+    device = "cuda"
+    requires = ("torch", "transformers")
+    recipe = "fastbert-1"
+    fp8: ClassVar[bool] = False
+    min_capability: ClassVar[tuple[int, int] | None] = None
+
+    def platform_availability(self) -> Availability:
+        available = cuda_availability(self.min_capability)
+        if available.ok and importlib.util.find_spec("triton") is None:
+            return Availability.no("missing Python package(s): triton (the fused LayerNorm/GELU/pool kernels)")
+        return available
+
+    def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
+        check_supported(model.model.config)
+        model.model.save_pretrained(out_dir, safe_serialization=True)
+        recipe = {
+            "precision": self.precision,
+            "fp8": self.fp8,
+            "fused": ["qkv-gemm+bias", "bias+residual+layernorm", "bias+gelu", "embed+layernorm", "pool"],
+            "attention": "sdpa (flash without padding, mem-efficient with mask)",
+            "seq_buckets": list(buckets_for(int(model.config.max_position_embeddings))),
+            "batch_buckets": "powers of two",
+            "graphs": "captured lazily per (batch, seq, padded?) bucket",
+        }
+        if self.fp8:
+            recipe["scaling"] = "weights per output channel, activations per token (e4m3, fp32 accumulate)"
+        (out_dir / RECIPE_FILE).write_text(json.dumps(recipe, indent=2))
+        return Conversion(graph=recipe, library_versions=cuda_versions() | _triton_version())
+
+    def load(self, artifact_dir: Path, threads: int) -> GraphRunner:
+        from siliconlab.units.torch_cpu import load_hf_module
+
+        module = load_hf_module(artifact_dir)
+        dtype = torch.bfloat16 if self.fp8 else DTYPES[self.precision]
+        model = FastBert(module.model, module.task, dtype, "cuda", fp8=self.fp8)
+        return GraphRunner(model)
+
+
+def _triton_version() -> dict[str, str]:
+    import triton
+
+    return {"triton": triton.__version__}
+
+
+class TorchCudaFp16Graph(GraphUnit):
+    name = "torch-cuda-fp16-graph"
+    precision = "fp16"
+    cosine_min = HALF_COSINE_MIN
+
+
+class TorchCudaBf16Graph(GraphUnit):
+    name = "torch-cuda-bf16-graph"
+    precision = "bf16"
+    cosine_min = HALF_COSINE_MIN
+
+
+class TorchCudaFp8(GraphUnit):
+    name = "torch-cuda-fp8"
+    precision = "fp8"
+    cosine_min = FP8_COSINE_MIN
+    fp8 = True
+    min_capability = (8, 9)
