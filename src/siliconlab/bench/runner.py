@@ -7,6 +7,7 @@ finished measurement.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,6 @@ from siliconlab.bench.floor import floor_key, measure_floors
 from siliconlab.bench.machine import machine_info
 from siliconlab.bench.timing import TimingConfig
 from siliconlab.bench.workloads import label
-from siliconlab.convert.pipeline import Converter
 from siliconlab.models.base import ModelSource
 from siliconlab.units.base import Unit
 
@@ -93,15 +93,9 @@ def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
     if plan.measure_floor:
         events.on_unit("machine floor", "measuring GEMM rates")
         result["floors"] = measure_floors({u.device for u in plan.units}, plan.threads, quick=plan.quick)
-    converter = Converter(plan.source, plan.cache_dir, plan.threads)
     for unit in plan.units:
-        events.on_unit(unit.name, "converting")
-        outcome = converter.convert_unit(unit)
-        if not outcome.ok:
-            _fail(result, events, unit.name, outcome.error, skipped=len(plan.workloads))
-            continue
-        events.on_unit(unit.name, "timing")
-        _run_unit_process(plan, unit, outcome.artifact_dir, outcome.manifest, result, events)
+        events.on_unit(unit.name, "converting or reusing the artifact")
+        _run_unit_process(plan, unit, result, events)
     finish(result, plan.baseline)
     result["complete"] = True
     return result
@@ -114,13 +108,16 @@ def _fail(result: dict[str, Any], events: Events, unit: str, error: str, skipped
     events.on_checkpoint(result)
 
 
-def _run_unit_process(
-    plan: BenchPlan, unit: Unit, artifact_dir: Path, manifest: dict[str, Any], result: dict[str, Any], events: Events
-) -> None:
-    workloads = [w | {"max_length": int(manifest.get("max_length", 512))} for w in plan.workloads]
+def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], events: Events) -> None:
+    """Convert (or reuse) and time one unit in a child process; rows stream back as JSON lines."""
+    workloads = plan.workloads
+    manifest: dict[str, Any] = {}
+    failed = False
     job = {
+        "model": plan.source.spec or plan.source.name,
+        "cache_dir": str(plan.cache_dir),
         "unit": unit.name,
-        "artifact_dir": str(artifact_dir),
+        "unit_class": f"{type(unit).__module__}:{type(unit).__qualname__}",
         "threads": plan.threads,
         "timing": plan.timing.to_dict(),
         "config": plan.config,
@@ -133,17 +130,27 @@ def _run_unit_process(
     stderr_path = Path(job_path).with_suffix(".stderr")
     try:
         with stderr_path.open("w") as stderr:
+            # The child sees the parent's import path, so units defined outside the package run isolated too.
+            env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
             process = subprocess.Popen(
                 [sys.executable, "-m", "siliconlab.bench.worker", job_path],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
+                env=env,
             )
             try:
                 assert process.stdout is not None
                 for line in process.stdout:
                     message = json.loads(line)
-                    if message["type"] == "row":
+                    if message["type"] == "converted":
+                        manifest = message["manifest"] or {}
+                        if message["status"] not in ("converted", "cached"):
+                            failed = True
+                            _fail(result, events, unit.name, message["error"], skipped=len(workloads))
+                        else:
+                            events.on_unit(unit.name, "timing")
+                    elif message["type"] == "row":
                         row = message["row"] | {
                             "model": plan.source.name,
                             "precision": unit.precision,
@@ -154,14 +161,14 @@ def _run_unit_process(
                         }
                         result["results"].append(row)
                         done += 1
+                        events.on_checkpoint(result)  # persist first: an interrupt now keeps this row
                         events.on_row(row)
-                        events.on_checkpoint(result)
                 code = process.wait(timeout=plan.unit_timeout_s)
             except BaseException:
                 process.kill()
                 process.wait()
                 raise
-        if code != 0:
+        if code != 0 and not failed:
             tail = [line for line in stderr_path.read_text().strip().splitlines() if line.strip()]
             reason = tail[-1] if tail else "no output"
             how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"

@@ -122,6 +122,16 @@ def _budget(runner, tokenizer, spec, timing, config, device) -> dict[str, Any]:
     return best
 
 
+def _unit_from(path: str) -> Any:
+    import importlib
+
+    module_name, _, qualname = path.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target()
+
+
 def main(job_path: str) -> int:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything the engines print goes to stderr, never into the protocol
@@ -134,11 +144,17 @@ def main(job_path: str) -> int:
 
     from transformers import AutoTokenizer
 
-    from siliconlab.convert.pipeline import load_artifact
+    from siliconlab.convert.pipeline import Converter, load_artifact
+    from siliconlab.models import resolve
     from siliconlab.units import get_unit
 
-    unit = get_unit(job["unit"])
-    artifact_dir = Path(job["artifact_dir"])
+    unit = _unit_from(job["unit_class"]) if job.get("unit_class") else get_unit(job["unit"])
+    # Converting here too (not in the parent) means a native crash during export or parity ends only this unit.
+    outcome = Converter(resolve(job["model"]), Path(job["cache_dir"]), job["threads"]).convert_unit(unit)
+    send({"type": "converted", "status": outcome.status, "error": outcome.error, "manifest": outcome.manifest})
+    if not outcome.ok:
+        return 0
+    artifact_dir = outcome.artifact_dir
     timing = TimingConfig(**job["timing"])
     config = _Config(job["config"])
     started = time.perf_counter()
@@ -148,6 +164,7 @@ def main(job_path: str) -> int:
     send({"type": "loaded", "load_s": load_s})
     for index, spec in enumerate(job["workloads"]):
         send({"type": "start", "index": index})
+        spec = spec | {"max_length": int(manifest.get("max_length", 512))}
         row = run_workload(runner, tokenizer, spec, timing, config, unit.device)
         row.update({"unit": unit.name, "load_s": load_s, "index": index})
         send({"type": "row", "row": row})

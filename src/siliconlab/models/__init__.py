@@ -22,6 +22,12 @@ BUILTIN: dict[str, Callable[[], ModelSource]] = {
 
 def resolve(name: str) -> ModelSource:
     """A built-in name, a local HF directory, or a hub id (owner/name) — in that order."""
+    source = _resolve(name)
+    source.spec = name  # how to resolve it again, e.g. in a bench worker process
+    return source
+
+
+def _resolve(name: str) -> ModelSource:
     if name in BUILTIN:
         return BUILTIN[name]()
     path = Path(name).expanduser()

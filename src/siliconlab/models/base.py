@@ -52,6 +52,7 @@ class ModelSource(ABC):
     source: str
     purpose: str
     architecture_only: bool = False
+    spec: str = ""
 
     @abstractmethod
     def load(self, attn_implementation: str = "sdpa") -> LoadedModel:
