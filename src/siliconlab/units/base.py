@@ -42,6 +42,11 @@ class Conversion:
 
     graph: dict[str, Any] = field(default_factory=dict)
     library_versions: dict[str, str] = field(default_factory=dict)
+    #: The fp32 PyTorch module handed to the engine's converter when it differs from the stock model (a rewrite
+    #: or tracing wrapper). The pipeline checks its parity too — the one check left where the artifact can't run.
+    converted_module: Any = None
+    #: Its parity gate (pooled cosine, every sentence): fp32 rewrites ~1e-4 from the stock model at most.
+    converted_module_cosine_min: float = 0.9999
 
 
 class Runner(Protocol):
@@ -67,16 +72,36 @@ class Unit(ABC):
     recipe: ClassVar[str] = "1"
     #: Python packages the unit imports; missing ones make it unavailable with that reason.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: Set by the Converter: a per-model folder where units of one engine may share work (e.g. one CoreML
+    #: package for four compute units). None means: share nothing.
+    shared_dir: Path | None = None
 
     def availability(self) -> Availability:
+        packages = self.package_availability()
+        return packages if not packages.ok else self.platform_availability()
+
+    def package_availability(self) -> Availability:
         missing = [pkg for pkg in self.requires if importlib.util.find_spec(pkg) is None]
         if missing:
             return Availability.no(f"missing Python package(s): {', '.join(missing)}")
-        return self.platform_availability()
+        return Availability.yes()
 
     def platform_availability(self) -> Availability:
         """OS/device checks beyond packages; CPU units run everywhere."""
         return Availability.yes()
+
+    def conversion_availability(self) -> Availability:
+        """Can this machine *build* the artifact? By default only where it can also run it.
+
+        Units whose converter runs anywhere (CoreML converts on Linux, predicts only on macOS) override this;
+        the pipeline then converts, runs check_structure() and the converted module's parity, and records
+        parity as not measured with the run-availability reason.
+        """
+        return self.availability()
+
+    def check_structure(self, artifact_dir: Path, model: LoadedModel) -> dict[str, Any]:
+        """Checks that need no prediction (reload, interface, op histogram...); raise on a defect. Optional."""
+        return {}
 
     @abstractmethod
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
@@ -95,6 +120,7 @@ class Unit(ABC):
             "precision": self.precision,
             "available": available.ok,
             "reason": available.reason,
+            "convertible": available.ok or self.conversion_availability().ok,
         }
 
 
