@@ -5,6 +5,7 @@ from __future__ import annotations
 from siliconlab.errors import UsageError
 from siliconlab.units.base import Availability, Runner, Unit
 from siliconlab.units.coreml import COREML_UNITS
+from siliconlab.units.mlx_unit import MlxUnit
 from siliconlab.units.onnxruntime_cpu import OnnxRuntimeCpuFp32
 from siliconlab.units.onnxruntime_cpu_int8 import OnnxRuntimeCpuInt8
 from siliconlab.units.onnxruntime_gpu import OnnxRuntimeCudaFp16, OnnxRuntimeTensorRtFp16
@@ -35,6 +36,7 @@ REGISTRY: dict[str, type[Unit]] = {
         OnnxRuntimeTensorRtFp16,
         TensorRtFp16,
         *COREML_UNITS,
+        MlxUnit,
     )
 }
 

@@ -1,0 +1,88 @@
+"""mlx: the BERT encoder in MLX (models/mlx_bert.py) — Metal GPU on Apple silicon, the CPU build elsewhere.
+
+The artifact is the model's safetensors + config.json, as saved by transformers; MLX loads the tensors as
+they are. On Linux the `mlx[cpu]` wheel links a reference BLAS and is slow (FACTS.md): it is here for parity,
+not for speed — don't read anything into its timings on Linux.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from siliconlab.models.base import OUTPUT_NAMES, LoadedModel
+from siliconlab.models.hf_directory import task_of
+from siliconlab.units.base import Availability, Conversion, Unit
+
+APPLE_SILICON = sys.platform == "darwin" and platform.machine() == "arm64"
+
+
+class MlxRunner:
+    def __init__(self, artifact_dir: Path):
+        import mlx.core as mx
+
+        from siliconlab.models import mlx_bert
+
+        config = json.loads((artifact_dir / "config.json").read_text())
+        mlx_bert.check_supported(config)
+        self.task = task_of(type("Config", (), config))
+        self.output_names = OUTPUT_NAMES[self.task]
+        factory = mlx_bert.BertForSequenceClassification if self.task == "classification" else mlx_bert.BertModel
+        self.model = factory(config)
+        mlx_bert.load_weights(self.model, artifact_dir)
+        self._mx = mx
+        self._pool = mlx_bert.mean_pool_normalize
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        mx = self._mx
+        ids, mask = mx.array(input_ids.astype(np.int32)), mx.array(attention_mask.astype(np.int32))
+        if self.task == "classification":
+            outputs = [self.model(ids, mask)]
+        else:
+            states = self.model(ids, mask)
+            outputs = [states, self._pool(states, mask)]
+        mx.eval(*outputs)
+        return {name: np.array(out, dtype=np.float32) for name, out in zip(self.output_names, outputs)}
+
+    def synchronize(self) -> None:
+        self._mx.synchronize()
+
+
+class MlxUnit(Unit):
+    name = "mlx"
+    engine = "mlx"
+    device = "gpu" if APPLE_SILICON else "cpu"
+    precision = "fp32"
+    requires = ("mlx", "torch", "safetensors")
+
+    def platform_availability(self) -> Availability:
+        try:
+            import mlx.core as mx
+        except Exception as exc:  # the wheel installs but its backend may not load (e.g. `mlx` without [cpu])
+            return Availability.no(f"mlx does not load: {type(exc).__name__}: {exc}"[:200])
+        if not mx.metal.is_available() and APPLE_SILICON:
+            return Availability.no("mlx loads but reports no Metal device")
+        return Availability.yes()
+
+    def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
+        import mlx.core as mx
+
+        from siliconlab.models.mlx_bert import check_supported
+
+        check_supported(model.model.config.to_dict())
+        model.model.save_pretrained(out_dir, safe_serialization=True)
+        return Conversion(
+            graph={
+                "format": "safetensors",
+                "attention": "mx.fast.scaled_dot_product_attention",
+                "device": str(mx.default_device()),
+            },
+            library_versions={"mlx": mx.__version__},
+        )
+
+    def load(self, artifact_dir: Path, threads: int) -> MlxRunner:
+        return MlxRunner(artifact_dir)
