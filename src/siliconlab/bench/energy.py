@@ -6,6 +6,7 @@ Counters: RAPL (Linux /sys/class/powercap, package energy), NVML (NVIDIA), power
 from __future__ import annotations
 
 import glob
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,11 @@ class NvmlMeter(EnergyMeter):
 
 def meter_for(device: str) -> EnergyMeter:
     """The energy counter for a unit's device on this machine, or a meter that explains why there is none."""
+    if sys.platform == "darwin":  # CPU, GPU and Neural Engine alike: powermetrics reads all three rails
+        from siliconlab.monitor.powermetrics import PowermetricsMeter, powermetrics_available
+
+        ok, reason = powermetrics_available()
+        return PowermetricsMeter() if ok else EnergyMeter(reason)
     if device == "cuda":
         try:
             return NvmlMeter()

@@ -109,10 +109,8 @@ def _fail(result: dict[str, Any], events: Events, unit: str, error: str, skipped
 
 
 def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], events: Events) -> None:
-    """Convert (or reuse) and time one unit in a child process; rows stream back as JSON lines."""
+    """Convert (or reuse) in one child process, then time in a fresh one; rows stream back as JSON lines."""
     workloads = plan.workloads
-    manifest: dict[str, Any] = {}
-    failed = False
     job = {
         "model": plan.source.spec or plan.source.name,
         "cache_dir": str(plan.cache_dir),
@@ -125,15 +123,54 @@ def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], event
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(job, handle)
-        job_path = handle.name
-    done = 0
-    stderr_path = Path(job_path).with_suffix(".stderr")
+        job_path = Path(handle.name)
+    state: dict[str, Any] = {"manifest": {}, "failed": False, "done": 0}
+
+    def on_message(message: dict[str, Any]) -> None:
+        if message["type"] == "converted":
+            state["manifest"] = message["manifest"] or {}
+            if message["status"] not in ("converted", "cached"):
+                state["failed"] = True
+                _fail(result, events, unit.name, message["error"], skipped=len(workloads))
+        elif message["type"] == "loaded":
+            events.on_unit(unit.name, "timing")
+        elif message["type"] == "row":
+            row = message["row"] | {
+                "model": plan.source.name,
+                "precision": unit.precision,
+                "device": unit.device,
+                "workload_label": label(workloads[message["row"]["index"]]),
+                "parity": state["manifest"].get("parity"),
+                "speedup": None,
+            }
+            result["results"].append(row)
+            state["done"] += 1
+            events.on_checkpoint(result)  # persist first: an interrupt now keeps this row
+            events.on_row(row)
+
+    try:
+        for mode in ("convert", "time"):
+            code, last_error = _spawn(job_path, mode, on_message, plan.unit_timeout_s)
+            if state["failed"]:
+                return
+            if code != 0:
+                how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
+                error = f"unit process ({mode}) {how}: {last_error}"[:400]
+                _fail(result, events, unit.name, error, skipped=len(workloads) - state["done"])
+                return
+    finally:
+        job_path.unlink(missing_ok=True)
+
+
+def _spawn(job_path: Path, mode: str, on_message: Callable[[dict[str, Any]], None], timeout_s: float):
+    """Run the worker; returns (exit code, last stderr line). The child sees the parent's import path, so
+    units defined outside the package run isolated too."""
+    stderr_path = job_path.with_suffix(f".{mode}.stderr")
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         with stderr_path.open("w") as stderr:
-            # The child sees the parent's import path, so units defined outside the package run isolated too.
-            env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
             process = subprocess.Popen(
-                [sys.executable, "-m", "siliconlab.bench.worker", job_path],
+                [sys.executable, "-m", "siliconlab.bench.worker", str(job_path), mode],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
@@ -142,39 +179,15 @@ def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], event
             try:
                 assert process.stdout is not None
                 for line in process.stdout:
-                    message = json.loads(line)
-                    if message["type"] == "converted":
-                        manifest = message["manifest"] or {}
-                        if message["status"] not in ("converted", "cached"):
-                            failed = True
-                            _fail(result, events, unit.name, message["error"], skipped=len(workloads))
-                        else:
-                            events.on_unit(unit.name, "timing")
-                    elif message["type"] == "row":
-                        row = message["row"] | {
-                            "model": plan.source.name,
-                            "precision": unit.precision,
-                            "device": unit.device,
-                            "workload_label": label(plan.workloads[message["row"]["index"]]),
-                            "parity": manifest.get("parity"),
-                            "speedup": None,
-                        }
-                        result["results"].append(row)
-                        done += 1
-                        events.on_checkpoint(result)  # persist first: an interrupt now keeps this row
-                        events.on_row(row)
-                code = process.wait(timeout=plan.unit_timeout_s)
+                    on_message(json.loads(line))
+                code = process.wait(timeout=timeout_s)
             except BaseException:
                 process.kill()
                 process.wait()
                 raise
-        if code != 0 and not failed:
-            tail = [line for line in stderr_path.read_text().strip().splitlines() if line.strip()]
-            reason = tail[-1] if tail else "no output"
-            how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
-            _fail(result, events, unit.name, f"unit process {how}: {reason}"[:400], skipped=len(workloads) - done)
+        tail = [line for line in stderr_path.read_text().strip().splitlines() if line.strip()]
+        return code, (tail[-1] if tail else "no output")
     finally:
-        Path(job_path).unlink(missing_ok=True)
         stderr_path.unlink(missing_ok=True)
 
 

@@ -132,7 +132,12 @@ def _unit_from(path: str) -> Any:
     return target()
 
 
-def main(job_path: str) -> int:
+def main(job_path: str, mode: str = "time") -> int:
+    """mode 'convert': convert (or reuse) and report; 'time': load the artifact and time every workload.
+
+    The two run in separate processes so the timing process's peak memory is the unit's own, not the
+    converter's (int8 calibration alone can take gigabytes).
+    """
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything the engines print goes to stderr, never into the protocol
     sys.stdout = sys.stderr
@@ -152,7 +157,7 @@ def main(job_path: str) -> int:
     # Converting here too (not in the parent) means a native crash during export or parity ends only this unit.
     outcome = Converter(resolve(job["model"]), Path(job["cache_dir"]), job["threads"]).convert_unit(unit)
     send({"type": "converted", "status": outcome.status, "error": outcome.error, "manifest": outcome.manifest})
-    if not outcome.ok:
+    if not outcome.ok or mode == "convert":
         return 0
     artifact_dir = outcome.artifact_dir
     timing = TimingConfig(**job["timing"])
@@ -172,4 +177,4 @@ def main(job_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "time"))
