@@ -11,11 +11,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TimingConfig:
-    warmup_iters: int = 5
+    warmup_iters: int = 3
     warmup_seconds: float = 0.5
     min_iters: int = 30
     min_seconds: float = 3.0
-    max_seconds: float = 60.0
+    max_seconds: float = 20.0  # slow rows (big batch x long sequence) stop here, with at least 3 samples
 
     @classmethod
     def quick(cls) -> TimingConfig:
