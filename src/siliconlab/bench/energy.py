@@ -83,23 +83,22 @@ def _readable(path: Path) -> bool:
 
 
 class NvmlMeter(EnergyMeter):
+    """Board energy from NVML's total-energy counter (siliconlab.monitor.nvml)."""
+
     source = "nvml"
 
     def __init__(self, index: int = 0):
         super().__init__("")
-        import pynvml
+        from siliconlab.monitor import nvml
 
-        self._nvml = pynvml
-        pynvml.nvmlInit()
-        self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        self._start_mj = 0
+        self._meter = nvml.EnergyMeter(index)
 
     def start(self) -> None:
-        self._start_mj = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
+        self._meter.__enter__()
 
     def stop(self) -> EnergyReading:
-        end = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
-        return EnergyReading((end - self._start_mj) / 1e3, self.source)
+        self._meter.__exit__(None, None, None)
+        return EnergyReading(self._meter.joules, self.source)
 
 
 def meter_for(device: str) -> EnergyMeter:
@@ -110,10 +109,10 @@ def meter_for(device: str) -> EnergyMeter:
         ok, reason = powermetrics_available()
         return PowermetricsMeter() if ok else EnergyMeter(reason)
     if device == "cuda":
-        try:
-            return NvmlMeter()
-        except Exception as exc:
-            return EnergyMeter(f"no NVML energy counter: {type(exc).__name__}: {exc}"[:200])
+        from siliconlab.monitor import nvml
+
+        ok, reason = nvml.available()
+        return NvmlMeter() if ok else EnergyMeter(reason)
     if device == "cpu":
         domains, reason = rapl_domains()
         return RaplMeter(domains) if domains else EnergyMeter(reason)

@@ -29,6 +29,19 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
+def gpu_memory_mb() -> dict[str, float] | None:
+    """torch's peak allocation in this process and NVML's used memory on the card (None without CUDA)."""
+    from siliconlab.monitor import nvml
+
+    peak = nvml.torch_peak_bytes()
+    if peak is None:
+        return None
+    memory: dict[str, float] = {"torch_peak": peak / 2**20}
+    if nvml.available()[0]:
+        memory |= {f"device_{k}": v / 2**20 for k, v in nvml.memory_used().items()}
+    return memory
+
+
 class _Config:
     def __init__(self, values: dict[str, int]):
         self.__dict__.update(values)
@@ -94,6 +107,7 @@ def _row(spec, batches, samples, measured, energy, cold_ms, config) -> dict[str,
             "reason": energy.reason,
         },
         "peak_rss_mb": peak_rss_mb(),
+        "gpu_memory_mb": gpu_memory_mb(),
     }
 
 
