@@ -166,13 +166,28 @@ def convert(
     out: Annotated[Path, typer.Option("--out", "-o", help="Artifacts go to OUT/<model>/<unit>/.")] = DEFAULT_CACHE,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for parity runs (default: physical cores).")] = None,
+    ane_optimized: Annotated[
+        bool | None,
+        typer.Option(
+            "--ane-optimized/--no-ane-optimized",
+            help="CoreML units: convert the ANE-optimized BERT rewrite (default: on for coreml-ane*, off otherwise).",
+        ),
+    ] = None,
 ) -> None:
-    """Convert MODEL for each unit and check parity against fp32 PyTorch; failing units are reported, others go on."""
+    """Convert MODEL for each unit and check parity against fp32 PyTorch; failing units are reported, others go on.
+
+    Units that can be converted here but only run elsewhere (CoreML on Linux) are converted and checked by
+    structure and by their converted PyTorch module's parity; their own parity shows as n/a with the reason.
+    """
     from siliconlab.convert import convert_all
     from siliconlab.models import resolve
     from siliconlab.units import select_units
+    from siliconlab.units.coreml import CoreMLUnit
 
     selected = select_units(units)
+    for unit in selected:
+        if ane_optimized is not None and isinstance(unit, CoreMLUnit):
+            unit.ane_optimized = ane_optimized
     source = resolve(model)
     if not selected:
         raise SiliconlabError("no compute unit is available on this machine (see `siliconlab units`)")
@@ -187,9 +202,14 @@ def convert(
         status = f"[{colour}]{outcome.status}[/]"
         seconds = f"{manifest['conversion_seconds']:.1f}" if "conversion_seconds" in manifest else ""
         size = f"{manifest['artifact_bytes'] / 2**20:.1f} MiB" if "artifact_bytes" in manifest else ""
-        cos = f"{parity['cosine_min']:.6f}" if parity else ""
-        max_abs = f"{parity['max_abs']:.2g}" if parity else ""
+        measured = parity.get("passed") is not None
+        cos = f"{parity['cosine_min']:.6f}" if measured else "n/a" if parity else ""
+        max_abs = f"{parity['max_abs']:.2g}" if measured else ""
         detail = outcome.error or ("reused: inputs unchanged" if outcome.status == "cached" else "")
+        if parity and not measured and not outcome.error:
+            module = parity.get("converted_module")
+            module_cos = f"; converted PyTorch module cos min {module['cosine_min']:.6f}" if module else ""
+            detail = f"{detail + '; ' if detail else ''}{parity['reason']}: structure checked{module_cos}"
         table.add_row(outcome.unit, status, seconds, size, cos, max_abs, detail)
         suffix = f" — {outcome.error}" if outcome.error else ""
         err.print(f"  {outcome.unit}: {outcome.status}{suffix}", highlight=False)
@@ -256,6 +276,10 @@ def bench(
     if workload not in ("fixed", "text"):
         raise UsageError(f"--workload must be 'fixed' or 'text', got '{workload}'")
     selected = select_units(units)
+    if units.strip() == "all":
+        for unit in [u for u in selected if not u.timing_availability().ok]:
+            err.print(f"  skipping {unit.name}: {unit.timing_availability().reason} (name it in --units to time it)")
+            selected.remove(unit)
     base_unit = get_unit(baseline)
     if base_unit.availability().ok and base_unit.name not in {u.name for u in selected}:
         selected.insert(0, base_unit)

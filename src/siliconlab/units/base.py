@@ -99,6 +99,11 @@ class Unit(ABC):
         """
         return self.availability()
 
+    def timing_availability(self) -> Availability:
+        """Should `bench` time this unit here by default? Units that run but whose timings would mislead
+        (e.g. a reference-BLAS CPU fallback of a GPU framework) say why not; naming them explicitly still works."""
+        return self.availability()
+
     def check_structure(self, artifact_dir: Path, model: LoadedModel) -> dict[str, Any]:
         """Checks that need no prediction (reload, interface, op histogram...); raise on a defect. Optional."""
         return {}

@@ -68,6 +68,14 @@ class MlxUnit(Unit):
             return Availability.no("mlx loads but reports no Metal device")
         return Availability.yes()
 
+    def timing_availability(self) -> Availability:
+        available = self.availability()
+        if available.ok and not APPLE_SILICON:
+            return Availability.no(
+                "MLX's CPU build off Apple silicon uses a reference BLAS: parity is checked, timing would mislead"
+            )
+        return available
+
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
         import mlx.core as mx
 
