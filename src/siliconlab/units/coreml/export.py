@@ -160,6 +160,7 @@ def shared_package(
         (work / "done.json").write_text(json.dumps(facts))
         if entry.exists():
             shutil.rmtree(entry)
+        work.chmod(0o755)  # mkdtemp makes it private; artifacts are meant to be shared
         work.rename(entry)
     finally:
         if work.exists():
