@@ -23,5 +23,10 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
     fi
 fi
 
-"$PY" -m pip install --quiet -e ".[cpu,dev]"
+# The apple extra (coremltools, MLX) installs on macOS and Linux x86_64; where its wheels don't exist (e.g. glibc
+# older than 2.35 for MLX), install the rest and say so: those units then list the missing package as their reason.
+if ! "$PY" -m pip install --quiet -e ".[cpu,apple,dev]"; then
+    echo "note: the 'apple' extra (coremltools, mlx) does not install here; continuing without it" >&2
+    "$PY" -m pip install --quiet -e ".[cpu,dev]"
+fi
 echo "siliconlab installed in $VENV ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"
