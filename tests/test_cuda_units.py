@@ -315,3 +315,14 @@ def test_bundled_tokenizer_is_the_package_copy_and_keeps_the_hash(monkeypatch):
 
     tokenizer = AutoTokenizer.from_pretrained(minilm.tokenizer_directory())
     assert tokenizer("hello world")["input_ids"] == [101, 7592, 2088, 102]
+
+
+def test_large_batches_split_into_overlapping_pieces():
+    from siliconlab.units.cuda_common import plan_pieces
+
+    assert plan_pieces(64, 128, chunks=2, min_tokens=2048) == [(0, 32), (32, 64)]
+    assert plan_pieces(48, 128, chunks=2, min_tokens=2048) == [(0, 32), (32, 48)]
+    assert plan_pieces(64, 128, chunks=4, min_tokens=2048) == [(0, 16), (16, 32), (32, 48), (48, 64)]
+    assert plan_pieces(8, 128, chunks=2, min_tokens=2048) == [(0, 8)]  # pieces would be too small
+    assert plan_pieces(1, 128, chunks=2, min_tokens=0) == [(0, 1)]
+    assert plan_pieces(64, 128, chunks=1, min_tokens=0) == [(0, 64)]

@@ -86,6 +86,17 @@ def fill_padded(out: np.ndarray, input_ids: np.ndarray, attention_mask: np.ndarr
         out[1, b:, 0] = 1
 
 
+def plan_pieces(batch: int, seq: int, chunks: int, min_tokens: int) -> list[tuple[int, int]]:
+    """Split a batch into up to `chunks` row ranges [start, stop) so the device->host copy of one piece
+    overlaps the next piece's compute; no split when a piece would fall under `min_tokens` (batch x seq)
+    tokens, where GEMMs get too small to stay efficient. Piece sizes are powers of two (graph buckets)."""
+    bucket = batch_bucket(batch)
+    if chunks <= 1 or (bucket // chunks) * seq < min_tokens or bucket < chunks:
+        return [(0, batch)]
+    size = bucket // chunks
+    return [(start, min(start + size, batch)) for start in range(0, batch, size)]
+
+
 def is_dense(attention_mask: np.ndarray, batch: int, seq: int) -> bool:
     """True when no position is padding (exact bucket shape, mask all ones): attention can skip the mask."""
     return attention_mask.shape == (batch, seq) and bool(attention_mask.all())

@@ -17,8 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
-E4M3_MAX = 448.0
-MIN_AMAX = 1e-12
+E4M3_MAX = tl.constexpr(448.0)
+MIN_AMAX = tl.constexpr(1e-12)
 
 
 @triton.jit
@@ -61,13 +61,15 @@ def _embed_ln_kernel(
 
 @triton.jit
 def _add_ln_kernel(
-    x_ptr, bias_ptr, res_ptr, w_ptr, b_ptr, out_ptr, q_ptr, s_ptr, n, eps,
-    BLOCK: tl.constexpr, QUANT: tl.constexpr,
+    x_ptr, bias_ptr, res_ptr, w_ptr, b_ptr, out_ptr, q_ptr, s_ptr, rows, n, eps,
+    BLOCK: tl.constexpr, QUANT: tl.constexpr, SPLITS: tl.constexpr,
 ):  # fmt: skip
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     mask = cols < n
     x = tl.load(x_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
+    for split in tl.static_range(1, SPLITS):  # split-K partial products, summed here instead of in the GEMM
+        x += tl.load(x_ptr + (split * rows + row) * n + cols, mask=mask, other=0.0).to(tl.float32)
     x += tl.load(bias_ptr + cols, mask=mask, other=0.0).to(tl.float32)
     x += tl.load(res_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
     y = _layer_norm(x, mask, w_ptr, b_ptr, cols, n, eps)
@@ -100,6 +102,7 @@ def _quant_rows_kernel(x_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr):
 
 @triton.jit
 def _pool_kernel(x_ptr, mask_ptr, out_ptr, seq, n, BLOCK_S: tl.constexpr, BLOCK: tl.constexpr):
+    # one program per sequence; wide [BLOCK_S, BLOCK] tiles keep the serial loop short (4 steps at S=128)
     b = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     cmask = cols < n
@@ -145,11 +148,13 @@ def embed_ln(ids, word, pos_type, w, b, eps, seq, dtype, quant=False):
 
 
 def add_ln(x, bias, residual, w, b, eps, dtype, quant=False):
-    rows, n = x.shape
+    """x is [M, N], or [splits, M, N] partial sums from a split-K GEMM (summed in the kernel)."""
+    splits = x.shape[0] if x.dim() == 3 else 1
+    rows, n = x.shape[-2:]
     out, q, s = _outputs(rows, n, dtype, quant, x.device)
     block = _block(n)
-    _add_ln_kernel[(rows,)](x, bias, residual, w, b, out, q, s, n, eps, BLOCK=block, QUANT=quant,
-                            num_warps=_warps(block))  # fmt: skip
+    _add_ln_kernel[(rows,)](x, bias, residual, w, b, out, q, s, rows, n, eps, BLOCK=block, QUANT=quant,
+                            SPLITS=splits, num_warps=_warps(block))  # fmt: skip
     return (out, q, s) if quant else (out, None, None)
 
 
@@ -174,5 +179,6 @@ def pool(states, mask):
     batch, seq, n = states.shape
     out = torch.empty((batch, n), dtype=torch.float32, device=states.device)
     block = _block(n)
-    _pool_kernel[(batch,)](states, mask, out, seq, n, BLOCK_S=8, BLOCK=block, num_warps=4)
+    block_s = min(triton.next_power_of_2(seq), max(1, 32768 // block))
+    _pool_kernel[(batch,)](states, mask, out, seq, n, BLOCK_S=block_s, BLOCK=block, num_warps=16)
     return out

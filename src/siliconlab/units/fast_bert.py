@@ -41,7 +41,8 @@ class TorchOps:
         return self._maybe_quant(F.layer_norm(x, (x.shape[-1],), w.float(), b.float(), eps), dtype, quant)
 
     def add_ln(self, x, bias, residual, w, b, eps, dtype, quant=False):
-        y = x.float() + bias.float() + residual.float()
+        x = x.float().sum(0) if x.dim() == 3 else x.float()  # [splits, M, N] split-K partials
+        y = x + bias.float() + residual.float()
         return self._maybe_quant(F.layer_norm(y, (y.shape[-1],), w.float(), b.float(), eps), dtype, quant)
 
     def bias_gelu(self, x, bias, dtype, quant=False):
@@ -92,6 +93,18 @@ class Dense:
             return fp8_math.scaled_linear(x_q, x_scale, self.weight, self.scale, bias=b, out_dtype=x.dtype)
         return F.linear(x, self.weight, b)
 
+    def gelu(self, x: torch.Tensor) -> torch.Tensor:
+        """x W^T + b through GELU in the GEMM's own epilogue (cuBLASLt, on CUDA; tanh-form GELU there)."""
+        return torch._addmm_activation(self.bias, x, self.weight.t(), use_gelu=True)
+
+    def split_k(self, x: torch.Tensor, splits: int) -> torch.Tensor:
+        """[splits, M, N] partial products over K-slices (no bias): splits x more thread blocks for small M;
+        the consumer (add_ln) sums them. Strided views, no copies."""
+        m, k = x.shape
+        xs = x.view(m, splits, k // splits).transpose(0, 1)
+        ws = self.weight.view(-1, splits, k // splits).permute(1, 2, 0)
+        return torch.bmm(xs, ws)
+
 
 class Layer:
     def __init__(self, hf_layer: Any, dtype: torch.dtype, device: torch.device, fp8: bool, eps: float):
@@ -115,7 +128,21 @@ class Layer:
 class FastBert:
     """Callable (input_ids [B, S], attention_mask [B, S], dense: bool) -> the task's outputs, fp32."""
 
-    def __init__(self, hf_model: Any, task: str, dtype: torch.dtype, device: str | torch.device, fp8: bool = False):
+    #: Small-batch tuning (measured on H100, benchmarks/gpu/NOTES.md): for M = batch*seq tokens <= SMALL_M the
+    #: output projections run as split-K GEMMs whose partial sums the LayerNorm kernel adds.
+    SMALL_M = 512
+    SPLIT_OUT = 1
+    SPLIT_FFN2 = 4
+
+    def __init__(
+        self,
+        hf_model: Any,
+        task: str,
+        dtype: torch.dtype,
+        device: str | torch.device,
+        fp8: bool = False,
+        gelu_epilogue: bool = True,
+    ):
         self.task = task
         bert = hf_model.bert if task == "classification" else hf_model
         config = bert.config
@@ -128,6 +155,9 @@ class FastBert:
         self.max_positions = int(config.max_position_embeddings)
         self.pad_id = int(getattr(config, "pad_token_id", 0) or 0)
         self.ops = kernel_ops(self.device)
+        # cuBLASLt's GELU epilogue is the tanh form (|diff| <= 5e-4 vs erf, below fp16/bf16 rounding of the
+        # activations); it saves one kernel and one pass over the FFN activations per layer. CUDA only.
+        self.gelu_epilogue = gelu_epilogue and not fp8 and self.device.type == "cuda"
         emb = bert.embeddings
         eps = float(config.layer_norm_eps)
         with torch.no_grad():
@@ -148,6 +178,12 @@ class FastBert:
                 for t in (pooler.weight, pooler.bias, classifier.weight, classifier.bias)
             )
 
+    def _project(self, dense: Dense, x, x_q, x_scale, splits: int) -> torch.Tensor:
+        """A projection whose bias the following add_ln adds; split-K for small M on the fp16/bf16 path."""
+        if not self.fp8 and splits > 1 and x.shape[0] <= self.SMALL_M and x.shape[1] % splits == 0:
+            return dense.split_k(x, splits)
+        return dense(x, x_q, x_scale)
+
     def attention(self, qkv: torch.Tensor, batch: int, seq: int, mask_bias: torch.Tensor | None) -> torch.Tensor:
         q, k, v = qkv.view(batch, seq, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_bias)
@@ -167,12 +203,16 @@ class FastBert:
             ctx = self.attention(qkv, batch, seq, mask_bias)
             cq, cs = ops.quant_rows(ctx) if quant else (None, None)
             w, b = layer.ln1
-            h, hq, hs = ops.add_ln(layer.out(ctx, cq, cs), layer.out.bias, h, w, b, layer.eps, dtype, quant)
-            f, fq, fs = ops.bias_gelu(layer.ffn1(h, hq, hs), layer.ffn1.bias, dtype, quant)
+            o = self._project(layer.out, ctx, cq, cs, self.SPLIT_OUT)
+            h, hq, hs = ops.add_ln(o, layer.out.bias, h, w, b, layer.eps, dtype, quant)
+            if self.gelu_epilogue:
+                f, fq, fs = layer.ffn1.gelu(h), None, None
+            else:
+                f, fq, fs = ops.bias_gelu(layer.ffn1(h, hq, hs), layer.ffn1.bias, dtype, quant)
             w, b = layer.ln2
             out_dtype = torch.float32 if index == last else dtype
-            h, hq, hs = ops.add_ln(layer.ffn2(f, fq, fs), layer.ffn2.bias, h, w, b, layer.eps, out_dtype,
-                                   quant and index != last)  # fmt: skip
+            o = self._project(layer.ffn2, f, fq, fs, self.SPLIT_FFN2)
+            h, hq, hs = ops.add_ln(o, layer.ffn2.bias, h, w, b, layer.eps, out_dtype, quant and index != last)
         states = h.view(batch, seq, self.hidden)
         if self.task == "classification":
             pw, pb, cw, cb = self.head
