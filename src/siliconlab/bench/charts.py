@@ -58,37 +58,35 @@ def _series(result: dict[str, Any], x_key: str, fixed_key: str) -> dict[str, lis
     return {unit: sorted(points) for unit, points in series.items() if len(points) > 1}
 
 
-def latency_vs_length(result: dict[str, Any], path: Path) -> Path | None:
-    series = _series(result, "seq", "batch")
+def _line_chart(
+    result: dict[str, Any], path: Path, x_key: str, fixed_key: str, y_index: int, labels: tuple[str, str, str]
+) -> Path | None:
+    """One line per unit over `x_key` at the first value of `fixed_key`; y is p50 (1) or seq/s (2)."""
+    series = _series(result, x_key, fixed_key)
     if not series:
         return None
+    xlabel, ylabel, title = labels
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for unit, points in series.items():
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=unit)
-    ax.set_xlabel("sequence length (tokens)")
-    ax.set_ylabel("p50 latency, ms")
+        ax.plot([p[0] for p in points], [p[y_index] for p in points], marker="o", label=unit)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_title(f"{result['model']}: latency vs sequence length", fontsize=10)
+    if y_index == 1:
+        ax.set_yscale("log")
+    ax.set_title(f"{result['model']}: {title}", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def latency_vs_length(result: dict[str, Any], path: Path) -> Path | None:
+    labels = ("sequence length (tokens)", "p50 latency, ms", "latency vs sequence length")
+    return _line_chart(result, path, "seq", "batch", 1, labels)
 
 
 def throughput_vs_batch(result: dict[str, Any], path: Path) -> Path | None:
-    series = _series(result, "batch", "seq")
-    if not series:
-        return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for unit, points in series.items():
-        ax.plot([p[0] for p in points], [p[2] for p in points], marker="o", label=unit)
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("sequences / s (at p50)")
-    ax.set_xscale("log", base=2)
-    ax.set_title(f"{result['model']}: throughput vs batch", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _line_chart(result, path, "batch", "seq", 2, ("batch size", "sequences / s (at p50)", "throughput vs batch"))
 
 
 def write_charts(result: dict[str, Any], stem: Path) -> list[Path]:
