@@ -191,14 +191,18 @@ def model_variants():
         ("bf16", torch.bfloat16, False, {}, None, ("B1", "B64")),
         ("fp16", torch.float16, False, {}, None, ("B1", "B64")),
         ("fp8", torch.bfloat16, True, {}, None, ("B1", "B64")),
+    ]
+    ablations = [
         ("bf16 no-gelu-epi", torch.bfloat16, False, {"gelu_epilogue": False}, None, ("B1", "B64")),
         ("bf16 splitffn2=1", torch.bfloat16, False, {"SPLIT_FFN2": 1}, None, ("B1",)),
         ("bf16 splitffn2=2", torch.bfloat16, False, {"SPLIT_FFN2": 2}, None, ("B1",)),
         ("bf16 splitout=2", torch.bfloat16, False, {"SPLIT_OUT": 2}, None, ("B1",)),
-        ("bf16 chunks=1", torch.bfloat16, False, {}, 1, ("B64",)),
+        ("bf16 chunks=2", torch.bfloat16, False, {}, 2, ("B64",)),
         ("bf16 chunks=4", torch.bfloat16, False, {}, 4, ("B64",)),
-        ("fp8 chunks=1", torch.bfloat16, True, {}, 1, ("B64",)),
+        ("fp8 chunks=2", torch.bfloat16, True, {}, 2, ("B64",)),
     ]
+    if os.environ.get("ABLATIONS", "1") == "1":
+        variants += ablations
     table = []
     for name, dtype, use_fp8, overrides, chunks, shapes in variants:
         try:

@@ -33,8 +33,9 @@ def _layer_norm(x, mask, w_ptr, b_ptr, cols, n, eps):
 
 
 @triton.jit
-def _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT: tl.constexpr):
-    tl.store(out_ptr + row * n + cols, y.to(out_ptr.dtype.element_ty), mask=mask)
+def _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT: tl.constexpr, STORE: tl.constexpr):
+    if STORE:
+        tl.store(out_ptr + row * n + cols, y.to(out_ptr.dtype.element_ty), mask=mask)
     if QUANT:
         amax = tl.max(tl.where(mask, tl.abs(y), 0.0), axis=0)
         scale = tl.maximum(amax, MIN_AMAX) / E4M3_MAX
@@ -56,7 +57,7 @@ def _embed_ln_kernel(
     x = tl.load(word_ptr + token * n + cols, mask=mask, other=0.0).to(tl.float32)
     x += tl.load(pos_ptr + position * n + cols, mask=mask, other=0.0).to(tl.float32)
     y = _layer_norm(x, mask, w_ptr, b_ptr, cols, n, eps)
-    _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT)
+    _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT, True)
 
 
 @triton.jit
@@ -73,18 +74,20 @@ def _add_ln_kernel(
     x += tl.load(bias_ptr + cols, mask=mask, other=0.0).to(tl.float32)
     x += tl.load(res_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
     y = _layer_norm(x, mask, w_ptr, b_ptr, cols, n, eps)
-    _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT)
+    _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT, True)
 
 
 @triton.jit
-def _bias_gelu_kernel(x_ptr, bias_ptr, out_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr, QUANT: tl.constexpr):
+def _bias_gelu_kernel(
+    x_ptr, bias_ptr, out_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr, QUANT: tl.constexpr, STORE: tl.constexpr
+):
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     mask = cols < n
     x = tl.load(x_ptr + row * n + cols, mask=mask, other=0.0).to(tl.float32)
     x += tl.load(bias_ptr + cols, mask=mask, other=0.0).to(tl.float32)
     y = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
-    _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT)
+    _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT, STORE)
 
 
 @triton.jit
@@ -102,21 +105,20 @@ def _quant_rows_kernel(x_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr):
 
 @triton.jit
 def _pool_kernel(x_ptr, mask_ptr, out_ptr, seq, n, BLOCK_S: tl.constexpr, BLOCK: tl.constexpr):
-    # one program per sequence; wide [BLOCK_S, BLOCK] tiles keep the serial loop short (4 steps at S=128)
+    # one program per sequence; a 2-D accumulator keeps the loop free of cross-warp reductions (one at the end)
     b = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     cmask = cols < n
-    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_S, BLOCK], dtype=tl.float32)
     count = tl.zeros([BLOCK_S], dtype=tl.float32)
     for start in range(0, seq, BLOCK_S):
         rows = start + tl.arange(0, BLOCK_S)
         rmask = rows < seq
         m = tl.load(mask_ptr + b * seq + rows, mask=rmask, other=0).to(tl.float32)
         ptrs = x_ptr + (b * seq + rows)[:, None] * n + cols[None, :]
-        x = tl.load(ptrs, mask=rmask[:, None] & cmask[None, :], other=0.0).to(tl.float32)
-        acc += tl.sum(x * m[:, None], axis=0)
+        acc += tl.load(ptrs, mask=rmask[:, None] & cmask[None, :], other=0.0).to(tl.float32) * m[:, None]
         count += m
-    mean = acc / tl.maximum(tl.sum(count, axis=0), 1e-9)
+    mean = tl.sum(acc, axis=0) / tl.maximum(tl.sum(count, axis=0), 1e-9)
     norm = tl.sqrt(tl.sum(mean * mean, axis=0))
     tl.store(out_ptr + b * n + cols, mean / tl.maximum(norm, 1e-12), mask=cmask)
 
@@ -159,17 +161,27 @@ def add_ln(x, bias, residual, w, b, eps, dtype, quant=False):
 
 
 def bias_gelu(x, bias, dtype, quant=False):
+    """With quant, only the fp8 copy and its scales are written (the FFN2 GEMM reads nothing else)."""
     rows, n = x.shape
-    out, q, s = _outputs(rows, n, dtype, quant, x.device)
+    out, q, s = _outputs(rows, n, dtype, False, x.device) if not quant else (None, *quant_buffers(rows, n, x.device))
+    if quant:
+        out = torch.empty((rows, 1), dtype=dtype, device=x.device)  # placeholder: carries the dtype, never written
     block = _block(n)
-    _bias_gelu_kernel[(rows,)](x, bias, out, q, s, n, BLOCK=block, QUANT=quant, num_warps=_warps(block))
+    _bias_gelu_kernel[(rows,)](x, bias, out, q, s, n, BLOCK=block, QUANT=quant, STORE=not quant,
+                               num_warps=_warps(block))  # fmt: skip
     return (out, q, s) if quant else (out, None, None)
+
+
+def quant_buffers(rows: int, n: int, device: torch.device):
+    return (
+        torch.empty((rows, n), dtype=torch.float8_e4m3fn, device=device),
+        torch.empty((rows, 1), dtype=torch.float32, device=device),
+    )
 
 
 def quant_rows(x):
     rows, n = x.shape
-    q = torch.empty((rows, n), dtype=torch.float8_e4m3fn, device=x.device)
-    s = torch.empty((rows, 1), dtype=torch.float32, device=x.device)
+    q, s = quant_buffers(rows, n, x.device)
     block = _block(n)
     _quant_rows_kernel[(rows,)](x, q, s, n, BLOCK=block, num_warps=_warps(block))
     return q, s
@@ -179,6 +191,6 @@ def pool(states, mask):
     batch, seq, n = states.shape
     out = torch.empty((batch, n), dtype=torch.float32, device=states.device)
     block = _block(n)
-    block_s = min(triton.next_power_of_2(seq), max(1, 32768 // block))
-    _pool_kernel[(batch,)](states, mask, out, seq, n, BLOCK_S=block_s, BLOCK=block, num_warps=16)
+    block_s = min(triton.next_power_of_2(seq), max(1, 16384 // block))
+    _pool_kernel[(batch,)](states, mask, out, seq, n, BLOCK_S=block_s, BLOCK=block, num_warps=8)
     return out
