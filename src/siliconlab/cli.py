@@ -276,6 +276,7 @@ def bench(
     if workload not in ("fixed", "text"):
         raise UsageError(f"--workload must be 'fixed' or 'text', got '{workload}'")
     selected = select_units(units)
+    source = resolve(model)  # bad input fails with its one line before any other output
     if units.strip() == "all":
         for unit in [u for u in selected if not u.timing_availability().ok]:
             err.print(f"  skipping {unit.name}: {unit.timing_availability().reason} (name it in --units to time it)")
@@ -285,7 +286,6 @@ def bench(
         selected.insert(0, base_unit)
     if not selected:
         raise SiliconlabError("no compute unit is available on this machine (see `siliconlab units`)")
-    source = resolve(model)
     loaded = source.load()
     if text is not None:
         from siliconlab.text import encode
