@@ -108,6 +108,8 @@ def units(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
         table.add_column(column)
     for row in rows:
         status = "[green]yes[/]" if row["available"] else f"[red]no[/] — {row['reason']}"
+        if not row["available"] and row.get("convertible"):
+            status += " (converts here)"
         table.add_row(row["unit"], row["engine"], row["device"], row["precision"], status)
     console.print(table)
 
