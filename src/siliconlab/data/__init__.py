@@ -69,7 +69,12 @@ def calibration_texts(count: int = 64) -> list[str]:
 
 
 def real_text_stream(count: int = 200, seed: int = 7) -> list[str]:
-    """Sentences with their natural lengths, as a user's traffic would bring them."""
-    reviews = _short_reviews()
+    """Real messages at their natural lengths, as a user's traffic would bring them: three review lines
+    (sentiment data) for every SMS (spam data), shuffled with a fixed seed."""
     rng = np.random.default_rng(seed)
-    return [reviews[i] for i in rng.choice(len(reviews), count, replace=False)]
+    reviews = _short_reviews()
+    sms = [t for t in sms_spam()["text"].astype(str).tolist() if t.strip()]
+    n_sms = count // 4
+    picked = [reviews[i] for i in rng.choice(len(reviews), count - n_sms, replace=False)]
+    picked += [sms[i] for i in rng.choice(len(sms), n_sms, replace=False)]
+    return [picked[i] for i in rng.permutation(len(picked))]
