@@ -138,6 +138,7 @@ def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], event
             row = message["row"] | {
                 "model": plan.source.name,
                 "precision": unit.precision,
+                "compute_precision": unit.compute_precision or unit.precision,
                 "device": unit.device,
                 "workload_label": label(workloads[message["row"]["index"]]),
                 "parity": state["manifest"].get("parity"),
@@ -221,7 +222,8 @@ def add_speedups(rows: list[dict[str, Any]], baseline: str) -> None:
 
 def add_floor_fractions(rows: list[dict[str, Any]], floors: dict[str, Any]) -> None:
     for row in rows:
-        floor = floors.get(floor_key(row.get("device", "cpu"), row.get("precision", "fp32")), {})
+        precision = row.get("compute_precision") or row.get("precision", "fp32")
+        floor = floors.get(floor_key(row.get("device", "cpu"), precision), {})
         rate = floor.get("gflops")
         row["floor_gflops"] = rate
         row["pct_of_floor"] = 100.0 * row["gflops_per_s"] / rate if rate and row.get("gflops_per_s") else None

@@ -66,6 +66,9 @@ class Unit(ABC):
     engine: ClassVar[str]
     device: ClassVar[str]
     precision: ClassVar[str]
+    #: The arithmetic the unit runs in, when it differs from its storage precision (weight-only int8 computes in
+    #: fp32/fp16): the bench holds it to that floor.
+    compute_precision: ClassVar[str | None] = None
     #: Parity gate on the pooled output (sentence embedding or logits) of every sentence.
     cosine_min: ClassVar[float] = FP32_COSINE_MIN
     #: Bump when the conversion recipe changes so cached artifacts are rebuilt.

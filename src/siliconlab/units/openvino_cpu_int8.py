@@ -28,6 +28,7 @@ class OpenVinoCpuInt8(Unit):
     engine = "openvino"
     device = "cpu"
     precision = "int8"
+    compute_precision = "fp32"  # weights are int8, the matmuls run in fp32 after decompression
     cosine_min = INT8_COSINE_MIN
     recipe = "nncf-compress-weights-int8-sym"
     requires = ("openvino", "onnx", "nncf")

@@ -140,6 +140,7 @@ class CoreMLAll(CoreMLUnit):
 class CoreMLAneInt8(CoreMLAne):
     name = "coreml-ane-int8"
     precision = "int8"
+    compute_precision = "fp16"  # weight-only int8: compute stays fp16
     cosine_min = INT8_COSINE_MIN
     weights = "int8"
 
@@ -147,6 +148,7 @@ class CoreMLAneInt8(CoreMLAne):
 class CoreMLGpuInt8(CoreMLGpu):
     name = "coreml-gpu-int8"
     precision = "int8"
+    compute_precision = "fp16"  # weight-only int8: compute stays fp16
     cosine_min = INT8_COSINE_MIN
     weights = "int8"
 
