@@ -25,6 +25,13 @@ from siliconlab.bench.workloads import fixed_inputs, text_batches
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process. On Linux, VmHWM: ru_maxrss survives fork+exec and would report
+    the parent's peak when that was larger."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10  # kB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
