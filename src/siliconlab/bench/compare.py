@@ -18,6 +18,8 @@ class Change:
 
 
 def _key(row: dict[str, Any]) -> tuple:
+    if row.get("workload_label"):
+        return (row["unit"], row["workload"], row["workload_label"])
     return (row["unit"], row["workload"], row["batch"], row["seq"], row.get("budget_ms"))
 
 
@@ -50,5 +52,5 @@ def compare_results(before: dict[str, Any], after: dict[str, Any], threshold: fl
             )
         )
     new_keys = {_key(r) for r in after["results"]}
-    missing = [f"{k[0]} {k[1]} B{k[2]} S{k[3]}" for k in old if k not in new_keys]
+    missing = [" ".join(str(part) for part in k if part is not None) for k in old if k not in new_keys]
     return changes, missing

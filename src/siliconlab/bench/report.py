@@ -77,9 +77,12 @@ def _cells(row: dict[str, Any]) -> list[str]:
 
 def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     order = {"fixed": 0, "text": 1, "budget": 2}
-    return sorted(
-        result["results"], key=lambda r: (order.get(r["workload"], 9), r["seq"], r["batch"], r["latency_ms"]["p50"])
-    )
+
+    def key(r: dict[str, Any]) -> tuple:
+        shape = (r["seq"], r["batch"]) if r["workload"] == "fixed" else (r["batch"], 0)
+        return (order.get(r["workload"], 9), *shape, r["latency_ms"]["p50"])
+
+    return sorted(result["results"], key=key)
 
 
 def title_of(result: dict[str, Any]) -> str:

@@ -198,6 +198,9 @@ def finish(result: dict[str, Any], baseline: str) -> None:
 
 
 def _shape_key(row: dict[str, Any]) -> tuple:
+    """Rows of one workload spec match across units; a text row's seq is a mean that differs per unit."""
+    if row.get("workload_label"):
+        return (row["workload"], row["workload_label"])
     return (row["workload"], row["batch"], row["seq"], row.get("budget_ms"))
 
 
