@@ -33,13 +33,19 @@ DEFAULT_CACHE = Path(os.environ.get("SILICONLAB_CACHE", Path.home() / ".cache" /
 def _quiet_libraries() -> None:
     """Library progress bars and INFO chatter would bury our tables; our own warnings still show."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass progress bars
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(transformers|torch|coremltools|nncf)\b.*")
+    warnings.filterwarnings("ignore", message=r".*TracerWarning.*|Converting a tensor to a Python boolean.*")
     logger = logging.getLogger("siliconlab")
     if not logger.handlers:
         handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-    for name in ("nncf", "onnxruntime", "transformers", "torch.onnx"):
+    for name in ("nncf", "onnxruntime", "transformers", "torch.onnx", "coremltools"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging

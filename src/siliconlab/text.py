@@ -12,9 +12,10 @@ from siliconlab.log import log
 
 
 def encode(
-    tokenizer: Any, texts: Sequence[str], max_length: int, pad_to: int | None = None
+    tokenizer: Any, texts: Sequence[str], max_length: int, pad_to: int | None = None, warn: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Tokenize a batch, padding to the longest text (or `pad_to`); long texts are truncated with a warning."""
+    """Tokenize a batch, padding to the longest text (or `pad_to`); long texts are truncated with a warning
+    (`warn=False` for our own fixed texts, e.g. the parity set on a short-context model)."""
     if isinstance(texts, str):
         texts = [texts]
     if not texts:
@@ -24,7 +25,7 @@ def encode(
             raise UsageError(f"text {index} is empty: every text needs at least one non-blank character")
     full_lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
     for index, length in enumerate(full_lengths):
-        if length > max_length:
+        if warn and length > max_length:
             log.warning(
                 "text %d has %d tokens, more than the model's maximum of %d: truncated to %d",
                 index,

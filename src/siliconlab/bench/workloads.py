@@ -47,8 +47,8 @@ def label(spec: dict[str, Any]) -> str:
 def text_batches(tokenizer: Any, texts: list[str], batch: int, max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Consecutive sentences grouped `batch` at a time, each group padded only to its own longest."""
     groups = [texts[i : i + batch] for i in range(0, len(texts), batch)]
-    return [encode(tokenizer, group, max_length) for group in groups if len(group) == batch] or [
-        encode(tokenizer, texts[:batch], max_length)
+    return [encode(tokenizer, group, max_length, warn=False) for group in groups if len(group) == batch] or [
+        encode(tokenizer, texts[:batch], max_length, warn=False)
     ]
 
 

@@ -57,7 +57,7 @@ def reference_outputs(model: LoadedModel, texts: list[str]) -> Reference:
     outputs = []
     with torch.inference_mode():
         for text in texts:
-            ids, mask = encode(model.tokenizer, [text], model.max_length)
+            ids, mask = encode(model.tokenizer, [text], model.max_length, warn=False)
             result = module(torch.from_numpy(ids), torch.from_numpy(mask))
             outputs.append({name: t.numpy()[0] for name, t in zip(model.output_names, result)})
     return Reference(texts=list(texts), single=outputs)
@@ -93,10 +93,10 @@ def check_parity(runner: Runner, model: LoadedModel, reference: Reference, thres
         pooled_cos.append((float(_cosine_rows(np.asarray(got[pooled]), ref[pooled])[0]), index))
 
     for index, text in enumerate(reference.texts):
-        ids, mask = encode(model.tokenizer, [text], model.max_length)
+        ids, mask = encode(model.tokenizer, [text], model.max_length, warn=False)
         got = runner.run(ids, mask)
         compare(index, {name: got[name][0] for name in names}, int(mask.sum()))
-    ids, mask = encode(model.tokenizer, reference.texts, model.max_length)
+    ids, mask = encode(model.tokenizer, reference.texts, model.max_length, warn=False)
     got = runner.run(ids, mask)
     for index in range(len(reference.texts)):
         compare(index, {name: got[name][index] for name in names}, int(mask[index].sum()))

@@ -91,9 +91,9 @@ class OnnxRuntimeCpuInt8(Unit):
         texts = calibration_texts(CALIBRATION_TEXTS)
         feeds = []
         for text in texts:
-            ids, mask = encode(model.tokenizer, [text], model.max_length)
+            ids, mask = encode(model.tokenizer, [text], model.max_length, warn=False)
             feeds.append({"input_ids": ids, "attention_mask": mask})
-        ids, mask = encode(model.tokenizer, texts[:16], model.max_length)
+        ids, mask = encode(model.tokenizer, texts[:16], model.max_length, warn=False)
         batch = {"input_ids": ids, "attention_mask": mask}
         reference = _pooled(OrtRunner(fused_path, 2), feeds, batch)
 
