@@ -11,10 +11,8 @@ from siliconlab.errors import UsageError
 from siliconlab.log import log
 
 
-def encode(
-    tokenizer: Any, texts: Sequence[str], max_length: int, pad_to: int | None = None, warn: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Tokenize a batch, padding to the longest text (or `pad_to`); long texts are truncated with a warning
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Tokenize a batch, padding to the longest text; long texts are truncated with a warning
     (`warn=False` for our own fixed texts, e.g. the parity set on a short-context model)."""
     if isinstance(texts, str):
         texts = [texts]
@@ -33,10 +31,7 @@ def encode(
                 max_length,
                 max_length,
             )
-    padding: Any = "max_length" if pad_to else "longest"
-    batch = tokenizer(
-        list(texts), padding=padding, truncation=True, max_length=pad_to or max_length, return_tensors="np"
-    )
+    batch = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="np")
     return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
 
 

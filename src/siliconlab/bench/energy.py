@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import glob
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,11 +116,3 @@ def meter_for(device: str) -> EnergyMeter:
         domains, reason = rapl_domains()
         return RaplMeter(domains) if domains else EnergyMeter(reason)
     return EnergyMeter(f"no energy counter for device '{device}' on this machine")
-
-
-def measure_idle_power(meter: EnergyMeter, seconds: float = 0.5) -> float | None:
-    """Watts with nothing running, so a report can show dynamic energy too (None without a counter)."""
-    meter.start()
-    time.sleep(seconds)
-    reading = meter.stop()
-    return reading.joules / seconds if reading.joules is not None else None

@@ -25,6 +25,7 @@ from siliconlab.data import parity_texts
 from siliconlab.errors import SiliconlabError
 from siliconlab.models.base import ModelSource
 from siliconlab.units.base import Availability, Runner, Unit
+from siliconlab.units.torch_cpu import TorchRunner
 
 #: Per-model folder where units of one engine share work (e.g. one CoreML package for four compute units).
 SHARED_FOLDER = ".shared"
@@ -143,7 +144,7 @@ class Converter:
         structure = unit.check_structure(work, model)
         module_parity = None
         if conversion.converted_module is not None:
-            module_runner = ModuleRunner(conversion.converted_module, model.output_names)
+            module_runner = TorchRunner(conversion.converted_module, output_names=model.output_names)
             gate = conversion.converted_module_cosine_min
             module_parity = check_parity(module_runner, model, reference, gate).to_dict()
         if runnable.ok:
@@ -191,24 +192,6 @@ def _parity_failure(manifest: dict[str, Any]) -> str:
         figures = {key: value for key, value in parity.items() if key != "converted_module"}
         return f"parity failed: {ParityReport(**figures).summary()}"
     return ""
-
-
-class ModuleRunner:
-    """Runs the fp32 PyTorch module a unit handed to its converter, for the converted-module parity check."""
-
-    def __init__(self, module: Any, output_names: tuple[str, ...]):
-        self.module = module.eval()
-        self.output_names = output_names
-
-    def run(self, input_ids: Any, attention_mask: Any) -> dict[str, Any]:
-        import torch
-
-        with torch.inference_mode():
-            outputs = self.module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
-        return {name: out.float().numpy() for name, out in zip(self.output_names, outputs)}
-
-    def synchronize(self) -> None:
-        return None
 
 
 def _one_line(exc: BaseException) -> str:

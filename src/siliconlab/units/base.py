@@ -8,7 +8,6 @@ token ids + attention mask to the task's outputs as numpy arrays.
 from __future__ import annotations
 
 import importlib.util
-import platform
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,10 +129,6 @@ class Unit(ABC):
             "reason": available.reason,
             "convertible": available.ok or self.conversion_availability().ok,
         }
-
-
-def machine_arch() -> str:
-    return platform.machine().lower()
 
 
 class CpuRunnerMixin:

@@ -14,10 +14,12 @@ from siliconlab.units.base import Conversion, CpuRunnerMixin, Unit
 
 
 class TorchRunner(CpuRunnerMixin):
-    def __init__(self, module: EncoderWithHead, device: str = "cpu"):
-        self.module = module
+    """Runs any (input_ids, attention_mask) -> outputs PyTorch module: the baseline, or a rewrite under check."""
+
+    def __init__(self, module: torch.nn.Module, device: str = "cpu", output_names: tuple[str, ...] | None = None):
+        self.module = module.eval()
         self.device = device
-        self.output_names = OUTPUT_NAMES[module.task]
+        self.output_names = output_names or OUTPUT_NAMES[module.task]
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
