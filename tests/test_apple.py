@@ -19,13 +19,13 @@ import torch
 
 from siliconlab.convert import Converter, load_artifact
 from siliconlab.convert.parity import check_parity, reference_outputs
-from siliconlab.convert.pipeline import ModuleRunner
 from siliconlab.data import parity_texts
 from siliconlab.models import resolve
 from siliconlab.models.ane_bert import AneBert
 from siliconlab.models.wrapper import EncoderWithHead
 from siliconlab.units import REGISTRY, get_unit
 from siliconlab.units.coreml import PREDICTION_NEEDS_MACOS, CoreMLUnit
+from siliconlab.units.torch_cpu import TorchRunner
 
 COREML = [name for name, unit in REGISTRY.items() if issubclass(unit, CoreMLUnit)]
 MACOS = sys.platform == "darwin"
@@ -88,7 +88,9 @@ def test_ane_rewrite_matches_pytorch_on_minilm():
     """Real weights, the real parity sentences (alone and as one padded batch), fp32: cosine >= 0.9999."""
     model = resolve("minilm").load()
     reference = reference_outputs(model, parity_texts())
-    report = check_parity(ModuleRunner(AneBert(model.model, model.task), model.output_names), model, reference, 0.9999)
+    report = check_parity(
+        TorchRunner(AneBert(model.model, model.task), output_names=model.output_names), model, reference, 0.9999
+    )
     assert report.passed and report.token_cosine_min >= 0.9999, report.summary()
 
 
