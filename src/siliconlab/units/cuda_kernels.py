@@ -16,9 +16,23 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 E4M3_MAX = tl.constexpr(448.0)
 MIN_AMAX = tl.constexpr(1e-12)
+
+
+#: Programmatic dependent launch (Hopper+): each kernel is launched before its predecessor finishes, waits for
+#: it (griddepcontrol.wait) before touching memory, and lets its own successor launch at once. Inside a CUDA
+#: graph this hides most of the launch gap between consecutive kernels. Switched on per device by FastBert.
+PDL = False
+
+
+@triton.jit
+def grid_dependency(GDC: tl.constexpr):
+    if GDC:
+        gdc_wait()
+        gdc_launch_dependents()
 
 
 @triton.jit
@@ -47,8 +61,9 @@ def _store_row(y, mask, row, cols, n, out_ptr, q_ptr, s_ptr, QUANT: tl.constexpr
 @triton.jit
 def _embed_ln_kernel(
     ids_ptr, word_ptr, pos_ptr, w_ptr, b_ptr, out_ptr, q_ptr, s_ptr, seq, n, eps,
-    BLOCK: tl.constexpr, QUANT: tl.constexpr,
+    BLOCK: tl.constexpr, QUANT: tl.constexpr, GDC: tl.constexpr,
 ):  # fmt: skip
+    grid_dependency(GDC)
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     mask = cols < n
@@ -63,8 +78,9 @@ def _embed_ln_kernel(
 @triton.jit
 def _add_ln_kernel(
     x_ptr, bias_ptr, res_ptr, w_ptr, b_ptr, out_ptr, q_ptr, s_ptr, rows, n, eps,
-    BLOCK: tl.constexpr, QUANT: tl.constexpr, SPLITS: tl.constexpr,
+    BLOCK: tl.constexpr, QUANT: tl.constexpr, SPLITS: tl.constexpr, GDC: tl.constexpr,
 ):  # fmt: skip
+    grid_dependency(GDC)
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     mask = cols < n
@@ -79,8 +95,10 @@ def _add_ln_kernel(
 
 @triton.jit
 def _bias_gelu_kernel(
-    x_ptr, bias_ptr, out_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr, QUANT: tl.constexpr, STORE: tl.constexpr
-):
+    x_ptr, bias_ptr, out_ptr, q_ptr, s_ptr, n,
+    BLOCK: tl.constexpr, QUANT: tl.constexpr, STORE: tl.constexpr, GDC: tl.constexpr,
+):  # fmt: skip
+    grid_dependency(GDC)
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     mask = cols < n
@@ -91,7 +109,8 @@ def _bias_gelu_kernel(
 
 
 @triton.jit
-def _quant_rows_kernel(x_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr):
+def _quant_rows_kernel(x_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr, GDC: tl.constexpr):
+    grid_dependency(GDC)
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     mask = cols < n
@@ -104,7 +123,8 @@ def _quant_rows_kernel(x_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _pool_kernel(x_ptr, mask_ptr, out_ptr, seq, n, BLOCK_S: tl.constexpr, BLOCK: tl.constexpr):
+def _pool_kernel(x_ptr, mask_ptr, out_ptr, seq, n, BLOCK_S: tl.constexpr, BLOCK: tl.constexpr, GDC: tl.constexpr):
+    grid_dependency(GDC)
     # one program per sequence; a 2-D accumulator keeps the loop free of cross-warp reductions (one at the end)
     b = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
@@ -121,6 +141,10 @@ def _pool_kernel(x_ptr, mask_ptr, out_ptr, seq, n, BLOCK_S: tl.constexpr, BLOCK:
     mean = tl.sum(acc, axis=0) / tl.maximum(tl.sum(count, axis=0), 1e-9)
     norm = tl.sqrt(tl.sum(mean * mean, axis=0))
     tl.store(out_ptr + b * n + cols, mean / tl.maximum(norm, 1e-12), mask=cmask)
+
+
+def _pdl() -> dict[str, bool]:
+    return {"GDC": PDL, "launch_pdl": PDL}
 
 
 def _block(n: int) -> int:
@@ -145,7 +169,7 @@ def embed_ln(ids, word, pos_type, w, b, eps, seq, dtype, quant=False):
     out, q, s = _outputs(rows, n, dtype, quant, word.device)
     block = _block(n)
     _embed_ln_kernel[(rows,)](ids, word, pos_type, w, b, out, q, s, seq, n, eps, BLOCK=block, QUANT=quant,
-                              num_warps=_warps(block))  # fmt: skip
+                              num_warps=_warps(block), **_pdl())  # fmt: skip
     return (out, q, s) if quant else (out, None, None)
 
 
@@ -156,7 +180,7 @@ def add_ln(x, bias, residual, w, b, eps, dtype, quant=False):
     out, q, s = _outputs(rows, n, dtype, quant, x.device)
     block = _block(n)
     _add_ln_kernel[(rows,)](x, bias, residual, w, b, out, q, s, rows, n, eps, BLOCK=block, QUANT=quant,
-                            SPLITS=splits, num_warps=_warps(block))  # fmt: skip
+                            SPLITS=splits, num_warps=_warps(block), **_pdl())  # fmt: skip
     return (out, q, s) if quant else (out, None, None)
 
 
@@ -168,7 +192,7 @@ def bias_gelu(x, bias, dtype, quant=False):
         out = torch.empty((rows, 1), dtype=dtype, device=x.device)  # placeholder: carries the dtype, never written
     block = _block(n)
     _bias_gelu_kernel[(rows,)](x, bias, out, q, s, n, BLOCK=block, QUANT=quant, STORE=not quant,
-                               num_warps=_warps(block))  # fmt: skip
+                               num_warps=_warps(block), **_pdl())  # fmt: skip
     return (out, q, s) if quant else (out, None, None)
 
 
@@ -183,7 +207,7 @@ def quant_rows(x):
     rows, n = x.shape
     q, s = quant_buffers(rows, n, x.device)
     block = _block(n)
-    _quant_rows_kernel[(rows,)](x, q, s, n, BLOCK=block, num_warps=_warps(block))
+    _quant_rows_kernel[(rows,)](x, q, s, n, BLOCK=block, num_warps=_warps(block), **_pdl())
     return q, s
 
 
@@ -192,5 +216,5 @@ def pool(states, mask):
     out = torch.empty((batch, n), dtype=torch.float32, device=states.device)
     block = _block(n)
     block_s = min(triton.next_power_of_2(seq), max(1, 16384 // block))
-    _pool_kernel[(batch,)](states, mask, out, seq, n, BLOCK_S=block_s, BLOCK=block, num_warps=8)
+    _pool_kernel[(batch,)](states, mask, out, seq, n, BLOCK_S=block_s, BLOCK=block, num_warps=8, **_pdl())
     return out

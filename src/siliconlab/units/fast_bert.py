@@ -55,6 +55,15 @@ class TorchOps:
         return mean_pool_normalize(states.float(), mask)
 
 
+def small_gemm(device: torch.device) -> Any:
+    """The Triton small-M GEMMs (cuda_gemm.py) on a CUDA device with triton, else None (cuBLAS/CPU torch)."""
+    if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+        from siliconlab.units import cuda_gemm
+
+        return cuda_gemm.for_device(device)
+    return None
+
+
 def kernel_ops(device: torch.device) -> Any:
     if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
         from siliconlab.units import cuda_kernels
@@ -129,7 +138,8 @@ class FastBert:
     """Callable (input_ids [B, S], attention_mask [B, S], dense: bool) -> the task's outputs, fp32."""
 
     #: Small-batch tuning (measured on H100, benchmarks/gpu/NOTES.md): for M = batch*seq tokens <= SMALL_M the
-    #: output projections run as split-K GEMMs whose partial sums the LayerNorm kernel adds.
+    #: GEMMs run as Triton kernels with narrow tiles (cuda_gemm.py), the two output projections as split-K whose
+    #: partial sums the LayerNorm kernel adds; without triton, the cuBLAS split-K below.
     SMALL_M = 512
     SPLIT_OUT = 1
     SPLIT_FFN2 = 4
@@ -142,6 +152,7 @@ class FastBert:
         device: str | torch.device,
         fp8: bool = False,
         gelu_epilogue: bool = True,
+        triton_gemm: bool = True,
     ):
         self.task = task
         bert = hf_model.bert if task == "classification" else hf_model
@@ -155,6 +166,9 @@ class FastBert:
         self.max_positions = int(config.max_position_embeddings)
         self.pad_id = int(getattr(config, "pad_token_id", 0) or 0)
         self.ops = kernel_ops(self.device)
+        dims = (config.hidden_size, config.intermediate_size)
+        usable = triton_gemm and not fp8 and all(d % 16 == 0 for d in dims)
+        self.gemm = small_gemm(self.device) if usable else None
         # cuBLASLt's GELU epilogue is the tanh form (|diff| <= 5e-4 vs erf, below fp16/bf16 rounding of the
         # activations); it saves one kernel and one pass over the FFN activations per layer. CUDA only.
         self.gelu_epilogue = gelu_epilogue and not fp8 and self.device.type == "cuda"
@@ -198,20 +212,32 @@ class FastBert:
         w, b = self.emb_ln
         h, hq, hs = ops.embed_ln(input_ids, self.word, self.pos_type, w, b, self.eps, seq, dtype, quant)
         last = len(self.layers) - 1
+        gemm = self.gemm if self.gemm is not None and batch * seq <= self.SMALL_M else None
         for index, layer in enumerate(self.layers):
-            qkv = layer.qkv(h, hq, hs, bias=True)
+            if gemm is not None:
+                qkv = gemm.linear(h, layer.qkv.weight, layer.qkv.bias)
+            else:
+                qkv = layer.qkv(h, hq, hs, bias=True)
             ctx = self.attention(qkv, batch, seq, mask_bias)
             cq, cs = ops.quant_rows(ctx) if quant else (None, None)
             w, b = layer.ln1
-            o = self._project(layer.out, ctx, cq, cs, self.SPLIT_OUT)
+            if gemm is not None:
+                o = gemm.linear(ctx, layer.out.weight, split=True)
+            else:
+                o = self._project(layer.out, ctx, cq, cs, self.SPLIT_OUT)
             h, hq, hs = ops.add_ln(o, layer.out.bias, h, w, b, layer.eps, dtype, quant)
-            if self.gelu_epilogue:
+            if gemm is not None:
+                f, fq, fs = gemm.linear(h, layer.ffn1.weight, layer.ffn1.bias, gelu=True), None, None
+            elif self.gelu_epilogue:
                 f, fq, fs = layer.ffn1.gelu(h), None, None
             else:
                 f, fq, fs = ops.bias_gelu(layer.ffn1(h, hq, hs), layer.ffn1.bias, dtype, quant)
             w, b = layer.ln2
             out_dtype = torch.float32 if index == last else dtype
-            o = self._project(layer.ffn2, f, fq, fs, self.SPLIT_FFN2)
+            if gemm is not None:
+                o = gemm.linear(f, layer.ffn2.weight, split=True)
+            else:
+                o = self._project(layer.ffn2, f, fq, fs, self.SPLIT_FFN2)
             h, hq, hs = ops.add_ln(o, layer.ffn2.bias, h, w, b, layer.eps, out_dtype, quant and index != last)
         states = h.view(batch, seq, self.hidden)
         if self.task == "classification":
