@@ -68,10 +68,11 @@ def graph_us(calls, reps: int = 1) -> float:
     return do_bench(graph.replay, warmup=20, rep=150, return_mode="median") * 1e3 / (reps * len(calls))
 
 
-def operands(m: int, n: int, k: int, dtype=torch.bfloat16):
+def operands(m: int, n: int, k: int, dtype=torch.bfloat16, copies: int = LAYERS):
+    """copies=LAYERS: weights stream from HBM as in the model without prefetch; copies=1: L2-warm weights."""
     x = torch.randn(m, k, device=DEV, dtype=dtype)
-    ws = [torch.randn(n, k, device=DEV, dtype=dtype) / k**0.5 for _ in range(LAYERS)]
-    bs = [torch.randn(n, device=DEV, dtype=dtype) for _ in range(LAYERS)]
+    ws = [torch.randn(n, k, device=DEV, dtype=dtype) / k**0.5 for _ in range(copies)] * (LAYERS // copies)
+    bs = [torch.randn(n, device=DEV, dtype=dtype) for _ in range(copies)] * (LAYERS // copies)
     return x, ws, bs
 
 
@@ -114,11 +115,12 @@ def check():
 @section("gemm")
 def gemm():
     rows = []
-    for m in (128, 256, 512):
+    for m, copies in itertools.product((32, 128, 256), (LAYERS, 1)):
         for name, (n, k, split, epi) in SHAPES.items():
-            x, ws, bs = operands(m, n, k)
+            x, ws, bs = operands(m, n, k, copies=copies)
             cub = graph_us([cublas_call(x, w, b, epi, split) for w, b in zip(ws, bs)])
-            row = {"m": m, "gemm": name, "cublas_us": cub, "choice": str(gemm_tiles.choose(m, n, k, SMS, split))}
+            row = {"m": m, "gemm": name, "weights": "stream" if copies > 1 else "L2", "cublas_us": cub,
+                   "choice": str(gemm_tiles.choose(m, n, k, SMS, split))}  # fmt: skip
             for pdl in (False, True):
                 cuda_kernels.PDL = pdl
                 calls = [triton_call(x, w, b, epi, split) for w, b in zip(ws, bs)]
@@ -136,10 +138,11 @@ def gemm():
 @section("sweep")
 def sweep():
     best = {}
-    for name, (n, k, split, epi) in SHAPES.items():
-        x, ws, bs = operands(128, n, k)
+    for (name, (n, k, split, epi)), copies in itertools.product(SHAPES.items(), (LAYERS, 1)):
+        x, ws, bs = operands(128, n, k, copies=copies)
+        name = f"{name}/{'stream' if copies > 1 else 'L2'}"
         results = []
-        for bm, bn, bk, stages, warps in itertools.product((64, 128), (32, 64, 128), (64, 128), (3, 4), (4,)):
+        for bm, bn, bk, stages, warps in itertools.product((64,), (32, 64), (64, 128), (3, 4, 5), (4,)):
             for s in (1, 2, 3, 4, 6, 8) if split else (1,):
                 if k % (s * bk):
                     continue
@@ -152,7 +155,7 @@ def sweep():
                 results.append((us, cfg))
         results.sort(key=lambda r: r[0])
         for us, cfg in results[:5]:
-            print(f"   {name:5s} {us:6.2f} us  {cfg}")
+            print(f"   {name:12s} {us:6.2f} us  {cfg}")
         best[name] = [(us, cfg.__dict__) for us, cfg in results[:5]]
     RESULTS["sweep"] = best
 
@@ -164,9 +167,9 @@ def hf_bert():
     return BertModel(BertConfig()).eval()
 
 
-def make_runner(hf, dtype, triton_gemm, pdl):
+def make_runner(hf, dtype, triton_gemm, pdl, prefetch=True):
     cuda_kernels.PDL = pdl
-    model = FastBert(hf, "embedding", dtype, "cuda", triton_gemm=triton_gemm)
+    model = FastBert(hf, "embedding", dtype, "cuda", triton_gemm=triton_gemm, prefetch=prefetch)
     return GraphRunner(model)
 
 
@@ -191,7 +194,7 @@ def model():
     hf = hf_bert()
     rng = np.random.default_rng(0)
     rows = []
-    shapes = [(1, 128, True), (1, 32, True), (1, 100, False), (4, 128, True), (8, 128, True)]
+    shapes = [(1, 128, True), (1, 32, True), (1, 100, False), (4, 128, True), (64, 128, False)]
     reference = {}
     hf_cuda = hf.to(DEV)
     for b, s, _ in shapes:
@@ -201,23 +204,25 @@ def model():
             out = hf_cuda(input_ids=torch.from_numpy(ids).to(DEV), attention_mask=torch.from_numpy(mask).to(DEV))
         reference[(b, s)] = (ids, mask, out.last_hidden_state.float().cpu().numpy())
     hf = hf_cuda.cpu()
-    variants = [("fp16", torch.float16, False, False), ("fp16", torch.float16, True, False),
-                ("fp16", torch.float16, True, True), ("bf16", torch.bfloat16, False, False),
-                ("bf16", torch.bfloat16, True, False), ("bf16", torch.bfloat16, True, True),
-                ("fp16", torch.float16, False, True)]  # fmt: skip
-    for label, dtype, tg, pdl in variants:
-        runner = make_runner(hf, dtype, tg, pdl)
+    variants = []
+    for label, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        variants += [(label, dtype, False, False, False), (label, dtype, False, False, True),
+                     (label, dtype, True, True, False), (label, dtype, True, True, True),
+                     (label, dtype, True, False, True)]  # fmt: skip
+    for label, dtype, tg, pdl, pf in variants:
+        runner = make_runner(hf, dtype, tg, pdl, pf)
         for b, s, time_it in shapes:
             ids, mask, ref = reference[(b, s)]
             out = runner.run(ids, mask)
             cos = cosine_min(out["token_states"], ref)
-            row = {"dtype": label, "triton_gemm": tg, "pdl": pdl, "batch": b, "seq": s, "token_cos_min": cos}
+            row = {"dtype": label, "triton_gemm": tg, "pdl": pdl, "prefetch": pf, "batch": b, "seq": s,
+                   "token_cos_min": cos}  # fmt: skip
             if time_it:
                 bucket = runner.buckets[(b, s, True, 0)]
                 row["device_us"] = do_bench(bucket.graph.replay, warmup=20, rep=200, return_mode="median") * 1e3
                 row["wall_p50_us"], row["wall_p90_us"] = wall_us(runner, ids, mask, 1500 if b == 1 else 300)
             rows.append(row)
-            print(f"   {label} triton={tg!s:5} pdl={pdl!s:5} B{b} S{s}: cos {cos:.6f}  device "
+            print(f"   {label} triton={tg!s:5} pdl={pdl!s:5} prefetch={pf!s:5} B{b} S{s}: cos {cos:.6f}  device "
                   f"{row.get('device_us', float('nan')):7.1f} us  wall p50 {row.get('wall_p50_us', float('nan')):7.1f}"
                   f" p90 {row.get('wall_p90_us', float('nan')):7.1f}", flush=True)  # fmt: skip
         del runner

@@ -143,6 +143,29 @@ def _pool_kernel(x_ptr, mask_ptr, out_ptr, seq, n, BLOCK_S: tl.constexpr, BLOCK:
     tl.store(out_ptr + b * n + cols, mean / tl.maximum(norm, 1e-12), mask=cmask)
 
 
+@triton.jit
+def _prefetch_l2_kernel(ptr, n_lines, LINES: tl.constexpr, LINE_ELEMENTS: tl.constexpr):
+    lines = tl.program_id(0) * LINES + tl.arange(0, LINES)
+    lines = tl.minimum(lines, n_lines - 1)
+    addresses = ptr + lines.to(tl.int64) * LINE_ELEMENTS
+    tl.inline_asm_elementwise(
+        "prefetch.global.L2::evict_last [$1];\n mov.u32 $0, 0;", "=r,l", [addresses],
+        dtype=tl.int32, is_pure=False, pack=1,
+    )  # fmt: skip
+
+
+def prefetch_l2(flat: torch.Tensor, lines_per_program: int = 1024) -> None:
+    """Ask L2 to fetch a contiguous tensor (fire and forget: the program exits without waiting for the data).
+
+    Run on a side stream a layer ahead, it turns the next layer's GEMMs' weight reads into L2 hits: at batch 1
+    they are latency-bound reads from HBM otherwise (BERT-base: 14 MB of bf16 weights per layer, L2 50 MB).
+    """
+    line_elements = 128 // flat.element_size()
+    n_lines = triton.cdiv(flat.numel(), line_elements)
+    grid = (triton.cdiv(n_lines, lines_per_program),)
+    _prefetch_l2_kernel[grid](flat, n_lines, LINES=lines_per_program, LINE_ELEMENTS=line_elements, num_warps=4)
+
+
 def _pdl() -> dict[str, bool]:
     return {"GDC": PDL, "launch_pdl": PDL}
 

@@ -132,6 +132,18 @@ class Layer:
 
         self.ln1, self.ln2 = ln(attn.output.LayerNorm), ln(hf_layer.output.LayerNorm)
         self.eps = eps
+        self.flat = None if fp8 else self._pack((self.qkv, self.out, self.ffn1, self.ffn2))
+
+    @staticmethod
+    def _pack(denses: tuple[Dense, ...]) -> torch.Tensor:
+        """All four weights in one contiguous buffer (each Dense keeps a view), so one L2 prefetch covers them."""
+        flat = torch.cat([d.weight.reshape(-1) for d in denses])
+        offset = 0
+        for d in denses:
+            n = d.weight.numel()
+            d.weight = flat[offset : offset + n].view(d.weight.shape)
+            offset += n
+        return flat
 
 
 class FastBert:
@@ -141,6 +153,7 @@ class FastBert:
     #: GEMMs run as Triton kernels with narrow tiles (cuda_gemm.py), the two output projections as split-K whose
     #: partial sums the LayerNorm kernel adds; without triton, the cuBLAS split-K below.
     SMALL_M = 512
+    TRITON_MAX_M = 128
     SPLIT_OUT = 1
     SPLIT_FFN2 = 4
 
@@ -153,6 +166,7 @@ class FastBert:
         fp8: bool = False,
         gelu_epilogue: bool = True,
         triton_gemm: bool = True,
+        prefetch: bool = True,
     ):
         self.task = task
         bert = hf_model.bert if task == "classification" else hf_model
@@ -169,6 +183,8 @@ class FastBert:
         dims = (config.hidden_size, config.intermediate_size)
         usable = triton_gemm and not fp8 and all(d % 16 == 0 for d in dims)
         self.gemm = small_gemm(self.device) if usable else None
+        self.prefetch = prefetch and not fp8 and self.device.type == "cuda" and hasattr(self.ops, "prefetch_l2")
+        self.side_stream = torch.cuda.Stream(self.device) if self.prefetch else None
         # cuBLASLt's GELU epilogue is the tanh form (|diff| <= 5e-4 vs erf, below fp16/bf16 rounding of the
         # activations); it saves one kernel and one pass over the FFN activations per layer. CUDA only.
         self.gelu_epilogue = gelu_epilogue and not fp8 and self.device.type == "cuda"
@@ -198,6 +214,12 @@ class FastBert:
             return dense.split_k(x, splits)
         return dense(x, x_q, x_scale)
 
+    def _prefetch(self, index: int) -> None:
+        """L2 prefetch of layer `index`'s weights on a side stream, starting once the work queued so far began."""
+        self.side_stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.side_stream):
+            self.ops.prefetch_l2(self.layers[index].flat)
+
     def attention(self, qkv: torch.Tensor, batch: int, seq: int, mask_bias: torch.Tensor | None) -> torch.Tensor:
         q, k, v = qkv.view(batch, seq, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_bias)
@@ -212,8 +234,13 @@ class FastBert:
         w, b = self.emb_ln
         h, hq, hs = ops.embed_ln(input_ids, self.word, self.pos_type, w, b, self.eps, seq, dtype, quant)
         last = len(self.layers) - 1
-        gemm = self.gemm if self.gemm is not None and batch * seq <= self.SMALL_M else None
+        gemm = self.gemm if self.gemm is not None and batch * seq <= self.TRITON_MAX_M else None
+        prefetch = self.prefetch and batch * seq <= self.SMALL_M
+        if prefetch:
+            self._prefetch(0)
         for index, layer in enumerate(self.layers):
+            if prefetch and index + 1 < len(self.layers):
+                self._prefetch(index + 1)
             if gemm is not None:
                 qkv = gemm.linear(h, layer.qkv.weight, layer.qkv.bias)
             else:
@@ -239,6 +266,8 @@ class FastBert:
             else:
                 o = self._project(layer.ffn2, f, fq, fs, self.SPLIT_FFN2)
             h, hq, hs = ops.add_ln(o, layer.ffn2.bias, h, w, b, layer.eps, out_dtype, quant and index != last)
+        if prefetch:
+            torch.cuda.current_stream().wait_stream(self.side_stream)  # joins the fork (graph capture needs it)
         states = h.view(batch, seq, self.hidden)
         if self.task == "classification":
             pw, pb, cw, cb = self.head

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SPLIT_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
+#: A split-K slice this deep keeps each thread block's loop a few tiles long (H100 sweep, NOTES.md).
+K_PER_SPLIT = 384
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class GemmConfig:
     block_k: int
     splits: int = 1
     warps: int = 4
-    stages: int = 3
+    stages: int = 4
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -29,23 +31,16 @@ def _cdiv(a: int, b: int) -> int:
 
 def choose(m: int, n: int, k: int, sms: int, split: bool = False) -> GemmConfig | None:
     """The tiles for an [m, k] x [k, n] product on a device with `sms` multiprocessors, or None (use cuBLAS)."""
-    block_k = next((b for b in (64, 32, 16) if k % b == 0), None)
+    block_k = next((b for b in (128, 64, 32, 16) if k % b == 0), None)
     if block_k is None:
         return None
     block_m = 64 if m <= 256 else 128
     m_tiles = _cdiv(m, block_m)
-    block_n = 32
-    for candidate in (128, 64):
-        if m_tiles * _cdiv(n, candidate) * 2 >= sms:
-            block_n = candidate
-            break
-    tiles = m_tiles * _cdiv(n, block_n)
-    splits = 1
     if split:
         for s in SPLIT_CHOICES:
-            if k % (s * block_k):
-                continue
-            splits = s
-            if tiles * s >= sms:
-                break
-    return GemmConfig(block_m, block_n, block_k, splits)
+            if k % s == 0 and (k // s) % 16 == 0 and k // s <= K_PER_SPLIT:
+                bk = next(b for b in (128, 64, 32, 16) if (k // s) % b == 0)
+                return GemmConfig(block_m, 32, bk, s)
+        return GemmConfig(block_m, 32, block_k, 1)
+    block_n = 64 if m_tiles * _cdiv(n, 64) * 2 >= sms else 32
+    return GemmConfig(block_m, block_n, block_k)
