@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 from siliconlab.units import cuda_kernels
-from siliconlab.units.cuda_kernels import grid_dependency
+from siliconlab.units.cuda_kernels import grid_dependency, prefetch_l2
 from siliconlab.units.gemm_tiles import GemmConfig, choose
 
 NO_EPILOGUE, BIAS, BIAS_GELU = 0, 1, 2
@@ -27,14 +27,19 @@ NO_EPILOGUE, BIAS, BIAS_GELU = 0, 1, 2
 def _gemm_kernel(
     x_ptr, w_ptr, bias_ptr, out_ptr, M, N, K, stride_xm, k_per_split,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EPILOGUE: tl.constexpr, GDC: tl.constexpr,
+    LINE: tl.constexpr,
 ):  # fmt: skip
-    grid_dependency(GDC)
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_k = tl.program_id(2)
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     rk = pid_k * k_per_split + tl.arange(0, BLOCK_K)
+    if GDC:  # launched early (PDL): fetch this program's weight slice into L2 while the previous kernel runs
+        lines = tl.minimum(rn, N - 1)[:, None] * K + pid_k * k_per_split + tl.arange(0, BLOCK_K // LINE)[None, :] * LINE
+        for kk in range(0, k_per_split, BLOCK_K):
+            prefetch_l2(w_ptr + lines + kk)
+    grid_dependency(GDC)
     m_mask = rm[:, None] < M
     n_mask = rn[:, None] < N
     x_ptrs = x_ptr + rm[:, None] * stride_xm + rk[None, :]
@@ -87,6 +92,7 @@ class SmallGemm:
             x, weight, bias if bias is not None else weight, out, m, n, k, x.stride(0), k // cfg.splits,
             BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EPILOGUE=epilogue,
             num_warps=cfg.warps, num_stages=cfg.stages, GDC=cuda_kernels.PDL, launch_pdl=cuda_kernels.PDL,
+            LINE=max(1, 128 // weight.element_size()),
         )  # fmt: skip
         return out
 

@@ -36,6 +36,15 @@ def grid_dependency(GDC: tl.constexpr):
 
 
 @triton.jit
+def prefetch_l2(addresses):
+    """Ask L2 for these lines and go on (no register waits for the data): a GEMM launched early under PDL
+    fetches its weights, which no earlier kernel writes, while its predecessor still runs."""
+    tl.inline_asm_elementwise(
+        "prefetch.global.L2 [$1];\n mov.u32 $0, 0;", "=r,l", [addresses], dtype=tl.int32, is_pure=False, pack=1
+    )
+
+
+@triton.jit
 def _layer_norm(x, mask, w_ptr, b_ptr, cols, n, eps):
     mean = tl.sum(x, axis=0) / n
     xc = tl.where(mask, x - mean, 0.0)
@@ -123,47 +132,42 @@ def _quant_rows_kernel(x_ptr, q_ptr, s_ptr, n, BLOCK: tl.constexpr, GDC: tl.cons
 
 
 @triton.jit
-def _pool_kernel(x_ptr, mask_ptr, out_ptr, seq, n, BLOCK_S: tl.constexpr, BLOCK: tl.constexpr, GDC: tl.constexpr):
+def _pool_partial_kernel(
+    x_ptr, mask_ptr, part_ptr, seq, n, chunks, ROWS: tl.constexpr, BLOCK: tl.constexpr, GDC: tl.constexpr,
+):  # fmt: skip
+    # stage 1 of the pooling: masked sums over ROWS tokens each, spread over (batch x chunks) programs
     grid_dependency(GDC)
-    # one program per sequence; a 2-D accumulator keeps the loop free of cross-warp reductions (one at the end)
     b = tl.program_id(0)
+    chunk = tl.program_id(1)
     cols = tl.arange(0, BLOCK)
+    rows = chunk * ROWS + tl.arange(0, ROWS)
+    rmask = rows < seq
     cmask = cols < n
-    acc = tl.zeros([BLOCK_S, BLOCK], dtype=tl.float32)
-    count = tl.zeros([BLOCK_S], dtype=tl.float32)
-    for start in range(0, seq, BLOCK_S):
-        rows = start + tl.arange(0, BLOCK_S)
-        rmask = rows < seq
-        m = tl.load(mask_ptr + b * seq + rows, mask=rmask, other=0).to(tl.float32)
-        ptrs = x_ptr + (b * seq + rows)[:, None] * n + cols[None, :]
-        acc += tl.load(ptrs, mask=rmask[:, None] & cmask[None, :], other=0.0).to(tl.float32) * m[:, None]
-        count += m
-    mean = tl.sum(acc, axis=0) / tl.maximum(tl.sum(count, axis=0), 1e-9)
-    norm = tl.sqrt(tl.sum(mean * mean, axis=0))
-    tl.store(out_ptr + b * n + cols, mean / tl.maximum(norm, 1e-12), mask=cmask)
+    m = tl.load(mask_ptr + b * seq + rows, mask=rmask, other=0).to(tl.float32)
+    x = tl.load(x_ptr + (b * seq + rows)[:, None] * n + cols[None, :], mask=rmask[:, None] & cmask[None, :], other=0.0)
+    tl.store(part_ptr + (b * chunks + chunk) * n + cols, tl.sum(x.to(tl.float32) * m[:, None], axis=0), mask=cmask)
 
 
 @triton.jit
-def _prefetch_l2_kernel(ptr, n_lines, LINES: tl.constexpr, LINE_ELEMENTS: tl.constexpr):
-    lines = tl.program_id(0) * LINES + tl.arange(0, LINES)
-    lines = tl.minimum(lines, n_lines - 1)
-    addresses = ptr + lines.to(tl.int64) * LINE_ELEMENTS
-    tl.inline_asm_elementwise(
-        "prefetch.global.L2::evict_last [$1];\n mov.u32 $0, 0;", "=r,l", [addresses],
-        dtype=tl.int32, is_pure=False, pack=1,
-    )  # fmt: skip
-
-
-def prefetch_l2(flat: torch.Tensor, lines_per_program: int = 1024) -> None:
-    """Ask L2 to fetch a contiguous tensor (fire and forget: the program exits without waiting for the data).
-
-    Run on a side stream a layer ahead, it turns the next layer's GEMMs' weight reads into L2 hits: at batch 1
-    they are latency-bound reads from HBM otherwise (BERT-base: 14 MB of bf16 weights per layer, L2 50 MB).
-    """
-    line_elements = 128 // flat.element_size()
-    n_lines = triton.cdiv(flat.numel(), line_elements)
-    grid = (triton.cdiv(n_lines, lines_per_program),)
-    _prefetch_l2_kernel[grid](flat, n_lines, LINES=lines_per_program, LINE_ELEMENTS=line_elements, num_warps=4)
+def _pool_finish_kernel(
+    part_ptr, mask_ptr, out_ptr, seq, n, chunks,
+    BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK: tl.constexpr, GDC: tl.constexpr,
+):  # fmt: skip
+    # stage 2: add the chunks, divide by the token count, L2-normalise
+    grid_dependency(GDC)
+    b = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    cmask = cols < n
+    c = tl.arange(0, BLOCK_C)
+    part_ptrs = part_ptr + (b * chunks + c)[:, None] * n + cols[None, :]
+    parts = tl.load(part_ptrs, mask=(c < chunks)[:, None] & cmask[None, :], other=0.0)
+    count = 0.0
+    for start in range(0, seq, BLOCK_S):
+        rows = start + tl.arange(0, BLOCK_S)
+        count += tl.sum(tl.load(mask_ptr + b * seq + rows, mask=rows < seq, other=0).to(tl.float32), axis=0)
+    mean = tl.sum(parts, axis=0) / tl.maximum(count, 1e-9)
+    norm = tl.sqrt(tl.sum(mean * mean, axis=0))
+    tl.store(out_ptr + b * n + cols, mean / tl.maximum(norm, 1e-12), mask=cmask)
 
 
 def _pdl() -> dict[str, bool]:
@@ -235,9 +239,16 @@ def quant_rows(x):
 
 
 def pool(states, mask):
+    """Masked mean over tokens + L2 normalisation, fp32: partial sums over 16-token chunks, then one finish."""
     batch, seq, n = states.shape
-    out = torch.empty((batch, n), dtype=torch.float32, device=states.device)
+    rows = 16
+    chunks = triton.cdiv(seq, rows)
     block = _block(n)
-    block_s = min(triton.next_power_of_2(seq), max(1, 16384 // block))
-    _pool_kernel[(batch,)](states, mask, out, seq, n, BLOCK_S=block_s, BLOCK=block, num_warps=8, **_pdl())
+    parts = torch.empty((batch, chunks, n), dtype=torch.float32, device=states.device)
+    out = torch.empty((batch, n), dtype=torch.float32, device=states.device)
+    _pool_partial_kernel[(batch, chunks)](states, mask, parts, seq, n, chunks, ROWS=rows, BLOCK=block, num_warps=4,
+                                          **_pdl())  # fmt: skip
+    block_c, block_s = triton.next_power_of_2(chunks), min(triton.next_power_of_2(seq), 1024)
+    _pool_finish_kernel[(batch,)](parts, mask, out, seq, n, chunks, BLOCK_C=block_c, BLOCK_S=block_s, BLOCK=block,
+                                  num_warps=4, **_pdl())  # fmt: skip
     return out

@@ -64,10 +64,28 @@ def small_gemm(device: torch.device) -> Any:
     return None
 
 
+class _NoShortAttention:
+    @staticmethod
+    def supports(seq: int, head_dim: int) -> bool:
+        return False
+
+
+def short_attention_kernels(device: torch.device) -> Any:
+    """cuda_attention on a CUDA device with triton; elsewhere an object that supports nothing."""
+    if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+        from siliconlab.units import cuda_attention
+
+        return cuda_attention
+    return _NoShortAttention()
+
+
 def kernel_ops(device: torch.device) -> Any:
+    """The Triton kernels on a CUDA device with triton (PDL on from Hopper and CUDA 12.3), else plain torch ops."""
     if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
         from siliconlab.units import cuda_kernels
 
+        cuda_version = tuple(int(p) for p in (torch.version.cuda or "0.0").split(".")[:2])
+        cuda_kernels.PDL = torch.cuda.get_device_capability(device) >= (9, 0) and cuda_version >= (12, 3)
         return cuda_kernels
     return TorchOps()
 
@@ -132,18 +150,6 @@ class Layer:
 
         self.ln1, self.ln2 = ln(attn.output.LayerNorm), ln(hf_layer.output.LayerNorm)
         self.eps = eps
-        self.flat = None if fp8 else self._pack((self.qkv, self.out, self.ffn1, self.ffn2))
-
-    @staticmethod
-    def _pack(denses: tuple[Dense, ...]) -> torch.Tensor:
-        """All four weights in one contiguous buffer (each Dense keeps a view), so one L2 prefetch covers them."""
-        flat = torch.cat([d.weight.reshape(-1) for d in denses])
-        offset = 0
-        for d in denses:
-            n = d.weight.numel()
-            d.weight = flat[offset : offset + n].view(d.weight.shape)
-            offset += n
-        return flat
 
 
 class FastBert:
@@ -166,7 +172,7 @@ class FastBert:
         fp8: bool = False,
         gelu_epilogue: bool = True,
         triton_gemm: bool = True,
-        prefetch: bool = True,
+        triton_attention: bool = True,
     ):
         self.task = task
         bert = hf_model.bert if task == "classification" else hf_model
@@ -183,8 +189,7 @@ class FastBert:
         dims = (config.hidden_size, config.intermediate_size)
         usable = triton_gemm and not fp8 and all(d % 16 == 0 for d in dims)
         self.gemm = small_gemm(self.device) if usable else None
-        self.prefetch = prefetch and not fp8 and self.device.type == "cuda" and hasattr(self.ops, "prefetch_l2")
-        self.side_stream = torch.cuda.Stream(self.device) if self.prefetch else None
+        self.short_attention = short_attention_kernels(self.device) if triton_attention else _NoShortAttention()
         # cuBLASLt's GELU epilogue is the tanh form (|diff| <= 5e-4 vs erf, below fp16/bf16 rounding of the
         # activations); it saves one kernel and one pass over the FFN activations per layer. CUDA only.
         self.gelu_epilogue = gelu_epilogue and not fp8 and self.device.type == "cuda"
@@ -214,12 +219,6 @@ class FastBert:
             return dense.split_k(x, splits)
         return dense(x, x_q, x_scale)
 
-    def _prefetch(self, index: int) -> None:
-        """L2 prefetch of layer `index`'s weights on a side stream, starting once the work queued so far began."""
-        self.side_stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.side_stream):
-            self.ops.prefetch_l2(self.layers[index].flat)
-
     def attention(self, qkv: torch.Tensor, batch: int, seq: int, mask_bias: torch.Tensor | None) -> torch.Tensor:
         q, k, v = qkv.view(batch, seq, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_bias)
@@ -228,24 +227,23 @@ class FastBert:
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, dense: bool = False):
         batch, seq = input_ids.shape
         ops, dtype, quant = self.ops, self.dtype, self.fp8
+        short_attention = self.short_attention.supports(seq, self.hidden // self.heads)
         mask_bias = None
-        if not dense:
+        if not dense and not short_attention:
             mask_bias = (1.0 - attention_mask.to(dtype))[:, None, None, :] * torch.finfo(dtype).min
         w, b = self.emb_ln
         h, hq, hs = ops.embed_ln(input_ids, self.word, self.pos_type, w, b, self.eps, seq, dtype, quant)
         last = len(self.layers) - 1
         gemm = self.gemm if self.gemm is not None and batch * seq <= self.TRITON_MAX_M else None
-        prefetch = self.prefetch and batch * seq <= self.SMALL_M
-        if prefetch:
-            self._prefetch(0)
         for index, layer in enumerate(self.layers):
-            if prefetch and index + 1 < len(self.layers):
-                self._prefetch(index + 1)
             if gemm is not None:
                 qkv = gemm.linear(h, layer.qkv.weight, layer.qkv.bias)
             else:
                 qkv = layer.qkv(h, hq, hs, bias=True)
-            ctx = self.attention(qkv, batch, seq, mask_bias)
+            if short_attention:
+                ctx = self.short_attention.attention(qkv, attention_mask, batch, seq, self.heads)
+            else:
+                ctx = self.attention(qkv, batch, seq, mask_bias)
             cq, cs = ops.quant_rows(ctx) if quant else (None, None)
             w, b = layer.ln1
             if gemm is not None:
@@ -266,8 +264,6 @@ class FastBert:
             else:
                 o = self._project(layer.ffn2, f, fq, fs, self.SPLIT_FFN2)
             h, hq, hs = ops.add_ln(o, layer.ffn2.bias, h, w, b, layer.eps, out_dtype, quant and index != last)
-        if prefetch:
-            torch.cuda.current_stream().wait_stream(self.side_stream)  # joins the fork (graph capture needs it)
         states = h.view(batch, seq, self.hidden)
         if self.task == "classification":
             pw, pb, cw, cb = self.head

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SPLIT_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
-#: A split-K slice this deep keeps each thread block's loop a few tiles long (H100 sweep, NOTES.md).
-K_PER_SPLIT = 384
+#: Split K until the grid holds this share of the multiprocessors (H100 sweep, NOTES.md: 96 of 132 won for
+#: both BERT-base projections; a full wave or more lost to the extra partial sums).
+GRID_FILL = 0.7
 
 
 @dataclass(frozen=True)
@@ -29,18 +30,28 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _block_k(k: int) -> int | None:
+    return next((b for b in (128, 64, 32, 16) if k % b == 0), None)
+
+
 def choose(m: int, n: int, k: int, sms: int, split: bool = False) -> GemmConfig | None:
     """The tiles for an [m, k] x [k, n] product on a device with `sms` multiprocessors, or None (use cuBLAS)."""
-    block_k = next((b for b in (128, 64, 32, 16) if k % b == 0), None)
-    if block_k is None:
+    if _block_k(k) is None:
         return None
     block_m = 64 if m <= 256 else 128
     m_tiles = _cdiv(m, block_m)
+    splits = 1
     if split:
+        block_n = 64 if k >= 2048 else 32
+        tiles = m_tiles * _cdiv(n, block_n)
         for s in SPLIT_CHOICES:
-            if k % s == 0 and (k // s) % 16 == 0 and k // s <= K_PER_SPLIT:
-                bk = next(b for b in (128, 64, 32, 16) if (k // s) % b == 0)
-                return GemmConfig(block_m, 32, bk, s)
-        return GemmConfig(block_m, 32, block_k, 1)
-    block_n = 64 if m_tiles * _cdiv(n, 64) * 2 >= sms else 32
-    return GemmConfig(block_m, block_n, block_k)
+            if k % s or _block_k(k // s) is None:
+                continue
+            splits = s
+            if tiles * s >= GRID_FILL * sms:
+                break
+    else:
+        block_n = 64 if m_tiles * _cdiv(n, 64) * 2 >= sms else 32
+    block_k = _block_k(k // splits)
+    iterations = k // splits // block_k
+    return GemmConfig(block_m, block_n, block_k, splits, stages=max(2, min(4, iterations)))
