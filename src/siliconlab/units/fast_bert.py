@@ -227,7 +227,9 @@ class FastBert:
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, dense: bool = False):
         batch, seq = input_ids.shape
         ops, dtype, quant = self.ops, self.dtype, self.fp8
-        short_attention = self.short_attention.supports(seq, self.hidden // self.heads)
+        # Triton attention for short sequences at small batch (measured: 0.32 vs 0.37 ms B1 S128); at B64 cuDNN's
+        # flash kernel is faster (3.12 vs 3.27 ms), so large batches keep SDPA.
+        short_attention = batch * seq <= self.SMALL_M and self.short_attention.supports(seq, self.hidden // self.heads)
         mask_bias = None
         if not dense and not short_attention:
             mask_bias = (1.0 - attention_mask.to(dtype))[:, None, None, :] * torch.finfo(dtype).min

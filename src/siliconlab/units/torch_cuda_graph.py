@@ -146,7 +146,7 @@ class GraphUnit(Unit):
     engine = "pytorch+triton"
     device = "cuda"
     requires = ("torch", "transformers")
-    recipe = "fastbert-3"
+    recipe = "fastbert-4"
     fp8: ClassVar[bool] = False
     min_capability: ClassVar[tuple[int, int] | None] = None
 
@@ -163,7 +163,9 @@ class GraphUnit(Unit):
             "precision": self.precision,
             "fp8": self.fp8,
             "fused": ["qkv-gemm+bias", "bias+residual+layernorm", "bias+gelu", "embed+layernorm", "pool"],
-            "attention": "sdpa (flash without padding, mem-efficient with mask)",
+            "gemm": "Triton narrow tiles + split-K into the LayerNorm for <= 128 tokens (not fp8); cuBLASLt above",
+            "attention": "Triton one-tile kernel for seq <= 128 at <= 512 tokens; SDPA (flash / masked) otherwise",
+            "launch": "programmatic dependent launch on Hopper+ (GEMMs prefetch weights into L2 meanwhile)",
             "seq_buckets": list(buckets_for(int(model.config.max_position_embeddings))),
             "batch_buckets": "powers of two",
             "graphs": "captured lazily per (batch, seq, padded?) bucket",
