@@ -2,8 +2,12 @@
 
 Per layer: one fused Q/K/V GEMM (bias in the cuBLASLt epilogue), SDPA attention (flash when there is no
 padding, memory-efficient with an additive mask otherwise), the output GEMM, bias+residual+LayerNorm in one
-kernel, FFN1 GEMM, bias+GELU in one kernel, FFN2 GEMM, bias+residual+LayerNorm in one kernel — 8 launches,
-against ~15 for the Hugging Face module. The last LayerNorm writes fp32 token states and one kernel pools them.
+kernel, FFN1 GEMM with bias+GELU in its epilogue, FFN2 GEMM, bias+residual+LayerNorm in one kernel — 7
+launches, against ~15 for the Hugging Face module. The last LayerNorm writes fp32 token states, then pooling.
+
+Small calls (batch 1, benchmarks/gpu/NOTES.md) swap in Triton GEMMs with narrow tiles and split-K
+(cuda_gemm.py) and a one-tile attention kernel (cuda_attention.py); on Hopper all Triton kernels use
+programmatic dependent launch, so each starts while its predecessor runs.
 
 `fp8=True` runs the four GEMMs per layer on e4m3 operands (per-output-channel weight scales, per-token
 activation scales emitted by the LayerNorm/GELU kernels themselves), accumulating in fp32, bf16 elsewhere.
