@@ -207,6 +207,79 @@ def test_runner_padding_does_not_change_results(tiny_bert: Path):
     assert {key[2] for key in runner.buckets} == {True, False}  # both dense and masked buckets were used
 
 
+# ---------------------------------------------------------------- Triton GEMM tiling and kernels (CPU)
+
+
+@pytest.mark.parametrize("sms", [132, 108, 16])
+@pytest.mark.parametrize(
+    ("m", "n", "k", "split"),
+    [(128, 2304, 768, False), (128, 768, 768, True), (128, 3072, 768, False), (128, 768, 3072, True),
+     (16, 384, 384, True), (77, 1000, 48, True), (512, 64, 16, True), (1, 8, 16, False)],
+)  # fmt: skip
+def test_gemm_tiles_cover_k_exactly_and_fill_the_grid(m: int, n: int, k: int, split: bool, sms: int):
+    from siliconlab.units.gemm_tiles import GRID_FILL, choose
+
+    cfg = choose(m, n, k, sms, split)
+    assert cfg is not None
+    assert k % (cfg.splits * cfg.block_k) == 0  # the kernel does not mask K
+    iterations = k // cfg.splits // cfg.block_k
+    assert cfg.stages >= 2 and (cfg.stages <= iterations or cfg.stages == 2)  # no deeper pipeline than loop trips
+    if not split:
+        assert cfg.splits == 1
+    tiles = -(-m // cfg.block_m) * -(-n // cfg.block_n)
+    if split and cfg.splits > 1:  # split only as far as needed to fill the chip (or as far as K allows)
+        smaller = [s for s in (1, 2, 3, 4, 6, 8, 12, 16) if s < cfg.splits and k % s == 0 and (k // s) % 16 == 0]
+        assert all(tiles * s < GRID_FILL * sms for s in smaller)
+
+
+def test_gemm_tiles_refuse_k_the_kernel_cannot_tile():
+    from siliconlab.units.gemm_tiles import choose
+
+    assert choose(128, 768, 100, 132) is None  # 100 is not a multiple of 16: cuBLAS instead
+
+
+INTERPRETED_CHECK = """
+import os, sys
+os.environ["TRITON_INTERPRET"] = "1"
+import numpy as np, torch
+from siliconlab.models import resolve
+from siliconlab.models.wrapper import EncoderWithHead
+from siliconlab.text import encode
+from siliconlab.units import cuda_attention, cuda_gemm, cuda_kernels
+from siliconlab.units.fast_bert import FastBert
+model = resolve(sys.argv[1]).load()
+ids, mask = encode(model.tokenizer, sys.argv[2:], model.max_length)
+fast = FastBert(model.model, model.task, torch.float32, "cpu")
+fast.ops, fast.gemm, fast.short_attention = cuda_kernels, cuda_gemm.SmallGemm(132), cuda_attention
+with torch.inference_mode():
+    want = EncoderWithHead(model.model, model.task)(torch.from_numpy(ids), torch.from_numpy(mask))
+    got = fast(torch.from_numpy(ids), torch.from_numpy(mask))
+valid = torch.from_numpy(mask).bool()
+torch.testing.assert_close(got[0][valid], want[0][valid], rtol=1e-4, atol=1e-4)
+torch.testing.assert_close(got[1], want[1], rtol=1e-4, atol=1e-5)
+print("ok", tuple(ids.shape))
+"""
+
+
+def test_triton_kernels_match_hugging_face_in_the_interpreter(tiny_bert: Path, tmp_path: Path):
+    """The GPU path's Triton kernels (GEMM + split-K, attention with padding, LayerNorms, pool) run in
+    Triton's CPU interpreter where triton is installed; on the GPU the bench's parity gate checks them."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not installed (CPU machines): the kernels are checked by the GPU parity tests")
+    script = tmp_path / "interpreted.py"
+    script.write_text(INTERPRETED_CHECK)
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    result = subprocess.run([sys.executable, str(script), str(tiny_bert), *TEXTS], capture_output=True, text=True,
+                            env=env, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("ok")
+
+
 # ---------------------------------------------------------------- availability, skips
 
 
