@@ -25,6 +25,7 @@ COLUMNS = (
     "speedup",
     "J/seq",
     "peak MB",
+    "GPU MB",
     "parity",
 )
 
@@ -58,6 +59,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
     energy = (row.get("energy") or {}).get("joules_per_sequence")
     parity = row.get("parity") or {}
     cos = parity.get("cosine_min")
+    gpu = row.get("gpu_memory_mb")
     return [
         row["unit"],
         row.get("workload_label") or f"B{row['batch']} S{row['seq']}",
@@ -71,6 +73,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         f"{row['speedup']:.2f}x" if row.get("speedup") else "n/a",
         f"{energy:.3g}" if energy is not None else "n/a",
         f"{row['peak_rss_mb']:.0f}" if row.get("peak_rss_mb") else "",
+        f"{gpu['torch_peak']:.0f}" if gpu and gpu.get("torch_peak") else "",
         f"{cos:.5f}" if cos is not None else "",
     ]
 
