@@ -189,6 +189,23 @@ def cosine_min(a, b):
     return float(np.min(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
 
 
+@section("fp8gelu")
+def fp8gelu():
+    """The fp8 unit's bias+GELU+quantize pass at B64 S128 (8192 x 3072): exact erf vs tanh.approx, warps."""
+    x = torch.randn(8192, 3072, device=DEV, dtype=torch.bfloat16)
+    bias = torch.randn(3072, device=DEV, dtype=torch.bfloat16)
+    _, q_ref, s_ref = cuda_kernels.bias_gelu(x, bias, torch.bfloat16, quant=True, fast=False)
+    ref = q_ref.float() * s_ref
+    rows = []
+    for fast, warps in itertools.product((False, True), (4, 8, 16)):
+        _, q, s = cuda_kernels.bias_gelu(x, bias, torch.bfloat16, quant=True, fast=fast, warps=warps)
+        err = ((q.float() * s - ref).norm() / ref.norm()).item()
+        us = graph_us([lambda f=fast, w=warps: cuda_kernels.bias_gelu(x, bias, torch.bfloat16, True, f, w)], reps=10)
+        rows.append({"fast": fast, "warps": warps, "us": us, "rel_err_vs_erf": err})
+        print(f"   fast={fast!s:5} warps={warps:2d}: {us:7.1f} us  rel err vs erf path {err:.2e}", flush=True)
+    RESULTS["fp8gelu"] = rows
+
+
 @section("model")
 def model():
     hf = hf_bert()
