@@ -89,6 +89,24 @@ def cuda_gemm(dtype_name: str, size: int = 8192, seconds: float = 1.0) -> float:
     return _best_rate(step, 2.0 * size**3, seconds)
 
 
+def cuda_fp8_gemm(size: int = 8192, seconds: float = 1.0) -> float:
+    """e4m3 x e4m3 through torch._scaled_mm with per-row scales, as the fp8 unit runs its GEMMs."""
+    import torch
+
+    from siliconlab.units import fp8
+
+    if torch.cuda.get_device_capability() < (8, 9):
+        raise RuntimeError(f"{torch.cuda.get_device_name()} has no fp8 tensor cores (needs compute capability 8.9)")
+    a, a_scale = fp8.quantize_rows(torch.randn(size, size, device="cuda"))
+    b, b_scale = fp8.quantize_rows(torch.randn(size, size, device="cuda"))
+
+    def step() -> None:
+        fp8.scaled_linear(a, a_scale, b, b_scale, out_dtype=torch.bfloat16)
+        torch.cuda.synchronize()
+
+    return _best_rate(step, 2.0 * size**3, seconds)
+
+
 def measure_floors(devices: set[str], threads: int, quick: bool = False) -> dict[str, dict[str, Any]]:
     """{'cpu-fp32': {'gflops': ..., 'probe': ...}, ...}; a probe that cannot run says why."""
     seconds = 0.3 if quick else 0.5
@@ -98,11 +116,14 @@ def measure_floors(devices: set[str], threads: int, quick: bool = False) -> dict
         probes["cpu-fp32"] = (lambda: cpu_fp32_gemm(threads, size, seconds), f"torch.mm fp32 {size}³")
         probes["cpu-int8"] = (lambda: cpu_int8_gemm(threads, size, seconds), f"ORT MatMulInteger u8s8 {size}³")
     if "cuda" in devices:
+        cuda_size = 4096 if quick else 8192
         for precision in ("fp32", "fp16", "bf16"):
             probes[f"cuda-{precision}"] = (
-                lambda p=precision: cuda_gemm(p, 4096 if quick else 8192, seconds),
-                f"torch.mm {precision} 8192³",
+                lambda p=precision: cuda_gemm(p, cuda_size, seconds),
+                f"torch.mm {precision} {cuda_size}³",
             )
+        fp8_label = f"torch._scaled_mm e4m3 row-scaled {cuda_size}³"
+        probes["cuda-fp8"] = (lambda: cuda_fp8_gemm(cuda_size, seconds), fp8_label)
     floors: dict[str, dict[str, Any]] = {}
     # Interleaved rounds, best kept: a neighbour's burst during one probe must not lower the floor
     # (a low floor would flatter every % of floor in the run).
