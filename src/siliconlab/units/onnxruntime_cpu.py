@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,10 +59,73 @@ def export_fused(model: LoadedModel, out_dir: Path) -> tuple[Path, dict[str, int
         optimization_options=fusion,
     )
     fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
+    pruned = prune_constant_work(optimized.model)
+    if pruned:
+        fused["pruned_nodes"] = pruned
     path = out_dir / ARTIFACT
     optimized.save_model_to_file(str(path))
     raw.unlink()
     return path, fused
+
+
+def prune_constant_work(graph: Any) -> int:
+    """Drop nodes that compute nothing the answer depends on; returns how many went. Exact rewrites only.
+
+    At MiniLM's 19 tokens each node costs ~3-7 us of dispatch and thread hand-off, more than its arithmetic:
+    - the exporter's all-zero token_type_ids (Shape -> ConstantOfShape(0) -> Cast) feed the fused embedding
+      node; row 0 of the segment table is folded into the position table and the optional input dropped;
+    - F.normalize's Div(x, Expand(norm, Shape(x))) is Div(x, norm): Div broadcasts to the same shape.
+    """
+    from onnx import numpy_helper
+
+    nodes = graph.graph.node
+    producers = {out: node for node in nodes for out in node.output}
+    inits = {init.name: init for init in graph.graph.initializer}
+
+    def zero_constant(name: str) -> bool:
+        node = producers.get(name)
+        while node is not None and node.op_type == "Cast":
+            node = producers.get(node.input[0])
+        if node is None or node.op_type != "ConstantOfShape":
+            return False
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        return value is None or not numpy_helper.to_array(value).any()
+
+    for node in nodes:
+        if node.op_type != "EmbedLayerNormalization" or len(node.input) < 5 or not node.input[1]:
+            continue
+        position, segment = inits.get(node.input[3]), inits.get(node.input[4])
+        if position is None or segment is None or not zero_constant(node.input[1]):
+            continue
+        if sum(node.input[3] in other.input for other in nodes) != 1:
+            continue
+        table = numpy_helper.to_array(position) + numpy_helper.to_array(segment)[0]
+        position.CopyFrom(numpy_helper.from_array(table.astype(np.float32), position.name))
+        node.input[1] = ""
+        node.input[4] = ""
+    for node in nodes:
+        if node.op_type != "Div":
+            continue
+        expand = producers.get(node.input[1])
+        if expand is None or expand.op_type != "Expand":
+            continue
+        shape = producers.get(expand.input[1])
+        whole = shape is not None and all(a.name == "start" and a.i == 0 for a in shape.attribute)
+        if whole and shape.op_type == "Shape" and shape.input[0] == node.input[0]:
+            node.input[1] = expand.input[0]
+    removed = 0
+    while True:
+        wanted = {name for node in nodes for name in node.input} | {out.name for out in graph.graph.output}
+        dead = [node for node in nodes if not any(out in wanted for out in node.output if out)]
+        if not dead:
+            break
+        for node in dead:
+            nodes.remove(node)
+        removed += len(dead)
+    used = {name for node in nodes for name in node.input}
+    for init in [init for init in graph.graph.initializer if init.name not in used]:
+        graph.graph.initializer.remove(init)
+    return removed
 
 
 def ort_versions() -> dict[str, str]:
@@ -76,7 +140,7 @@ class OnnxRuntimeCpuFp32(Unit):
     engine = "onnxruntime"
     device = "cpu"
     precision = "fp32"
-    recipe = "fused-no-skiplayernorm"
+    recipe = "fused-no-skiplayernorm-pruned"
     requires = ("onnx", "onnxruntime")
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:

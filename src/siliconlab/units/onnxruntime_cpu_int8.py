@@ -87,7 +87,10 @@ class OnnxRuntimeCpuInt8(Unit):
     device = "cpu"
     precision = "int8"
     cosine_min = INT8_COSINE_MIN
-    recipe = f"plain-or-smoothquant-a{SMOOTH_ALPHA}-vfold-dynamic-perchannel-rr-greedy{CALIBRATION_TARGET}-emb-noskipln"
+    recipe = (
+        f"plain-or-smoothquant-a{SMOOTH_ALPHA}-vfold-dynamic-perchannel-rr-greedy{CALIBRATION_TARGET}"
+        "-emb-noskipln-pruned"
+    )
     requires = ("onnx", "onnxruntime")
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
