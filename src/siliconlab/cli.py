@@ -264,9 +264,13 @@ def bench(
     min_seconds: Annotated[float | None, typer.Option(help="...and for at least this many seconds.")] = None,
     floor: Annotated[bool, typer.Option(help="Measure the machine's GEMM floor for % of floor.")] = True,
     charts: Annotated[bool, typer.Option(help="Write PNG charts next to the results.")] = True,
+    interleave: Annotated[
+        bool, typer.Option(help="Time the units in alternating short bursts (ratios hold on a noisy machine).")
+    ] = True,
 ) -> None:
     """Time MODEL on each available unit, each in its own process; p50/p90/p99 with a CI, speedup vs the
-    baseline from the same run, % of the machine's measured GEMM floor, energy where a counter exists."""
+    baseline from the same run, % of the machine's measured GEMM floor, energy where a counter exists.
+    Units are timed interleaved (rounds of bursts) unless --no-interleave."""
     import dataclasses
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -316,6 +320,7 @@ def bench(
     if timing.min_iters < 1 or timing.min_seconds < 0 or timing.warmup_iters < 0:
         raise UsageError("--min-iters must be >= 1, --min-seconds and --warmup >= 0")
     plan = BenchPlan(source, selected, specs, cache, _threads(threads), timing, baseline, config, floor, quick)
+    plan.interleave = interleave
     paths: dict[str, Path] = {}
     progress = Progress(
         TextColumn("[bold]{task.description}"),

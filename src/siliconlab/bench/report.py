@@ -53,6 +53,16 @@ def load_result(path: Path) -> dict[str, Any]:
     return data
 
 
+def _speedup(row: dict[str, Any]) -> str:
+    """'6.04x', and with interleaved rounds the range of the round-by-round ratios: '6.04x (5.88–6.21)'."""
+    if not row.get("speedup"):
+        return "n/a"
+    spread = row.get("speedup_rounds")
+    if spread and row["unit"] and abs(spread["max"] - spread["min"]) > 0.005:
+        return f"{row['speedup']:.2f}x ({spread['min']:.2f}–{spread['max']:.2f})"
+    return f"{row['speedup']:.2f}x"
+
+
 def _cells(row: dict[str, Any]) -> list[str]:
     lat = row["latency_ms"]
     ci = f"{lat['p50_ci_low']:.2f}–{lat['p50_ci_high']:.2f}" if "p50_ci_low" in lat else ""
@@ -70,7 +80,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         f"{row['throughput']['sequences_per_s']:.1f}",
         f"{row['gflops_per_s']:.1f}" if row.get("gflops_per_s") else "",
         f"{row['pct_of_floor']:.0f}%" if row.get("pct_of_floor") is not None else "n/a",
-        f"{row['speedup']:.2f}x" if row.get("speedup") else "n/a",
+        _speedup(row),
         f"{energy:.3g}" if energy is not None else "n/a",
         f"{row['peak_rss_mb']:.0f}" if row.get("peak_rss_mb") else "",
         f"{gpu['torch_peak']:.0f}" if gpu and gpu.get("torch_peak") else "",

@@ -1,5 +1,10 @@
 """bench orchestration: convert (or reuse) each unit, run it in its own process, gather rows as they finish.
 
+By default the units are timed interleaved: every unit's process is loaded, then each workload is measured
+in rounds of short bursts, one unit at a time in rotating order, so a shared machine's slow and fast
+phases (we see 2-thread speed flip by ~20% every few tens of seconds) fall on all units alike and their
+ratios hold. `interleave=False` (and budget searches) time one unit after another.
+
 Rows are written to the result file as soon as they arrive (atomically), so Ctrl-C or a crash keeps every
 finished measurement.
 """
@@ -7,10 +12,13 @@ finished measurement.
 from __future__ import annotations
 
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +34,10 @@ from siliconlab.models.base import ModelSource
 from siliconlab.units.base import Unit
 
 RESULT_SCHEMA = "siliconlab.bench/2"
+#: Interleaved timing: at least this many bursts per unit and workload, and a pause between bursts so the
+#: previous unit's spinning thread pools (OpenMP, ORT) go quiet before the next one is timed.
+ROUNDS = 6
+SETTLE_S = 0.05
 
 
 @dataclass
@@ -41,6 +53,11 @@ class BenchPlan:
     measure_floor: bool = True
     quick: bool = False
     unit_timeout_s: float = 3600.0
+    interleave: bool = True
+
+    @property
+    def interleaved(self) -> bool:
+        return self.interleave and len(self.units) > 1 and all(w["kind"] != "budget" for w in self.workloads)
 
 
 class Events:
@@ -74,7 +91,8 @@ def new_result(plan: BenchPlan) -> dict[str, Any]:
             "baseline": plan.baseline,
             "units": [unit.name for unit in plan.units],
             "workloads": [{k: v for k, v in w.items() if k != "texts"} | _text_facts(w) for w in plan.workloads],
-            "isolation": "one process per unit",
+            "isolation": "one process per unit"
+            + ("; units timed in interleaved rounds of bursts" if plan.interleaved else "; units timed in turn"),
         },
         "floors": {},
         "results": [],
@@ -93,9 +111,12 @@ def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
     if plan.measure_floor:
         events.on_unit("machine floor", "measuring GEMM rates")
         result["floors"] = measure_floors({u.device for u in plan.units}, plan.threads, quick=plan.quick)
-    for unit in plan.units:
-        events.on_unit(unit.name, "converting or reusing the artifact")
-        _run_unit_process(plan, unit, result, events)
+    if plan.interleaved:
+        _run_interleaved(plan, result, events)
+    else:
+        for unit in plan.units:
+            events.on_unit(unit.name, "converting or reusing the artifact")
+            _run_unit_process(plan, unit, result, events)
     finish(result, plan.baseline)
     result["complete"] = True
     return result
@@ -108,9 +129,7 @@ def _fail(result: dict[str, Any], events: Events, unit: str, error: str, skipped
     events.on_checkpoint(result)
 
 
-def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], events: Events) -> None:
-    """Convert (or reuse) in one child process, then time in a fresh one; rows stream back as JSON lines."""
-    workloads = plan.workloads
+def _write_job(plan: BenchPlan, unit: Unit) -> Path:
     job = {
         "model": plan.source.spec or plan.source.name,
         "cache_dir": str(plan.cache_dir),
@@ -119,11 +138,32 @@ def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], event
         "threads": plan.threads,
         "timing": plan.timing.to_dict(),
         "config": plan.config,
-        "workloads": workloads,
+        "workloads": plan.workloads,
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(job, handle)
-        job_path = Path(handle.name)
+        return Path(handle.name)
+
+
+def _record_row(plan: BenchPlan, unit: Unit, manifest: dict[str, Any], row: dict[str, Any], result, events) -> None:
+    row = row | {
+        "model": plan.source.name,
+        "precision": unit.precision,
+        "compute_precision": unit.compute_precision or unit.precision,
+        "device": unit.device,
+        "workload_label": label(plan.workloads[row["index"]]),
+        "parity": manifest.get("parity"),
+        "speedup": None,
+    }
+    result["results"].append(row)
+    events.on_checkpoint(result)  # persist first: an interrupt now keeps this row
+    events.on_row(row)
+
+
+def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], events: Events) -> None:
+    """Convert (or reuse) in one child process, then time in a fresh one; rows stream back as JSON lines."""
+    workloads = plan.workloads
+    job_path = _write_job(plan, unit)
     state: dict[str, Any] = {"manifest": {}, "failed": False, "done": 0}
 
     def on_message(message: dict[str, Any]) -> None:
@@ -135,19 +175,8 @@ def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], event
         elif message["type"] == "loaded":
             events.on_unit(unit.name, "timing")
         elif message["type"] == "row":
-            row = message["row"] | {
-                "model": plan.source.name,
-                "precision": unit.precision,
-                "compute_precision": unit.compute_precision or unit.precision,
-                "device": unit.device,
-                "workload_label": label(workloads[message["row"]["index"]]),
-                "parity": state["manifest"].get("parity"),
-                "speedup": None,
-            }
-            result["results"].append(row)
             state["done"] += 1
-            events.on_checkpoint(result)  # persist first: an interrupt now keeps this row
-            events.on_row(row)
+            _record_row(plan, unit, state["manifest"], message["row"], result, events)
 
     try:
         for mode in ("convert", "time"):
@@ -161,6 +190,140 @@ def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], event
                 return
     finally:
         job_path.unlink(missing_ok=True)
+
+
+def _convert_all(plan: BenchPlan, result: dict[str, Any], events: Events) -> dict[str, tuple[Unit, Path, dict]]:
+    """Convert (or reuse) every unit, each in its own process; the ones that succeed, by name."""
+    ready: dict[str, tuple[Unit, Path, dict]] = {}
+    for unit in plan.units:
+        events.on_unit(unit.name, "converting or reusing the artifact")
+        job_path = _write_job(plan, unit)
+        state: dict[str, Any] = {"manifest": {}, "error": None}
+
+        def on_message(message: dict[str, Any], state=state) -> None:
+            if message["type"] == "converted":
+                state["manifest"] = message["manifest"] or {}
+                if message["status"] not in ("converted", "cached"):
+                    state["error"] = message["error"]
+
+        code, last_error = _spawn(job_path, "convert", on_message, plan.unit_timeout_s)
+        if state["error"] is None and code != 0:
+            how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
+            state["error"] = f"unit process (convert) {how}: {last_error}"[:400]
+        if state["error"] is not None:
+            job_path.unlink(missing_ok=True)
+            _fail(result, events, unit.name, state["error"], skipped=len(plan.workloads))
+            continue
+        ready[unit.name] = (unit, job_path, state["manifest"])
+    return ready
+
+
+class _Server:
+    """A unit's worker in 'serve' mode: loaded once, then timed burst by burst on command."""
+
+    def __init__(self, job_path: Path):
+        self.stderr_path = job_path.with_suffix(".serve.stderr")
+        self._stderr = self.stderr_path.open("w")
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "siliconlab.bench.worker", str(job_path), "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+        )
+
+    def receive(self, expect: str) -> dict[str, Any] | None:
+        """The next message of type `expect`; None when the process ended first."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            message = json.loads(line)
+            if message["type"] == expect:
+                return message
+        return None
+
+    def request(self, command: dict[str, Any], expect: str) -> dict[str, Any] | None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(command) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return None
+        return self.receive(expect)
+
+    def death(self) -> str:
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._stderr.flush()
+        tail = [line for line in self.stderr_path.read_text().strip().splitlines() if line.strip()]
+        how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
+        return f"unit process (serve) {how}: {tail[-1] if tail else 'no output'}"[:400]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.request({"cmd": "quit"}, "never")
+                self.process.wait(timeout=30)
+            except (subprocess.TimeoutExpired, ValueError):
+                self.process.kill()
+                self.process.wait()
+        self._stderr.close()
+        self.stderr_path.unlink(missing_ok=True)
+
+
+def _run_interleaved(plan: BenchPlan, result: dict[str, Any], events: Events) -> None:
+    ready = _convert_all(plan, result, events)
+    servers: dict[str, _Server] = {}
+    timing = plan.timing
+    try:
+        for name, (_unit, job_path, _) in ready.items():
+            events.on_unit(name, "loading")
+            server = _Server(job_path)
+            servers[name] = server
+            if server.receive("loaded") is None:
+                _fail(result, events, name, server.death(), skipped=len(plan.workloads))
+                server.close()
+                del servers[name]
+        for index, spec in enumerate(plan.workloads):
+            live = dict(servers)
+            totals = {name: [0, 0.0] for name in live}
+            burst = {"cmd": "burst", "index": index, "seconds": timing.min_seconds / ROUNDS,
+                     "min_iters": math.ceil(timing.min_iters / ROUNDS)}  # fmt: skip
+            events.on_unit(", ".join(live) or "-", f"timing {label(spec)} in interleaved rounds")
+            started, rounds = time.perf_counter(), 0
+            while live:
+                names = list(live)
+                for name in names[rounds % len(names) :] + names[: rounds % len(names)]:
+                    time.sleep(SETTLE_S)
+                    reply = live[name].request(burst, "burst")
+                    if reply is None:
+                        _fail(result, events, name, live.pop(name).death(), skipped=len(plan.workloads) - index)
+                        servers.pop(name).close()
+                        continue
+                    totals[name][0] += reply["count"]
+                    totals[name][1] += reply["seconds"]
+                rounds += 1
+                enough = all(totals[n][0] >= timing.min_iters and totals[n][1] >= timing.min_seconds for n in live)
+                capped = time.perf_counter() - started >= timing.max_seconds * max(len(live), 1) and rounds >= 3
+                if (rounds >= ROUNDS and enough) or capped:
+                    break
+            for name, server in list(live.items()):
+                reply = server.request({"cmd": "finish", "index": index}, "row")
+                if reply is None:
+                    _fail(result, events, name, server.death(), skipped=len(plan.workloads) - index)
+                    servers.pop(name).close()
+                    continue
+                unit, _, manifest = ready[name]
+                _record_row(plan, unit, manifest, reply["row"], result, events)
+    finally:
+        for server in servers.values():
+            server.close()
+        for _, job_path, _ in ready.values():
+            job_path.unlink(missing_ok=True)
 
 
 def _spawn(job_path: Path, mode: str, on_message: Callable[[dict[str, Any]], None], timeout_s: float):
@@ -221,6 +384,10 @@ def add_speedups(rows: list[dict[str, Any]], baseline: str) -> None:
         else:
             ratio = ref["latency_ms"]["p50"] / row["latency_ms"]["p50"] if ref else None
         row["speedup"] = ratio
+        mine, theirs = (row.get("rounds") or {}).get("p50_ms"), ((ref or {}).get("rounds") or {}).get("p50_ms")
+        if ratio is not None and mine and theirs and len(mine) == len(theirs):
+            paired = [b / u for b, u in zip(theirs, mine)]  # round by round: both saw the same machine phase
+            row["speedup_rounds"] = {"min": min(paired), "median": statistics.median(paired), "max": max(paired)}
 
 
 def add_floor_fractions(rows: list[dict[str, Any]], floors: dict[str, Any]) -> None:

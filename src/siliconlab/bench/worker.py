@@ -143,6 +143,80 @@ def _budget(runner, tokenizer, spec, timing, config, device) -> dict[str, Any]:
     return best
 
 
+class _Accumulated:
+    """One workload's inputs and everything its interleaved bursts measured so far."""
+
+    def __init__(self, runner: Any, tokenizer: Any, spec: dict[str, Any], timing: TimingConfig, device: str):
+        max_length = int(spec.get("max_length", 512))
+        if spec["kind"] == "text":
+            self.batches = text_batches(tokenizer, spec["texts"], spec["batch"], max_length)
+        else:
+            self.batches = [fixed_inputs(tokenizer, spec["batch"], spec["seq"])]
+        self.spec, self.device = spec, device
+        begin = time.perf_counter()
+        runner.run(*self.batches[0])
+        runner.synchronize()
+        self.cold_ms = (time.perf_counter() - begin) * 1e3
+        warm = TimingConfig(timing.warmup_iters, timing.warmup_seconds, min_iters=1, min_seconds=0.0)
+        measure(lambda: runner.run(*self.batches[0]), runner.synchronize, warm)
+        self.samples: list[np.ndarray] = []
+        self.measured: list[int] = []
+        self.joules: float | None = 0.0
+        self.energy_source, self.energy_reason = "", ""
+
+    def burst(self, runner: Any, seconds: float, min_iters: int) -> np.ndarray:
+        """Time at least `min_iters` calls and `seconds`, after one untimed call (the process sat idle)."""
+        order: list[int] = []
+
+        def step() -> None:
+            index = len(self.measured) + len(order)
+            order.append(index % len(self.batches))
+            runner.run(*self.batches[order[-1]])
+
+        meter = meter_for(self.device)
+        config = TimingConfig(warmup_iters=1, warmup_seconds=0.0, min_iters=min_iters, min_seconds=seconds,
+                              max_seconds=max(seconds, 1e-3))  # fmt: skip
+        samples = measure(step, runner.synchronize, config, on_measure_start=meter.start)
+        energy = meter.stop()
+        self.energy_source, self.energy_reason = energy.source, energy.reason
+        self.joules = None if energy.joules is None or self.joules is None else self.joules + energy.joules
+        self.samples.append(samples)
+        self.measured += order[-samples.size :]
+        return samples
+
+    def row(self, config: _Config) -> dict[str, Any]:
+        samples = np.concatenate(self.samples)
+        energy = type("Energy", (), {"source": self.energy_source, "joules": self.joules, "reason": self.energy_reason})
+        row = _row(self.spec, self.batches, samples, self.measured, energy, self.cold_ms, config)
+        row["rounds"] = {"count": len(self.samples), "p50_ms": [float(np.median(s) * 1e3) for s in self.samples]}
+        return row
+
+
+def serve(runner: Any, tokenizer: Any, job: dict[str, Any], max_length: int, send: Any, commands: Any) -> None:
+    """Interleaved timing: the parent sends one command per line and this process answers each.
+
+    {"cmd": "burst", "index": i, "seconds": s, "min_iters": n} -> {"type": "burst", "index": i, "count", "seconds"}
+    {"cmd": "finish", "index": i} -> {"type": "row", "row": {...}};  {"cmd": "quit"} ends the process.
+    """
+    timing, config = TimingConfig(**job["timing"]), _Config(job["config"])
+    unit_device = job["device"]
+    workloads: dict[int, _Accumulated] = {}
+    for line in commands:
+        command = json.loads(line)
+        if command["cmd"] == "quit":
+            return
+        index = int(command["index"])
+        if command["cmd"] == "burst":
+            if index not in workloads:
+                spec = job["workloads"][index] | {"max_length": max_length}
+                workloads[index] = _Accumulated(runner, tokenizer, spec, timing, unit_device)
+            samples = workloads[index].burst(runner, float(command["seconds"]), int(command["min_iters"]))
+            send({"type": "burst", "index": index, "count": int(samples.size), "seconds": float(samples.sum())})
+        elif command["cmd"] == "finish":
+            row = workloads.pop(index).row(config)
+            send({"type": "row", "row": row | {"index": index, "unit": job["unit"], "load_s": job["load_s"]}})
+
+
 def _unit_from(path: str) -> Any:
     import importlib
 
@@ -154,7 +228,8 @@ def _unit_from(path: str) -> Any:
 
 
 def main(job_path: str, mode: str = "time") -> int:
-    """mode 'convert': convert (or reuse) and report; 'time': load the artifact and time every workload.
+    """mode 'convert': convert (or reuse) and report; 'time': load the artifact and time every workload;
+    'serve': load, then time in bursts as the parent commands (interleaved with the other units).
 
     The two run in separate processes so the timing process's peak memory is the unit's own, not the
     converter's (int8 calibration alone can take gigabytes).
@@ -188,6 +263,10 @@ def main(job_path: str, mode: str = "time") -> int:
     load_s = time.perf_counter() - started
     tokenizer = AutoTokenizer.from_pretrained(artifact_dir)
     send({"type": "loaded", "load_s": load_s})
+    if mode == "serve":
+        max_length = int(manifest.get("max_length", 512))
+        serve(runner, tokenizer, job | {"device": unit.device, "load_s": load_s}, max_length, send, sys.stdin)
+        return 0
     for index, spec in enumerate(job["workloads"]):
         send({"type": "start", "index": index})
         spec = spec | {"max_length": int(manifest.get("max_length", 512))}
