@@ -24,3 +24,21 @@ class SegfaultingTorch(TorchCpuFp32):
 class RaisingTorch(TorchCpuFp32):
     def load(self, artifact_dir, threads):
         raise RuntimeError("device fell off the bus")
+
+
+class HangingTorch(TorchCpuFp32):
+    """Converts and passes parity, then never returns from a call while being timed: a deadlocked engine."""
+
+    def load(self, artifact_dir, threads):
+        import sys
+        import time
+
+        runner = super().load(artifact_dir, threads)
+        if sys.argv[-1] != "serve":  # the convert process's parity check runs normally
+            return runner
+
+        def hang(ids, mask):
+            time.sleep(3600)
+
+        runner.run = hang
+        return runner

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench_units import RaisingTorch, SegfaultingTorch
+from bench_units import HangingTorch, RaisingTorch, SegfaultingTorch
 from typer.testing import CliRunner
 
 from siliconlab.bench import energy
@@ -162,6 +162,14 @@ def test_crashing_units_are_reported_and_the_rest_finish(tiny_bert: Path, artifa
     assert [r["unit"] for r in result["results"]] == ["onnxruntime-cpu-fp32"] * 2
     assert all(r["speedup"] is None for r in result["results"])  # the baseline died: no ratio is invented
     assert errors and result["complete"]
+
+
+def test_a_hung_unit_is_killed_and_reported(tiny_bert: Path, artifact_cache: Path):
+    plan = _plan(tiny_bert, artifact_cache, [HangingTorch(), get_unit("onnxruntime-cpu-fp32")])
+    plan.unit_timeout_s = 15.0  # a workload's first burst may take this long
+    result = run_plan(plan)
+    assert len(result["failures"]) == 1 and "did not answer in time" in result["failures"][0]["error"]
+    assert [r["unit"] for r in result["results"]] == ["onnxruntime-cpu-fp32"] * 2
 
 
 def test_sequential_timing_still_isolates_crashes(tiny_bert: Path, artifact_cache: Path):

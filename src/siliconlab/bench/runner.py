@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import selectors
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,9 @@ RESULT_SCHEMA = "siliconlab.bench/2"
 #: previous unit's spinning thread pools (OpenMP, ORT) go quiet before the next one is timed.
 ROUNDS = 6
 SETTLE_S = 0.05
+#: A burst that has not answered this long after its expected duration is a hung unit: killed and reported.
+#: (A workload's first burst, which also prepares inputs and warms up, gets the plan's unit timeout.)
+BURST_GRACE_S = 120.0
 
 
 @dataclass
@@ -230,27 +234,48 @@ class _Server:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            text=True,
+            bufsize=0,
             env=env,
         )
+        self._pending = b""
+        self.hung = False
 
-    def receive(self, expect: str) -> dict[str, Any] | None:
-        """The next message of type `expect`; None when the process ended first."""
+    def _line(self, deadline: float) -> bytes | None:
+        """One protocol line, read unbuffered so a deadline can be kept; None at EOF or when it passes."""
         assert self.process.stdout is not None
-        for line in self.process.stdout:
+        fd = self.process.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    self.hung = True
+                    self.process.kill()
+                    return None
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return None
+                self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line
+
+    def receive(self, expect: str, timeout_s: float) -> dict[str, Any] | None:
+        """The next message of type `expect`; None when the process ended (or hung) first."""
+        deadline = time.monotonic() + timeout_s
+        while (line := self._line(deadline)) is not None:
             message = json.loads(line)
             if message["type"] == expect:
                 return message
         return None
 
-    def request(self, command: dict[str, Any], expect: str) -> dict[str, Any] | None:
+    def request(self, command: dict[str, Any], expect: str, timeout_s: float) -> dict[str, Any] | None:
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write(json.dumps(command) + "\n")
+            self.process.stdin.write((json.dumps(command) + "\n").encode())
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             return None
-        return self.receive(expect)
+        return self.receive(expect, timeout_s)
 
     def death(self) -> str:
         try:
@@ -261,12 +286,14 @@ class _Server:
         self._stderr.flush()
         tail = [line for line in self.stderr_path.read_text().strip().splitlines() if line.strip()]
         how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
+        if self.hung:
+            how = "did not answer in time and was killed"
         return f"unit process (serve) {how}: {tail[-1] if tail else 'no output'}"[:400]
 
     def close(self) -> None:
         if self.process.poll() is None:
             try:
-                self.request({"cmd": "quit"}, "never")
+                self.request({"cmd": "quit"}, "never", 30.0)
                 self.process.wait(timeout=30)
             except (subprocess.TimeoutExpired, ValueError):
                 self.process.kill()
@@ -284,7 +311,7 @@ def _run_interleaved(plan: BenchPlan, result: dict[str, Any], events: Events) ->
             events.on_unit(name, "loading")
             server = _Server(job_path)
             servers[name] = server
-            if server.receive("loaded") is None:
+            if server.receive("loaded", plan.unit_timeout_s) is None:
                 _fail(result, events, name, server.death(), skipped=len(plan.workloads))
                 server.close()
                 del servers[name]
@@ -295,24 +322,28 @@ def _run_interleaved(plan: BenchPlan, result: dict[str, Any], events: Events) ->
                      "min_iters": math.ceil(timing.min_iters / ROUNDS)}  # fmt: skip
             events.on_unit(", ".join(live) or "-", f"timing {label(spec)} in interleaved rounds")
             started, rounds = time.perf_counter(), 0
+            per_call: dict[str, float] = {}  # slowest mean call time seen in this workload's bursts, per unit
             while live:
                 names = list(live)
                 for name in names[rounds % len(names) :] + names[: rounds % len(names)]:
                     time.sleep(SETTLE_S)
-                    reply = live[name].request(burst, "burst")
+                    expected = max(timing.max_seconds, 10 * burst["min_iters"] * per_call.get(name, 0.0))
+                    timeout = BURST_GRACE_S + expected if name in per_call else plan.unit_timeout_s
+                    reply = live[name].request(burst, "burst", timeout)
                     if reply is None:
                         _fail(result, events, name, live.pop(name).death(), skipped=len(plan.workloads) - index)
                         servers.pop(name).close()
                         continue
                     totals[name][0] += reply["count"]
                     totals[name][1] += reply["seconds"]
+                    per_call[name] = max(per_call.get(name, 0.0), reply["seconds"] / max(reply["count"], 1))
                 rounds += 1
                 enough = all(totals[n][0] >= timing.min_iters and totals[n][1] >= timing.min_seconds for n in live)
                 capped = time.perf_counter() - started >= timing.max_seconds * max(len(live), 1) and rounds >= 3
                 if (rounds >= ROUNDS and enough) or capped:
                     break
             for name, server in list(live.items()):
-                reply = server.request({"cmd": "finish", "index": index}, "row")
+                reply = server.request({"cmd": "finish", "index": index}, "row", BURST_GRACE_S)
                 if reply is None:
                     _fail(result, events, name, server.death(), skipped=len(plan.workloads) - index)
                     servers.pop(name).close()
