@@ -119,7 +119,7 @@ def test_scaled_linear_matches_dequantized_reference():
     wq, ws = fp8.quantize_rows(w)
     try:
         got = fp8.scaled_linear(xq, xs, wq, ws, bias=b.to(torch.bfloat16)).float()
-    except (RuntimeError, NotImplementedError) as exc:  # some torch CPU builds lack row-scaled _scaled_mm
+    except (RuntimeError, NotImplementedError) as exc:  # environment skip: no row-scaled _scaled_mm in this torch build
         pytest.skip(f"torch._scaled_mm with row-wise scales is not available here: {exc}")
     torch.testing.assert_close(got, reference, rtol=2e-2, atol=2e-2)
     exact = x @ w.t() + b
@@ -176,7 +176,7 @@ def test_fastbert_fp8_path_on_cpu_keeps_cosine(tiny_bert: Path):
             _, got = FastBert(model.model, model.task, torch.bfloat16, "cpu", fp8=True)(
                 torch.from_numpy(ids), torch.from_numpy(mask)
             )
-    except (RuntimeError, NotImplementedError) as exc:  # some torch CPU builds lack _scaled_mm
+    except (RuntimeError, NotImplementedError) as exc:  # environment skip: no _scaled_mm in this torch build
         pytest.skip(f"torch._scaled_mm is not available on this CPU build: {exc}")
     cos = torch.nn.functional.cosine_similarity(got.float(), expected, dim=1)
     assert cos.min() > 0.99, cos

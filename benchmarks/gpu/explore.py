@@ -19,25 +19,12 @@ import torch.nn.functional as F
 from triton.testing import do_bench
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
+sys.path.insert(0, os.path.dirname(__file__))
+
+from scratch import section_runner  # noqa: E402
 
 RESULTS: dict = {}
-SECTIONS = set(os.environ.get("SECTIONS", "env,ceil,gemm,model,profile").split(","))
-
-
-def section(name: str):
-    def wrap(fn):
-        if name not in SECTIONS:
-            return fn
-        print(f"\n== {name}", flush=True)
-        started = time.perf_counter()
-        try:
-            fn()
-        except Exception:
-            traceback.print_exc()
-        print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
-        return fn
-
-    return wrap
+section = section_runner("env,ceil,gemm,model,profile")
 
 
 def median_ms(fn, warmup=25, rep=200) -> float:

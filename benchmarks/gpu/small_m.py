@@ -12,7 +12,6 @@ import os
 import statistics
 import sys
 import time
-import traceback
 
 import numpy as np
 import torch
@@ -20,6 +19,9 @@ import torch.nn.functional as F
 from triton.testing import do_bench
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
+sys.path.insert(0, os.path.dirname(__file__))
+
+from scratch import section_runner  # noqa: E402
 
 from siliconlab.units import cuda_gemm, cuda_kernels, gemm_tiles  # noqa: E402
 from siliconlab.units.fast_bert import FastBert  # noqa: E402
@@ -27,7 +29,7 @@ from siliconlab.units.gemm_tiles import GemmConfig  # noqa: E402
 from siliconlab.units.torch_cuda_graph import GraphRunner  # noqa: E402
 
 RESULTS: dict = {}
-SECTIONS = set(os.environ.get("SECTIONS", "check,gemm,sweep,model,host,profile").split(","))
+section = section_runner("check,gemm,sweep,model,host,profile")
 DEV = torch.device("cuda")
 SMS = torch.cuda.get_device_properties(DEV).multi_processor_count
 GEMM = cuda_gemm.SmallGemm(SMS)
@@ -35,21 +37,6 @@ GEMM = cuda_gemm.SmallGemm(SMS)
 SHAPES = {"qkv": (2304, 768, False, "bias"), "out": (768, 768, True, None), "ffn1": (3072, 768, False, "gelu"),
           "ffn2": (768, 3072, True, None)}  # fmt: skip
 LAYERS = 12  # weight copies rotated through, so weights stream from HBM as in the model (170 MB > 50 MB L2)
-
-
-def section(name: str):
-    def wrap(fn):
-        if name in SECTIONS:
-            print(f"\n== {name}", flush=True)
-            started = time.perf_counter()
-            try:
-                fn()
-            except Exception:
-                traceback.print_exc()
-            print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
-        return fn
-
-    return wrap
 
 
 def graph_us(calls, reps: int = 1) -> float:
