@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from siliconlab.units.torch_cpu import TorchCpuFp32
+from siliconlab.units.torch.cpu import TorchCpuFp32
 
 
 class SegfaultingTorch(TorchCpuFp32):

@@ -21,11 +21,11 @@ from siliconlab.convert import Converter, load_artifact
 from siliconlab.convert.parity import check_parity, reference_outputs
 from siliconlab.data import parity_texts
 from siliconlab.models import resolve
-from siliconlab.models.ane_bert import AneBert
+from siliconlab.models.reference import TorchRunner
 from siliconlab.models.wrapper import EncoderWithHead
 from siliconlab.units import REGISTRY, get_unit
 from siliconlab.units.coreml import PREDICTION_NEEDS_MACOS, CoreMLUnit
-from siliconlab.units.torch_cpu import TorchRunner
+from siliconlab.units.coreml.ane_bert import AneBert
 
 COREML = [name for name, unit in REGISTRY.items() if issubclass(unit, CoreMLUnit)]
 MACOS = sys.platform == "darwin"

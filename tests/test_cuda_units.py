@@ -12,8 +12,9 @@ import torch
 
 from siliconlab.models import resolve
 from siliconlab.monitor import nvml
-from siliconlab.units import REGISTRY, fp8
-from siliconlab.units.cuda_common import (
+from siliconlab.ops import fp8
+from siliconlab.units import REGISTRY
+from siliconlab.units.cuda import (
     batch_bucket,
     cuda_availability,
     fill_padded,
@@ -21,8 +22,8 @@ from siliconlab.units.cuda_common import (
     pad_inputs,
     seq_bucket,
 )
-from siliconlab.units.fast_bert import FastBert
-from siliconlab.units.torch_cuda_graph import GraphRunner, buckets_for
+from siliconlab.units.fastbert.model import FastBert
+from siliconlab.units.fastbert.units import GraphRunner, buckets_for
 
 GPU_UNITS = [name for name, unit in REGISTRY.items() if unit.device == "cuda"]
 CUDA = cuda_availability()
@@ -217,7 +218,7 @@ def test_runner_padding_does_not_change_results(tiny_bert: Path):
      (16, 384, 384, True), (77, 1000, 48, True), (512, 64, 16, True), (1, 8, 16, False)],
 )  # fmt: skip
 def test_gemm_tiles_cover_k_exactly_and_fill_the_grid(m: int, n: int, k: int, split: bool, sms: int):
-    from siliconlab.units.gemm_tiles import GRID_FILL, choose
+    from siliconlab.units.fastbert.gemm_tiles import GRID_FILL, choose
 
     cfg = choose(m, n, k, sms, split)
     assert cfg is not None
@@ -233,7 +234,7 @@ def test_gemm_tiles_cover_k_exactly_and_fill_the_grid(m: int, n: int, k: int, sp
 
 
 def test_gemm_tiles_refuse_k_the_kernel_cannot_tile():
-    from siliconlab.units.gemm_tiles import choose
+    from siliconlab.units.fastbert.gemm_tiles import choose
 
     assert choose(128, 768, 100, 132) is None  # 100 is not a multiple of 16: cuBLAS instead
 
@@ -245,8 +246,8 @@ import numpy as np, torch
 from siliconlab.models import resolve
 from siliconlab.models.wrapper import EncoderWithHead
 from siliconlab.text import encode
-from siliconlab.units import cuda_attention, cuda_gemm, cuda_kernels
-from siliconlab.units.fast_bert import FastBert
+from siliconlab.units.fastbert.kernels import attention as cuda_attention, cuda_gemm, cuda_kernels
+from siliconlab.units.fastbert.model import FastBert
 model = resolve(sys.argv[1]).load()
 ids, mask = encode(model.tokenizer, sys.argv[2:], model.max_length)
 fast = FastBert(model.model, model.task, torch.float32, "cpu")
@@ -391,7 +392,7 @@ def test_bundled_tokenizer_is_the_package_copy_and_keeps_the_hash(monkeypatch):
 
 
 def test_large_batches_split_into_overlapping_pieces():
-    from siliconlab.units.cuda_common import plan_pieces
+    from siliconlab.units.cuda import plan_pieces
 
     assert plan_pieces(64, 128, chunks=2, min_tokens=2048) == [(0, 32), (32, 64)]
     assert plan_pieces(48, 128, chunks=2, min_tokens=2048) == [(0, 32), (32, 48)]

@@ -91,7 +91,7 @@ def test_unchanged_inputs_reuse_the_artifact(tiny_bert: Path, artifact_cache: Pa
 
 def test_parity_gate_fails_a_wrong_artifact(tiny_bert: Path, tmp_path: Path):
     """A unit whose artifact computes a different function must fail conversion with its figures."""
-    from siliconlab.units.torch_cpu import TorchCpuFp32
+    from siliconlab.units.torch.cpu import TorchCpuFp32
 
     class BrokenTorch(TorchCpuFp32):
         name = "torch-cpu-fp32"

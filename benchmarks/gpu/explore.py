@@ -116,7 +116,7 @@ SHAPES = {"qkv": (2304, 768), "out": (768, 768), "ffn1": (3072, 768), "ffn2": (7
 
 @section("gemm")
 def gemms():
-    from siliconlab.units import fp8
+    from siliconlab.ops import fp8
 
     rows = []
     for m in (128, 8192):
@@ -158,8 +158,8 @@ def wall_ms(runner, ids, mask, iters):
 def model_variants():
     from siliconlab.models.wrapper import EncoderWithHead
     from siliconlab.text import encode, fixed_shape_inputs
-    from siliconlab.units.fast_bert import FastBert
-    from siliconlab.units.torch_cuda_graph import GraphRunner
+    from siliconlab.units.fastbert.model import FastBert
+    from siliconlab.units.fastbert.units import GraphRunner
 
     model = load_bert()
     tok = model.tokenizer
@@ -227,7 +227,7 @@ def profile():
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as tprofile
 
-    from siliconlab.units.fast_bert import FastBert
+    from siliconlab.units.fastbert.model import FastBert
 
     model = load_bert()
     for label, b, use_fp8 in (("B1 bf16", 1, False), ("B64 bf16", 64, False), ("B1 fp8", 1, True),

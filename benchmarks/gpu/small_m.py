@@ -23,10 +23,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from scratch import section_runner  # noqa: E402
 
-from siliconlab.units import cuda_gemm, cuda_kernels, gemm_tiles  # noqa: E402
-from siliconlab.units.fast_bert import FastBert  # noqa: E402
-from siliconlab.units.gemm_tiles import GemmConfig  # noqa: E402
-from siliconlab.units.torch_cuda_graph import GraphRunner  # noqa: E402
+from siliconlab.units.fastbert.gemm_tiles import GemmConfig  # noqa: E402
+from siliconlab.units.fastbert.kernels import cuda_kernels, gemm_tiles
+from siliconlab.units.fastbert.kernels import gemm as cuda_gemm  # noqa: E402
+from siliconlab.units.fastbert.model import FastBert  # noqa: E402
+from siliconlab.units.fastbert.units import GraphRunner  # noqa: E402
 
 RESULTS: dict = {}
 section = section_runner("check,gemm,sweep,model,host,profile")
@@ -238,7 +239,7 @@ def model():
 @section("host")
 def host():
     """Where a B1 call's host time goes: replay alone vs + H2D vs + D2H vs the runner's whole run()."""
-    from siliconlab.units.cuda_common import fill_padded, to_host
+    from siliconlab.units.cuda import fill_padded, to_host
 
     hf = hf_bert()
     runner = make_runner(hf, torch.float16, True, os.environ.get("HOST_PDL", "1") == "1")

@@ -190,12 +190,10 @@ def convert(
     from siliconlab.convert import convert_all
     from siliconlab.models import resolve
     from siliconlab.units import select_units
-    from siliconlab.units.coreml import CoreMLUnit
 
     selected = select_units(units)
     for unit in selected:
-        if ane_optimized is not None and isinstance(unit, CoreMLUnit):
-            unit.ane_optimized = ane_optimized
+        unit.configure(ane_optimized=ane_optimized)
     source = resolve(model)
     if not selected:
         raise SiliconlabError("no compute unit is available on this machine (see `siliconlab units`)")

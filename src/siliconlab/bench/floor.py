@@ -93,7 +93,7 @@ def cuda_fp8_gemm(size: int = 8192, seconds: float = 1.0) -> float:
     """e4m3 x e4m3 through torch._scaled_mm with per-row scales, as the fp8 unit runs its GEMMs."""
     import torch
 
-    from siliconlab.units import fp8
+    from siliconlab.ops import fp8
 
     if torch.cuda.get_device_capability() < (8, 9):
         raise RuntimeError(f"{torch.cuda.get_device_name()} has no fp8 tensor cores (needs compute capability 8.9)")

@@ -24,8 +24,8 @@ from siliconlab.convert.parity import Reference, check_parity, reference_outputs
 from siliconlab.data import parity_texts
 from siliconlab.errors import SiliconlabError
 from siliconlab.models.base import ModelSource
+from siliconlab.models.reference import TorchRunner
 from siliconlab.units.base import Availability, Runner, Unit
-from siliconlab.units.torch_cpu import TorchRunner
 
 #: Per-model folder where units of one engine share work (e.g. one CoreML package for four compute units).
 SHARED_FOLDER = ".shared"

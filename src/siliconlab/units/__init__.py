@@ -1,20 +1,24 @@
-"""The unit registry: every compute unit the code knows, available here or not. Adding a unit = one line."""
+"""The unit registry: every compute unit the code knows, available here or not.
+
+Units live one folder per engine family (torch/, onnxruntime/, openvino/, fastbert/, coreml/, mlx/), each with
+its helpers and rewritten models. Adding a unit is one module in its family's folder and one line here.
+"""
 
 from __future__ import annotations
 
 from siliconlab.errors import UsageError
 from siliconlab.units.base import Availability, Runner, Unit
 from siliconlab.units.coreml import COREML_UNITS
-from siliconlab.units.mlx_unit import MlxUnit
-from siliconlab.units.onnxruntime_cpu import OnnxRuntimeCpuFp32
-from siliconlab.units.onnxruntime_cpu_int8 import OnnxRuntimeCpuInt8
-from siliconlab.units.onnxruntime_gpu import OnnxRuntimeCudaFp16, OnnxRuntimeTensorRtFp16
-from siliconlab.units.openvino_cpu import OpenVinoCpuFp32
-from siliconlab.units.openvino_cpu_int8 import OpenVinoCpuInt8
-from siliconlab.units.tensorrt_gpu import TensorRtFp16
-from siliconlab.units.torch_cpu import TorchCpuFp32
-from siliconlab.units.torch_cuda import TorchCudaBf16, TorchCudaFp16, TorchCudaFp32
-from siliconlab.units.torch_cuda_graph import TorchCudaBf16Graph, TorchCudaFp8, TorchCudaFp16Graph
+from siliconlab.units.fastbert.units import TorchCudaBf16Graph, TorchCudaFp8, TorchCudaFp16Graph
+from siliconlab.units.mlx.unit import MlxUnit
+from siliconlab.units.onnxruntime.cpu import OnnxRuntimeCpuFp32
+from siliconlab.units.onnxruntime.cpu_int8 import OnnxRuntimeCpuInt8
+from siliconlab.units.onnxruntime.gpu import OnnxRuntimeCudaFp16, OnnxRuntimeTensorRtFp16
+from siliconlab.units.onnxruntime.tensorrt import TensorRtFp16
+from siliconlab.units.openvino.cpu import OpenVinoCpuFp32
+from siliconlab.units.openvino.cpu_int8 import OpenVinoCpuInt8
+from siliconlab.units.torch.cpu import TorchCpuFp32
+from siliconlab.units.torch.cuda import TorchCudaBf16, TorchCudaFp16, TorchCudaFp32
 
 BASELINE = "torch-cpu-fp32"
 

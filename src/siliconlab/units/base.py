@@ -19,6 +19,8 @@ from siliconlab.models.base import LoadedModel
 
 FP32_COSINE_MIN = 0.99999
 INT8_COSINE_MIN = 0.99
+#: fp16/bf16 units (GPU tensor cores, CoreML fp16 programs).
+HALF_COSINE_MIN = 0.999
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,16 @@ class Unit(ABC):
         """Should `bench` time this unit here by default? Units that run but whose timings would mislead
         (e.g. a reference-BLAS CPU fallback of a GPU framework) say why not; naming them explicitly still works."""
         return self.availability()
+
+    def configure(self, **options: Any) -> None:
+        """Set unit options a command exposes (e.g. CoreML's `ane_optimized`). Units without options ignore them;
+        an option the unit has is set only when given (None means "the unit's default")."""
+        for key, value in options.items():
+            if value is not None and key in self.options:
+                setattr(self, key, value)
+
+    #: Option names configure() accepts for this unit.
+    options: ClassVar[tuple[str, ...]] = ()
 
     def check_structure(self, artifact_dir: Path, model: LoadedModel) -> dict[str, Any]:
         """Checks that need no prediction (reload, interface, op histogram...); raise on a defect. Optional."""

@@ -3,7 +3,7 @@
 `coreml-ane` / `coreml-gpu` / `coreml-cpu` / `coreml-all` differ only in the ComputeUnit Core ML is told to
 use (CPU_AND_NE, CPU_AND_GPU, CPU_ONLY, ALL); the package is converted once per (model, variant) and
 hard-linked into each unit's artifact folder. `coreml-ane` converts the ANE-optimized rewrite
-(models/ane_bert.py) by default, the others the stock encoder; `--ane-optimized` / `--no-ane-optimized`
+(units/coreml/ane_bert.py) by default, the others the stock encoder; `--ane-optimized` / `--no-ane-optimized`
 on `siliconlab convert` sets it for every CoreML unit (then all four share one package).
 The `-int8` units store weights as per-channel int8 (coremltools.optimize linear quantization) and compute
 in fp16.
@@ -43,6 +43,7 @@ class CoreMLUnit(Unit):
     compute_unit: ClassVar[str]  # a coremltools.ComputeUnit member name
     weights: ClassVar[str] = "fp16"
     ane_optimized_default: ClassVar[bool] = False
+    options = ("ane_optimized",)
 
     def __init__(self, ane_optimized: bool | None = None):
         self.ane_optimized = self.ane_optimized_default if ane_optimized is None else ane_optimized

@@ -77,7 +77,7 @@ def build_module(model: LoadedModel, ane_optimized: bool, weights: str = "fp16")
     module runs in PyTorch here, so the int8 weights' effect on parity is measured on Linux too.
     """
     if ane_optimized:
-        from siliconlab.models.ane_bert import AneBert
+        from siliconlab.units.coreml.ane_bert import AneBert
 
         module: torch.nn.Module = AneBert(model.model, model.task).eval()
     else:

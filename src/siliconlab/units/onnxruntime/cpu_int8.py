@@ -25,8 +25,8 @@ from siliconlab.data import calibration_texts
 from siliconlab.models.base import LoadedModel
 from siliconlab.text import encode
 from siliconlab.units.base import INT8_COSINE_MIN, Conversion, Unit
-from siliconlab.units.onnxruntime_cpu import ARTIFACT, OrtRunner, export_fused, ort_versions
-from siliconlab.units.smoothquant import activation_channel_max, smooth
+from siliconlab.units.onnxruntime.cpu import ARTIFACT, OrtRunner, export_fused, ort_versions
+from siliconlab.units.onnxruntime.smoothquant import activation_channel_max, smooth
 
 SMOOTH_ALPHA = 0.7
 CALIBRATION_TEXTS = 64

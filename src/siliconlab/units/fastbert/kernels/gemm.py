@@ -16,9 +16,9 @@ import torch
 import triton
 import triton.language as tl
 
-from siliconlab.units import cuda_kernels
-from siliconlab.units.cuda_kernels import grid_dependency, prefetch_l2
-from siliconlab.units.gemm_tiles import GemmConfig, choose
+from siliconlab.units.fastbert.gemm_tiles import GemmConfig, choose
+from siliconlab.units.fastbert.kernels import common as cuda_kernels
+from siliconlab.units.fastbert.kernels.common import grid_dependency, prefetch_l2
 
 NO_EPILOGUE, BIAS, BIAS_GELU = 0, 1, 2
 

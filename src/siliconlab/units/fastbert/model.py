@@ -6,7 +6,7 @@ kernel, FFN1 GEMM with bias+GELU in its epilogue, FFN2 GEMM, bias+residual+Layer
 launches, against ~15 for the Hugging Face module. The last LayerNorm writes fp32 token states, then pooling.
 
 Small calls (batch 1, benchmarks/gpu/NOTES.md) swap in Triton GEMMs with narrow tiles and split-K
-(cuda_gemm.py) and a one-tile attention kernel (cuda_attention.py); on Hopper all Triton kernels use
+(kernels/gemm.py) and a one-tile attention kernel (kernels/attention.py); on Hopper all Triton kernels use
 programmatic dependent launch, so each starts while its predecessor runs.
 
 `fp8=True` runs the four GEMMs per layer on e4m3 operands (per-output-channel weight scales, per-token
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from siliconlab.models.wrapper import mean_pool_normalize
-from siliconlab.units import fp8 as fp8_math
+from siliconlab.ops import fp8 as fp8_math
 
 
 class TorchOps:
@@ -60,9 +60,9 @@ class TorchOps:
 
 
 def small_gemm(device: torch.device) -> Any:
-    """The Triton small-M GEMMs (cuda_gemm.py) on a CUDA device with triton, else None (cuBLAS/CPU torch)."""
+    """The Triton small-M GEMMs (kernels/gemm.py) on a CUDA device with triton, else None (cuBLAS/CPU torch)."""
     if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
-        from siliconlab.units import cuda_gemm
+        from siliconlab.units.fastbert.kernels import gemm as cuda_gemm
 
         return cuda_gemm.for_device(device)
     return None
@@ -77,7 +77,7 @@ class _NoShortAttention:
 def short_attention_kernels(device: torch.device) -> Any:
     """cuda_attention on a CUDA device with triton; elsewhere an object that supports nothing."""
     if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
-        from siliconlab.units import cuda_attention
+        from siliconlab.units.fastbert.kernels import attention as cuda_attention
 
         return cuda_attention
     return _NoShortAttention()
@@ -86,7 +86,7 @@ def short_attention_kernels(device: torch.device) -> Any:
 def kernel_ops(device: torch.device) -> Any:
     """The Triton kernels on a CUDA device with triton (PDL on from Hopper and CUDA 12.3), else plain torch ops."""
     if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
-        from siliconlab.units import cuda_kernels
+        from siliconlab.units.fastbert.kernels import common as cuda_kernels
 
         cuda_version = tuple(int(p) for p in (torch.version.cuda or "0.0").split(".")[:2])
         cuda_kernels.PDL = torch.cuda.get_device_capability(device) >= (9, 0) and cuda_version >= (12, 3)
@@ -160,7 +160,7 @@ class FastBert:
     """Callable (input_ids [B, S], attention_mask [B, S], dense: bool) -> the task's outputs, fp32."""
 
     #: Small-batch tuning (measured on H100, benchmarks/gpu/NOTES.md): for M = batch*seq tokens <= SMALL_M the
-    #: GEMMs run as Triton kernels with narrow tiles (cuda_gemm.py), the two output projections as split-K whose
+    #: GEMMs run as Triton kernels with narrow tiles (kernels/gemm.py), the two output projections as split-K whose
     #: partial sums the LayerNorm kernel adds; without triton, the cuBLAS split-K below.
     SMALL_M = 512
     TRITON_MAX_M = 128

@@ -15,8 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
-from siliconlab.units import cuda_kernels
-from siliconlab.units.cuda_kernels import grid_dependency
+from siliconlab.units.fastbert.kernels import common as cuda_kernels
+from siliconlab.units.fastbert.kernels.common import grid_dependency
 
 MAX_SEQ = 128
 #: queries per program: 32 gives 4 x heads x batch programs at 128 tokens (48 at batch 1 for BERT-base)

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from siliconlab.models.base import LoadedModel
-from siliconlab.units.base import Availability, Conversion, Unit
-from siliconlab.units.cuda_common import CudaRunnerMixin, cuda_availability, to_host
-from siliconlab.units.torch_cuda import HALF_COSINE_MIN
+from siliconlab.units.base import HALF_COSINE_MIN, Availability, Conversion, Unit
+from siliconlab.units.cuda import CudaRunnerMixin, cuda_availability, to_host
 
 ENGINE = "model.plan"
 INPUTS = ("input_ids", "attention_mask")
@@ -105,7 +104,7 @@ class TensorRtFp16(Unit):
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
         import tensorrt as trt
 
-        from siliconlab.units.onnx_export import export_onnx
+        from siliconlab.units.onnxruntime.export import export_onnx
 
         onnx_path = export_onnx(model, out_dir / "exported.onnx")
         info = build_engine(onnx_path, out_dir / ENGINE, model.max_length)

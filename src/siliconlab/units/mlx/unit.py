@@ -1,4 +1,4 @@
-"""mlx: the BERT encoder in MLX (models/mlx_bert.py) — Metal GPU on Apple silicon, the CPU build elsewhere.
+"""mlx: the BERT encoder in MLX (units/mlx/bert.py) — Metal GPU on Apple silicon, the CPU build elsewhere.
 
 The artifact is the model's safetensors + config.json, as saved by transformers; MLX loads the tensors as
 they are. On Linux the `mlx[cpu]` wheel links a reference BLAS and is slow (FACTS.md): it is here for parity,
@@ -25,7 +25,7 @@ class MlxRunner:
     def __init__(self, artifact_dir: Path):
         import mlx.core as mx
 
-        from siliconlab.models import mlx_bert
+        from siliconlab.units.mlx import bert as mlx_bert
 
         config = json.loads((artifact_dir / "config.json").read_text())
         mlx_bert.check_supported(config)
@@ -79,7 +79,7 @@ class MlxUnit(Unit):
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
         import mlx.core as mx
 
-        from siliconlab.models.mlx_bert import check_supported
+        from siliconlab.units.mlx.bert import check_supported
 
         check_supported(model.model.config.to_dict())
         model.model.save_pretrained(out_dir, safe_serialization=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from siliconlab.models.base import LoadedModel
 from siliconlab.units.base import INT8_COSINE_MIN, Conversion, Unit
-from siliconlab.units.openvino_cpu import (
+from siliconlab.units.openvino.cpu import (
     ARTIFACT,
     OpenVinoRunner,
     op_histogram,

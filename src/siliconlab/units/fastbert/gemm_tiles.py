@@ -1,4 +1,4 @@
-"""Tile and split-K choice for the small-M Triton GEMMs (cuda_gemm.py); plain Python so CPU CI tests it.
+"""Tile and split-K choice for the small-M Triton GEMMs (kernels/gemm.py); plain Python so CPU CI tests it.
 
 The rule: at small M a GEMM is latency-bound, so the grid should cover the chip. Take the widest N-tile that
 still gives at least half a wave of thread blocks, and, where the caller can add partial sums (split=True),

@@ -15,9 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from siliconlab.models.base import LoadedModel
-from siliconlab.units.base import Availability, Conversion, Unit
-from siliconlab.units.cuda_common import CudaRunnerMixin
-from siliconlab.units.torch_cuda import HALF_COSINE_MIN
+from siliconlab.units.base import HALF_COSINE_MIN, Availability, Conversion, Unit
+from siliconlab.units.cuda import CudaRunnerMixin
 
 ARTIFACT = "model_fp16.onnx"
 
@@ -70,8 +69,8 @@ class OrtGpuUnit(Unit):
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
         from onnxruntime.transformers.optimizer import optimize_model
 
-        from siliconlab.units.onnx_export import export_onnx
-        from siliconlab.units.onnxruntime_cpu import ort_versions
+        from siliconlab.units.onnxruntime.cpu import ort_versions
+        from siliconlab.units.onnxruntime.export import export_onnx
 
         raw = export_onnx(model, out_dir / "exported.onnx")
         optimized = optimize_model(

@@ -1,4 +1,8 @@
-"""torch-cpu-fp32: the Hugging Face model as a user would run it (eager PyTorch, SDPA attention) — the baseline."""
+"""The fp32 PyTorch reference: the runner the parity gate compares every unit against, and the baseline unit runs.
+
+It lives with the models (the bottom layer) so that both `convert/` (parity) and `units/torch/` (the
+baseline unit) can use it without one reaching sideways into the other.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siliconlab.models.base import OUTPUT_NAMES, LoadedModel
+from siliconlab.models.base import OUTPUT_NAMES
 from siliconlab.models.hf_directory import task_of
 from siliconlab.models.wrapper import EncoderWithHead
-from siliconlab.units.base import Conversion, CpuRunnerMixin, Unit
 
 
-class TorchRunner(CpuRunnerMixin):
+class TorchRunner:
     """Runs any (input_ids, attention_mask) -> outputs PyTorch module: the baseline, or a rewrite under check."""
 
     def __init__(self, module: torch.nn.Module, device: str = "cpu", output_names: tuple[str, ...] | None = None):
@@ -28,8 +31,13 @@ class TorchRunner(CpuRunnerMixin):
             )
         return {name: out.float().cpu().numpy() for name, out in zip(self.output_names, outputs)}
 
+    def synchronize(self) -> None:
+        """run() already returns host arrays, so there is nothing left to wait for."""
+        return None
+
 
 def load_hf_module(artifact_dir: Path) -> EncoderWithHead:
+    """A saved Hugging Face folder as the fp32, SDPA-attention module a user would run."""
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(artifact_dir)
@@ -37,19 +45,3 @@ def load_hf_module(artifact_dir: Path) -> EncoderWithHead:
     factory = AutoModelForSequenceClassification if task == "classification" else AutoModel
     model = factory.from_pretrained(artifact_dir, use_safetensors=True, dtype=torch.float32, attn_implementation="sdpa")
     return EncoderWithHead(model.eval(), task).eval()
-
-
-class TorchCpuFp32(Unit):
-    name = "torch-cpu-fp32"
-    engine = "pytorch"
-    device = "cpu"
-    precision = "fp32"
-    requires = ("torch", "transformers")
-
-    def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
-        model.model.save_pretrained(out_dir, safe_serialization=True)
-        return Conversion(graph={"attention": "sdpa", "format": "safetensors"})
-
-    def load(self, artifact_dir: Path, threads: int) -> TorchRunner:
-        torch.set_num_threads(threads)
-        return TorchRunner(load_hf_module(artifact_dir))

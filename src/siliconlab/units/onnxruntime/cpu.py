@@ -16,7 +16,7 @@ import numpy as np
 
 from siliconlab.models.base import LoadedModel
 from siliconlab.units.base import Conversion, CpuRunnerMixin, Unit
-from siliconlab.units.onnx_export import export_onnx
+from siliconlab.units.onnxruntime.export import export_onnx
 
 ARTIFACT = "model.onnx"
 #: ORT graph transformers the CPU session must not run (see the module docstring).

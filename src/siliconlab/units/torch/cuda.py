@@ -12,11 +12,9 @@ import numpy as np
 import torch
 
 from siliconlab.models.base import OUTPUT_NAMES, LoadedModel
-from siliconlab.units.base import Availability, Conversion, Unit
-from siliconlab.units.cuda_common import CudaRunnerMixin, cuda_availability, cuda_versions, to_host
-from siliconlab.units.torch_cpu import load_hf_module
-
-HALF_COSINE_MIN = 0.999
+from siliconlab.models.reference import load_hf_module
+from siliconlab.units.base import HALF_COSINE_MIN, Availability, Conversion, Unit
+from siliconlab.units.cuda import CudaRunnerMixin, cuda_availability, cuda_versions, to_host
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from siliconlab.models.base import OUTPUT_NAMES, LoadedModel
-from siliconlab.units.base import Availability, Conversion, Unit
-from siliconlab.units.cuda_common import (
+from siliconlab.units.base import HALF_COSINE_MIN, Availability, Conversion, Unit
+from siliconlab.units.cuda import (
     SEQ_BUCKETS,
     CudaRunnerMixin,
     batch_bucket,
@@ -32,8 +32,8 @@ from siliconlab.units.cuda_common import (
     seq_bucket,
     to_host,
 )
-from siliconlab.units.fast_bert import FastBert, check_supported
-from siliconlab.units.torch_cuda import DTYPES, HALF_COSINE_MIN
+from siliconlab.units.fastbert.model import FastBert, check_supported
+from siliconlab.units.torch.cuda import DTYPES
 
 RECIPE_FILE = "fastbert.json"
 FP8_COSINE_MIN = 0.99
@@ -176,7 +176,7 @@ class GraphUnit(Unit):
         return Conversion(graph=recipe, library_versions=cuda_versions() | _triton_version())
 
     def load(self, artifact_dir: Path, threads: int) -> GraphRunner:
-        from siliconlab.units.torch_cpu import load_hf_module
+        from siliconlab.models.reference import load_hf_module
 
         module = load_hf_module(artifact_dir)
         dtype = torch.bfloat16 if self.fp8 else DTYPES[self.precision]
