@@ -1,0 +1,84 @@
+"""What every command shares: consoles, the error boundary (one line + exit code, never a traceback),
+option parsing helpers and the default artifact cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from siliconlab.errors import SiliconlabError, UsageError
+
+console = Console(width=None if Console().is_terminal else 200)  # pipes and CI logs get full-width tables
+err = Console(stderr=True, soft_wrap=True)
+
+DEFAULT_CACHE = Path(os.environ.get("SILICONLAB_CACHE", Path.home() / ".cache" / "siliconlab" / "artifacts"))
+
+
+def _quiet_libraries() -> None:
+    """Library progress bars and INFO chatter would bury our tables; our own warnings still show."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass progress bars
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(transformers|torch|coremltools|nncf)\b.*")
+    warnings.filterwarnings("ignore", message=r".*TracerWarning.*|Converting a tensor to a Python boolean.*")
+    logger = logging.getLogger("siliconlab")
+    if not logger.handlers:
+        handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    for name in ("nncf", "onnxruntime", "transformers", "torch.onnx", "coremltools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn SiliconlabError into one red line and its exit code; never a traceback for the user's mistakes."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _quiet_libraries()
+        try:
+            return command(*args, **kwargs)
+        except SiliconlabError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def int_list(value: str, option: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{option} takes comma-separated positive integers, got '{value}'") from None
+    if not numbers or any(n < 1 for n in numbers):
+        raise UsageError(f"{option} takes comma-separated positive integers, got '{value}'")
+    return numbers
+
+
+def resolve_threads(threads: int | None) -> int:
+    from siliconlab.bench.machine import default_threads
+
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    return threads or default_threads()

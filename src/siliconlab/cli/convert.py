@@ -1,0 +1,74 @@
+"""`siliconlab convert`: build every unit's artifact and gate it on parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from siliconlab.cli.common import DEFAULT_CACHE, console, err, handles_errors, resolve_threads
+from siliconlab.errors import SiliconlabError
+
+
+@handles_errors
+def convert(
+    model: Annotated[str, typer.Argument(help="minilm, bert-base, a local HF model directory, or a hub id.")],
+    units: Annotated[str, typer.Option("--units", "-u", help="Comma-separated unit names, or 'all'.")] = "all",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Artifacts go to OUT/<model>/<unit>/.")] = DEFAULT_CACHE,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")] = False,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for parity runs (default: physical cores).")] = None,
+    ane_optimized: Annotated[
+        bool | None,
+        typer.Option(
+            "--ane-optimized/--no-ane-optimized",
+            help="CoreML units: convert the ANE-optimized BERT rewrite (default: on for coreml-ane*, off otherwise).",
+        ),
+    ] = None,
+) -> None:
+    """Convert MODEL for each unit and check parity against fp32 PyTorch; failing units are reported, others go on.
+
+    Units that can be converted here but only run elsewhere (CoreML on Linux) are converted and checked by
+    structure and by their converted PyTorch module's parity; their own parity shows as n/a with the reason.
+    """
+    from siliconlab.convert import convert_all
+    from siliconlab.models import resolve
+    from siliconlab.units import select_units
+
+    selected = select_units(units)
+    for unit in selected:
+        unit.configure(ane_optimized=ane_optimized)
+    source = resolve(model)
+    if not selected:
+        raise SiliconlabError("no compute unit is available on this machine (see `siliconlab units`)")
+    table = Table(title=f"convert {source.name} -> {out}")
+    for column in ("unit", "status", "seconds", "size", "pooled cos min", "max abs", "detail"):
+        table.add_column(column, overflow="fold", no_wrap=column == "unit")
+
+    def report(outcome: Any) -> None:
+        manifest = outcome.manifest
+        parity = manifest.get("parity") or {}
+        colour = {"converted": "green", "cached": "green", "failed": "red", "unavailable": "yellow"}[outcome.status]
+        status = f"[{colour}]{outcome.status}[/]"
+        seconds = f"{manifest['conversion_seconds']:.1f}" if "conversion_seconds" in manifest else ""
+        size = f"{manifest['artifact_bytes'] / 2**20:.1f} MiB" if "artifact_bytes" in manifest else ""
+        measured = parity.get("passed") is not None
+        cos = f"{parity['cosine_min']:.6f}" if measured else "n/a" if parity else ""
+        max_abs = f"{parity['max_abs']:.2g}" if measured else ""
+        detail = outcome.error or ("reused: inputs unchanged" if outcome.status == "cached" else "")
+        if parity and not measured and not outcome.error:
+            module = parity.get("converted_module")
+            module_cos = f"; converted PyTorch module cos min {module['cosine_min']:.6f}" if module else ""
+            detail = f"{detail + '; ' if detail else ''}{parity['reason']}: structure checked{module_cos}"
+        table.add_row(outcome.unit, status, seconds, size, cos, max_abs, detail)
+        suffix = f" — {outcome.error}" if outcome.error else ""
+        err.print(f"  {outcome.unit}: {outcome.status}{suffix}", highlight=False)
+
+    with err.status(f"converting {source.name} for {len(selected)} unit(s)…"):
+        outcomes = convert_all(source, selected, out, resolve_threads(threads), force=force, on_done=report)
+    console.print(table)
+    console.print(f"artifacts: {out / outcomes[0].artifact_dir.parent.name if outcomes[0].artifact_dir else out}")
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise SiliconlabError(f"{len(failed)} of {len(outcomes)} unit(s) failed: {', '.join(o.unit for o in failed)}")
