@@ -1,7 +1,12 @@
-"""PNG charts with matplotlib: latency bars with p50/p90 and speedups, latency vs length, throughput vs batch."""
+"""PNG charts with matplotlib: latency per unit for every workload, latency vs length, throughput vs batch.
+
+Every row of a result appears in at least one chart, with its workload in the panel title; titles name the
+device that did the work (the GPU for CUDA units, else the CPU) and the baseline the speedups are against.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -21,61 +26,91 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def workload_label(row: dict[str, Any]) -> str:
+    return row.get("workload_label") or f"B{row['batch']} S{row['seq']}"
+
+
+def device_names(result: dict[str, Any]) -> str:
+    """What ran the rows: the GPU's name for CUDA rows, the CPU's for CPU rows (both when mixed)."""
+    machine = result.get("machine", {})
+    devices = {row.get("device", "cpu") for row in result["results"]}
+    names = []
+    if devices & {"cuda", "gpu"} and machine.get("gpus"):
+        names.append(", ".join(gpu["name"] for gpu in machine["gpus"]))
+    if devices - {"cuda", "gpu"} or not names:
+        names.append(str(machine.get("cpu", "unknown CPU")))
+    return " + ".join(names)
+
+
+def by_workload(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by workload label, in first-seen order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(workload_label(row), []).append(row)
+    return groups
+
+
 def latency_bars(result: dict[str, Any], path: Path) -> Path | None:
-    """One bar per unit at the first shape: p50 bar, whisker up to p90, speedup label — the chart to post."""
-    rows = [r for r in result["results"] if r["workload"] != "budget"]
-    if not rows:
+    """One panel per workload, one bar per unit: p50 bar, whisker up to p90, speedup label — the chart to post."""
+    groups = by_workload(result["results"])
+    if not groups:
         return None
-    first = rows[0]
-    shape = (first["workload"], first["batch"], first["seq"])
-    chosen = sorted(
-        (r for r in rows if (r["workload"], r["batch"], r["seq"]) == shape), key=lambda r: r["latency_ms"]["p50"]
-    )
-    names = [r["unit"] for r in chosen]
-    p50 = [r["latency_ms"]["p50"] for r in chosen]
-    p90 = [r["latency_ms"]["p90"] for r in chosen]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(chosen) + 1.5))
-    ax.barh(names, p50, xerr=[[0] * len(p50), [b - a for a, b in zip(p50, p90)]], color="#4C72B0", capsize=4)
-    for y, row in enumerate(chosen):
-        speed = f"  {row['speedup']:.2f}x" if row.get("speedup") else ""
-        ax.text(row["latency_ms"]["p90"], y, f" {row['latency_ms']['p50']:.2f} ms{speed}", va="center", fontsize=9)
-    ax.invert_yaxis()
-    ax.set_xlabel("latency, ms (bar = p50, whisker = p90)")
-    ax.set_title(f"{result['model']} {first.get('workload_label', '')} — {result['machine']['cpu']}", fontsize=10)
-    ax.set_xlim(0, max(p90) * 1.45)
+    baseline = result.get("settings", {}).get("baseline", "the baseline")
+    columns = 1 if len(groups) == 1 else 2
+    panel_rows = math.ceil(len(groups) / columns)
+    units = max(len(rows) for rows in groups.values())
+    size = (8 * columns, (0.55 * units + 1.6) * panel_rows)
+    fig, axes = plt.subplots(panel_rows, columns, figsize=size, squeeze=False)
+    for ax, (label, rows) in zip(axes.flat, groups.items()):
+        chosen = sorted(rows, key=lambda r: r["latency_ms"]["p50"])
+        p50 = [r["latency_ms"]["p50"] for r in chosen]
+        p90 = [r["latency_ms"]["p90"] for r in chosen]
+        ax.barh([r["unit"] for r in chosen], p50, xerr=[[0] * len(p50), [b - a for a, b in zip(p50, p90)]],
+                color="#4C72B0", capsize=4)  # fmt: skip
+        for y, row in enumerate(chosen):
+            speed = f"  {row['speedup']:.2f}x" if row.get("speedup") else ""
+            ax.text(row["latency_ms"]["p90"], y, f" {row['latency_ms']['p50']:.2f} ms{speed}", va="center", fontsize=9)
+        ax.invert_yaxis()
+        ax.set_xlabel("latency, ms (bar = p50, whisker = p90)")
+        ax.set_title(f"{label}", fontsize=10)
+        ax.set_xlim(0, max(p90) * 1.5)
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.axis("off")
+    fig.suptitle(f"{result['model']} on {device_names(result)} — speedup vs {baseline}, same run", fontsize=11)
+    fig.tight_layout()
     return _save(fig, path)
 
 
 def _series(result: dict[str, Any], x_key: str, fixed_key: str) -> dict[str, list[tuple[int, float, float]]]:
-    rows = [r for r in result["results"] if r["workload"] == "fixed"]
-    if not rows:
-        return {}
-    fixed_value = rows[0][fixed_key]
+    """One series per (unit, value of `fixed_key`) over `x_key`, for fixed-grid rows with ≥ 2 points."""
     series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
-    for row in rows:
-        if row[fixed_key] == fixed_value:
-            series[row["unit"]].append((row[x_key], row["latency_ms"]["p50"], row["throughput"]["sequences_per_s"]))
-    return {unit: sorted(points) for unit, points in series.items() if len(points) > 1}
+    for row in result["results"]:
+        if row["workload"] == "fixed":
+            name = f"{row['unit']} {'B' if fixed_key == 'batch' else 'S'}{row[fixed_key]}"
+            series[name].append((row[x_key], row["latency_ms"]["p50"], row["throughput"]["sequences_per_s"]))
+    return {name: sorted(points) for name, points in series.items() if len(points) > 1}
 
 
 def _line_chart(
     result: dict[str, Any], path: Path, x_key: str, fixed_key: str, y_index: int, labels: tuple[str, str, str]
 ) -> Path | None:
-    """One line per unit over `x_key` at the first value of `fixed_key`; y is p50 (1) or seq/s (2)."""
+    """One line per unit and value of `fixed_key` over `x_key`; y is p50 (1) or seq/s (2)."""
     series = _series(result, x_key, fixed_key)
     if not series:
         return None
     xlabel, ylabel, title = labels
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for unit, points in series.items():
-        ax.plot([p[0] for p in points], [p[y_index] for p in points], marker="o", label=unit)
+    fixed_values = sorted({int(name.rsplit(" ", 1)[1][1:]) for name in series})
+    fixed_text = f"{'batch' if fixed_key == 'batch' else 'seq'} {', '.join(map(str, fixed_values))}"
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for name, points in series.items():
+        ax.plot([p[0] for p in points], [p[y_index] for p in points], marker="o", label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_xscale("log", base=2)
     if y_index == 1:
         ax.set_yscale("log")
-    ax.set_title(f"{result['model']}: {title}", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{result['model']}: {title} at {fixed_text} — {device_names(result)}", fontsize=10)
+    ax.legend(fontsize=7, ncol=2 if len(series) > 8 else 1)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

@@ -28,6 +28,26 @@ def _interval(row: dict[str, Any]) -> tuple[float, float]:
     return lat.get("p50_ci_low", lat["p50"]), lat.get("p50_ci_high", lat["p50"])
 
 
+def _machine(result: dict[str, Any]) -> str:
+    machine = result.get("machine", {})
+    gpus = ", ".join(gpu.get("name", "?") for gpu in machine.get("gpus") or [])
+    return f"{machine.get('cpu', '?')}{' + ' + gpus if gpus else ''}"
+
+
+def incomparable(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Why two results should not be compared: a different model, machine or thread count makes a ratio
+    between them meaningless ("faster" would be a different computer, not a better build)."""
+    reasons = []
+    if before.get("model") != after.get("model"):
+        reasons.append(f"different models ({before.get('model')} vs {after.get('model')})")
+    if _machine(before) != _machine(after):
+        reasons.append(f"different machines ({_machine(before)} vs {_machine(after)})")
+    threads = (before.get("settings", {}).get("threads"), after.get("settings", {}).get("threads"))
+    if threads[0] != threads[1]:
+        reasons.append(f"different thread counts ({threads[0]} vs {threads[1]})")
+    return reasons
+
+
 def compare_results(before: dict[str, Any], after: dict[str, Any], threshold: float) -> tuple[list[Change], list[str]]:
     """A change is beyond spread when the two medians' confidence intervals do not overlap; a regression is
     one beyond spread and slower by more than `threshold` (0.10 = 10%)."""

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from siliconlab.convert.manifest import write_json_atomic
-from siliconlab.errors import SiliconlabError
+from siliconlab.errors import UsageError
 
 COLUMNS = (
     "unit",
@@ -45,11 +45,13 @@ def load_result(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise SiliconlabError(f"no such result file: {path}") from None
+        raise UsageError(f"no such result file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not a result file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SiliconlabError(f"{path} is not valid JSON ({exc.__class__.__name__})") from None
+        raise UsageError(f"{path} is not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("siliconlab.bench/"):
-        raise SiliconlabError(f"{path} is not a siliconlab bench result (no siliconlab.bench schema)")
+        raise UsageError(f"{path} is not a siliconlab bench result (no siliconlab.bench schema)")
     return data
 
 

@@ -17,19 +17,28 @@ def compare(
     before: Annotated[Path, typer.Argument(help="Earlier bench result (JSON).")],
     after: Annotated[Path, typer.Argument(help="Later bench result (JSON).")],
     threshold: Annotated[float, typer.Option(help="Regression if slower by more than this fraction.")] = 0.10,
+    force: Annotated[
+        bool, typer.Option("--force", help="Compare results of different models, machines or thread counts.")
+    ] = False,
 ) -> None:
-    """Compare two bench results per unit and shape; exit 1 on a regression beyond --threshold and the spread."""
-    from siliconlab.bench.compare import compare_results
+    """Compare two bench results per unit and shape, beyond the measured spread.
+
+    Exit 0: no regression. Exit 1: a regression beyond --threshold and the spread. Exit 2: bad input.
+    """
+    from siliconlab.bench.compare import compare_results, incomparable
     from siliconlab.bench.report import load_result
 
     if threshold < 0:
         raise UsageError(f"--threshold must be >= 0, got {threshold}")
     a, b = load_result(before), load_result(after)
+    reasons = incomparable(a, b)
+    if reasons and not force:
+        raise UsageError(f"not comparable: {'; '.join(reasons)} (--force compares anyway)")
+    for reason in reasons:
+        err.print(f"[yellow]note:[/] {reason}", highlight=False)
     changes, missing = compare_results(a, b, threshold)
     if not changes:
-        raise SiliconlabError("the two results share no (unit, workload, batch, seq) row to compare")
-    if a["machine"].get("cpu") != b["machine"].get("cpu"):
-        err.print(f"[yellow]note:[/] different machines ({a['machine'].get('cpu')} vs {b['machine'].get('cpu')})")
+        raise UsageError("the two results share no (unit, workload, batch, seq) row to compare")
     table = Table(title=f"{before.name} -> {after.name} (threshold {threshold:.0%})")
     for column in ("unit", "shape", "before p50 ms", "after p50 ms", "after/before", "verdict"):
         table.add_column(column, no_wrap=True)
