@@ -11,6 +11,31 @@ from siliconlab.errors import UsageError
 from siliconlab.log import log
 
 
+def check_text(text: object, name: str = "the text") -> str:
+    """One text as the engines need it: a str with a non-blank character and no undecodable bytes.
+
+    Command-line arguments that are not valid UTF-8 arrive as lone surrogates (Python's surrogateescape);
+    tokenizers would raise a TypeError deep inside, so say what is wrong here instead.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"{name} is not valid UTF-8 (byte 0x{text[exc.start]:02x} at offset {exc.start})"
+            ) from None
+    if not isinstance(text, str):
+        raise UsageError(f"{name} must be a string, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = text[exc.start].encode("utf-8", "surrogateescape")
+        raise UsageError(f"{name} is not valid UTF-8 (byte 0x{raw[0]:02x} at offset {exc.start})") from None
+    if not text.strip():
+        raise UsageError(f"{name} is empty: it needs at least one non-blank character")
+    return text
+
+
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Tokenize a batch, padding to the longest text; long texts are truncated with a warning
     (`warn=False` for our own fixed texts, e.g. the parity set on a short-context model)."""
@@ -18,15 +43,14 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int, warn: bool = T
         texts = [texts]
     if not texts:
         raise UsageError("no text given: pass at least one non-empty text")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            raise UsageError(f"text {index} is empty: every text needs at least one non-blank character")
+    single = len(texts) == 1
+    texts = [check_text(text, "the text" if single else f"text {index}") for index, text in enumerate(texts)]
     full_lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
     for index, length in enumerate(full_lengths):
         if warn and length > max_length:
             log.warning(
-                "text %d has %d tokens, more than the model's maximum of %d: truncated to %d",
-                index,
+                "%s has %d tokens, more than the model's maximum of %d: truncated to %d",
+                "the text" if single else f"text {index}",
                 length,
                 max_length,
                 max_length,
