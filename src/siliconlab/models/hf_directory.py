@@ -16,8 +16,26 @@ _HASHED_SUFFIXES = {".safetensors", ".json", ".txt", ".model"}
 
 
 def task_of(config: Any) -> Task:
+    from siliconlab.models.heads import head_spec
+
+    if head_spec(config) is not None:
+        return "classification"  # an encoder with siliconlab's mean-pool head (models/heads.py)
     architectures = getattr(config, "architectures", None) or []
     return "classification" if any("SequenceClassification" in a for a in architectures) else "embedding"
+
+
+def load_hf_model(path: Path, attn_implementation: str = "sdpa") -> Any:
+    """A fp32 eval-mode model from a HF folder: encoder, *ForSequenceClassification, or encoder + our head."""
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    from siliconlab.models.heads import MeanPoolClassifier, head_spec
+
+    kwargs = {"attn_implementation": attn_implementation, "use_safetensors": True, "dtype": torch.float32}
+    config = AutoConfig.from_pretrained(path)
+    if head_spec(config) is not None:
+        return MeanPoolClassifier.from_pretrained(path, **kwargs).eval()
+    factory = AutoModelForSequenceClassification if task_of(config) == "classification" else AutoModel
+    return factory.from_pretrained(path, **kwargs).eval()
 
 
 class HFDirectorySource(ModelSource):
@@ -44,12 +62,9 @@ class HFDirectorySource(ModelSource):
         return task_of(self.config)
 
     def load(self, attn_implementation: str = "sdpa") -> LoadedModel:
-        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        factory = AutoModelForSequenceClassification if self.task == "classification" else AutoModel
-        model = factory.from_pretrained(
-            self.path, attn_implementation=attn_implementation, use_safetensors=True, dtype=torch.float32
-        ).eval()
+        model = load_hf_model(self.path, attn_implementation)
         tokenizer = AutoTokenizer.from_pretrained(self.path)
         return LoadedModel(
             name=self.name,

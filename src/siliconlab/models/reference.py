@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from siliconlab.models.base import OUTPUT_NAMES
-from siliconlab.models.hf_directory import task_of
+from siliconlab.models.hf_directory import load_hf_model, task_of
 from siliconlab.models.wrapper import EncoderWithHead
 
 
@@ -38,10 +38,5 @@ class TorchRunner:
 
 def load_hf_module(artifact_dir: Path) -> EncoderWithHead:
     """A saved Hugging Face folder as the fp32, SDPA-attention module a user would run."""
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
-
-    config = AutoConfig.from_pretrained(artifact_dir)
-    task = task_of(config)
-    factory = AutoModelForSequenceClassification if task == "classification" else AutoModel
-    model = factory.from_pretrained(artifact_dir, use_safetensors=True, dtype=torch.float32, attn_implementation="sdpa")
-    return EncoderWithHead(model.eval(), task).eval()
+    model = load_hf_model(artifact_dir)
+    return EncoderWithHead(model, task_of(model.config)).eval()

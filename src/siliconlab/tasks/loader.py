@@ -1,0 +1,96 @@
+"""`siliconlab.load(name, unit)`: a model name -> a ready pipeline on a parity-gated unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.log import log
+from siliconlab.tasks.pipeline import ClassifierPipeline, EmbeddingPipeline, Loaded, Pipeline
+
+#: Built-in task model names and what they do (any local directory works too: its config says which task).
+TASK_MODELS = {
+    "minilm": "embedding",
+    "sentiment": "classification",
+    "spam": "classification",
+    "chat-retrieval": "chat",
+}
+
+
+def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Pipeline:
+    """A pipeline for `name` on `unit` ("best" or a unit name); converts and checks parity on first use."""
+    if name == "chat-retrieval":
+        from siliconlab.tasks.chat import RetrievalChat
+
+        return RetrievalChat(load("minilm", unit, cache, threads))
+    loaded = load_unit(name, unit, cache, threads)
+    return ClassifierPipeline(loaded) if loaded.task == "classification" else EmbeddingPipeline(loaded)
+
+
+def load_unit(name: str, unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Loaded:
+    from siliconlab.bench.machine import default_threads
+    from siliconlab.models import resolve
+    from siliconlab.paths import default_cache
+
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be >= 1, got {threads}")
+    source = resolve(name)
+    cache = Path(cache) if cache is not None else default_cache()
+    threads = threads or default_threads()
+    failures: list[str] = []
+    candidates, why = _candidates(source, unit, cache)
+    for candidate in candidates:
+        try:
+            return _load_on(source, candidate, cache, threads, why)
+        except SiliconlabError as exc:
+            if unit != "best":
+                raise
+            failures.append(f"{candidate.name}: {exc}")
+            log.warning("unit %s could not serve %s (%s); trying the next one", candidate.name, source.name, exc)
+    raise SiliconlabError(f"no unit could serve '{source.name}': {'; '.join(failures) or 'none available here'}")
+
+
+def _candidates(source: Any, unit: str, cache: Path) -> tuple[list[Any], str]:
+    from siliconlab.bench.machine import machine_info
+    from siliconlab.convert.pipeline import model_folder_name
+    from siliconlab.tasks.best import ranked_units
+    from siliconlab.units import REGISTRY, get_unit
+
+    if unit != "best":
+        chosen = get_unit(unit)
+        available = chosen.availability()
+        if not available.ok:
+            raise UsageError(f"unit '{unit}' cannot run here: {available.reason}")
+        return [chosen], "chosen by the caller"
+    names, why = ranked_units(cache / model_folder_name(source), machine_info())
+    units = [REGISTRY[n]() for n in names if n in REGISTRY]
+    return [u for u in units if u.availability().ok], why
+
+
+def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loaded:
+    from transformers import AutoTokenizer
+
+    from siliconlab.convert.pipeline import Converter, load_artifact
+    from siliconlab.models.base import max_length_of
+
+    outcome = Converter(source, cache, threads).convert_unit(unit)
+    if not outcome.ok:
+        raise SiliconlabError(outcome.error or f"conversion for {unit.name} failed")
+    runner, _ = load_artifact(outcome.artifact_dir, unit, threads)
+    tokenizer = AutoTokenizer.from_pretrained(outcome.artifact_dir)
+    task = "classification" if "logits" in runner.output_names else "embedding"
+    labels = labels_of(source.config) if task == "classification" else []
+    limit = max_length_of(source.config, tokenizer)
+    return Loaded(source.name, task, unit.name, runner, tokenizer, limit, outcome.artifact_dir, labels, why)
+
+
+def labels_of(config: Any) -> list[str]:
+    """Class names in logit order: our head's labels, else the config's id2label."""
+    from siliconlab.models.heads import head_spec
+
+    head = head_spec(config)
+    if head is not None:
+        return list(head["labels"])
+    id2label = getattr(config, "id2label", None) or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]

@@ -1,0 +1,174 @@
+"""Task pipelines: text in, answers out, on one compute unit's parity-gated artifact.
+
+A pipeline tokenizes (batched, sorted by length so padding stays small, long texts truncated with a
+notice), runs the unit's runner and post-processes. A bad item in a list (empty, undecodable) is reported
+for that item while the good ones are answered. Calls are serialised by a lock, so a server may call one
+pipeline from many threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.text import check_text, encode
+
+#: Texts per runner call: large enough to amortise per-call overhead, small enough to bound padding.
+BATCH = 32
+
+
+class BadInputWarning(UserWarning):
+    """Some items of a list could not be answered; the others were."""
+
+
+@dataclass
+class Loaded:
+    """What a pipeline stands on: the model, the unit and its artifact, already loaded."""
+
+    model: str
+    task: str
+    unit: str
+    runner: Any
+    tokenizer: Any
+    max_length: int
+    artifact_dir: Path | None
+    labels: list[str] = field(default_factory=list)
+    why_unit: str = ""
+
+
+class Pipeline:
+    """The methods every task model has; a method the task lacks says which one to call instead."""
+
+    task = "?"
+    methods: tuple[str, ...] = ()
+
+    def __init__(self, loaded: Loaded):
+        self.loaded = loaded
+        self._lock = threading.Lock()
+        self.last_ms = 0.0
+
+    @property
+    def model(self) -> str:
+        return self.loaded.model
+
+    @property
+    def unit(self) -> str:
+        return self.loaded.unit
+
+    def _wrong_task(self, method: str) -> SiliconlabError:
+        offers = ", ".join(f"{m}()" for m in self.methods)
+        return UsageError(f"model '{self.model}' is a {self.task} model: it has {offers}, not {method}()")
+
+    def encode(self, texts: Any) -> np.ndarray:
+        raise self._wrong_task("encode")
+
+    def classify(self, texts: Any) -> list[dict[str, Any]]:
+        raise self._wrong_task("classify")
+
+    def reply(self, text: str) -> dict[str, Any]:
+        raise self._wrong_task("reply")
+
+    def run_texts(self, texts: list[str], output: str) -> tuple[np.ndarray | None, dict[int, str]]:
+        """One output row per text (NaN rows for bad items), and {index: reason} for the bad ones."""
+        good, errors = _checked(texts)
+        if not good:
+            return None, errors
+        order = sorted(good, key=lambda i: len(texts[i]))
+        rows: dict[int, np.ndarray] = {}
+        begin = time.perf_counter()
+        for start in range(0, len(order), BATCH):
+            chunk = order[start : start + BATCH]
+            ids, mask = encode(self.loaded.tokenizer, [texts[i] for i in chunk], self.loaded.max_length)
+            with self._lock:
+                out = self.loaded.runner.run(ids, mask)[output]
+            rows.update(zip(chunk, np.asarray(out, dtype=np.float32)))
+        self.last_ms = (time.perf_counter() - begin) * 1e3
+        width = next(iter(rows.values())).shape[-1]
+        result = np.full((len(texts), width), np.nan, dtype=np.float32)
+        for index, row in rows.items():
+            result[index] = row
+        return result, errors
+
+
+def as_list(texts: Any) -> tuple[list[Any], bool]:
+    """(texts as a list, whether one text was given on its own)."""
+    if isinstance(texts, (str, bytes)):
+        return [texts], True
+    if isinstance(texts, np.ndarray):
+        texts = texts.tolist()
+    try:
+        items = list(texts)
+    except TypeError:
+        raise UsageError(f"expected a text or a list of texts, got {type(texts).__name__}") from None
+    if not items:
+        raise UsageError("no text given: pass at least one non-empty text")
+    return items, False
+
+
+def _checked(texts: list[Any]) -> tuple[list[int], dict[int, str]]:
+    good, errors = [], {}
+    single = len(texts) == 1
+    for index, text in enumerate(texts):
+        try:
+            texts[index] = check_text(text, "the text" if single else f"text {index}")
+            good.append(index)
+        except UsageError as exc:
+            errors[index] = str(exc)
+    if single and errors:
+        raise UsageError(errors[0])
+    return good, errors
+
+
+def warn_bad_items(errors: dict[int, str]) -> None:
+    if errors:
+        listed = "; ".join(errors[i] for i in sorted(errors)[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        warnings.warn(f"{len(errors)} text(s) not answered: {listed}{more}", BadInputWarning, stacklevel=3)
+
+
+class EmbeddingPipeline(Pipeline):
+    task = "embedding"
+    methods = ("encode",)
+
+    def encode(self, texts: Any) -> np.ndarray:
+        """L2-normalised sentence embeddings, one row per text; rows of bad items are NaN (with a warning)."""
+        items, _ = as_list(texts)
+        result, errors = self.run_texts(items, "sentence_embedding")
+        warn_bad_items(errors)
+        if result is None:
+            raise UsageError(f"no text could be embedded: {errors[min(errors)]}")
+        return result
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class ClassifierPipeline(Pipeline):
+    task = "classification"
+    methods = ("classify",)
+
+    def classify(self, texts: Any) -> list[dict[str, Any]]:
+        """[{label, score, scores}] per text; a bad item gets {label: None, error: reason} instead."""
+        items, _ = as_list(texts)
+        logits, errors = self.run_texts(items, "logits")
+        labels = self.loaded.labels or [f"LABEL_{i}" for i in range(logits.shape[1] if logits is not None else 0)]
+        answers: list[dict[str, Any]] = []
+        for index in range(len(items)):
+            if index in errors:
+                answers.append({"label": None, "score": None, "scores": {}, "error": errors[index]})
+                continue
+            probs = softmax(logits[index].astype(np.float64))
+            best = int(probs.argmax())
+            answers.append({"label": labels[best], "score": float(probs[best]),
+                            "scores": {name: float(p) for name, p in zip(labels, probs)}})  # fmt: skip
+        return answers
