@@ -10,6 +10,7 @@ from siliconlab.models.base import OUTPUT_NAMES, LoadedModel, ModelSource
 from siliconlab.models.bert_base import BertBaseSource
 from siliconlab.models.hf_directory import HFDirectorySource
 from siliconlab.models.minilm import MiniLMSource
+from siliconlab.models.task_models import TaskModelSource
 
 DEFAULT_MODEL = "minilm"
 
@@ -17,6 +18,8 @@ DEFAULT_MODEL = "minilm"
 BUILTIN: dict[str, Callable[[], ModelSource]] = {
     "minilm": MiniLMSource,
     "bert-base": BertBaseSource,
+    "sentiment": lambda: TaskModelSource("sentiment"),
+    "spam": lambda: TaskModelSource("spam"),
 }
 
 

@@ -1,0 +1,151 @@
+"""`siliconlab eval`: accuracy, macro-F1, confusion matrix and latency per unit on held-out data.
+
+Every unit answers the same texts; torch-cpu-fp32 is the reference and each unit's accuracy delta against it
+is reported, flagged when more than FLAG_POINTS below — an int8 unit must not lose accuracy silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from siliconlab.errors import UsageError
+
+REFERENCE_UNIT = "torch-cpu-fp32"
+FLAG_POINTS = 0.5
+DEFAULT_LIMIT = 1000
+EVAL_RECORD = ".eval-latest.json"
+
+
+@dataclass
+class EvalData:
+    texts: list[str]
+    labels: list[str]
+    description: str
+
+
+def builtin_data(task: str, limit: int | None) -> EvalData:
+    from siliconlab.data.tasks import TASKS, split, split_digest
+
+    test = split(task, "test", limit=limit)
+    described = f"{TASKS[task].description}; held-out split ({len(test)} rows, digest {split_digest(test)[:12]})"
+    return EvalData(test["text"].tolist(), test["label"].tolist(), described)
+
+
+def file_data(path: Path, text_field: str, label_field: str, limit: int | None) -> EvalData:
+    """A CSV (header row) or JSONL file with a text and a label column."""
+    if not path.is_file():
+        raise UsageError(f"no such data file: {path}")
+    rows: list[dict[str, Any]] = []
+    try:
+        if path.suffix.lower() in (".jsonl", ".json"):
+            with path.open(encoding="utf-8") as handle:
+                rows = [json.loads(line) for line in handle if line.strip()]
+        else:
+            with path.open(encoding="utf-8", newline="") as handle:
+                rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
+        raise UsageError(
+            f"{path} could not be read as {'JSONL' if path.suffix == '.jsonl' else 'CSV'}: {exc}"
+        ) from None
+    if not rows:
+        raise UsageError(f"{path} has no rows")
+    missing = [f for f in (text_field, label_field) if f not in rows[0]]
+    if missing:
+        raise UsageError(f"{path} has no field(s) {', '.join(missing)}: its fields are {', '.join(rows[0])}")
+    rows = rows[:limit] if limit else rows
+    return EvalData(
+        [str(r[text_field]) for r in rows], [str(r[label_field]) for r in rows], f"{path} ({len(rows)} rows)"
+    )
+
+
+def metrics(truth: list[str], predicted: list[str | None], labels: list[str]) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix (rows = truth)."""
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    unanswered = 0
+    for t, p in zip(truth, predicted):
+        if p is None:
+            unanswered += 1
+            continue
+        matrix[index[t], index[p]] += 1
+    per_class = {}
+    for label, i in index.items():
+        tp = matrix[i, i]
+        precision = tp / matrix[:, i].sum() if matrix[:, i].sum() else 0.0
+        recall = tp / matrix[i, :].sum() if matrix[i, :].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+    return {
+        "accuracy": float(np.trace(matrix) / max(len(truth), 1)),
+        "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
+        "per_class": per_class,
+        "confusion": {"labels": labels, "matrix": matrix.tolist()},
+        "unanswered": unanswered,
+    }
+
+
+def evaluate_unit(model: str, unit: str, data: EvalData, cache: Path | None, threads: int | None) -> dict[str, Any]:
+    from siliconlab.tasks.loader import load
+
+    pipeline = load(model, unit=unit, cache=cache, threads=threads)
+    if pipeline.task != "classification":
+        raise UsageError(f"model '{model}' is a {pipeline.task} model: eval needs a classifier")
+    labels = pipeline.loaded.labels
+    unknown = sorted(set(data.labels) - set(labels))
+    if unknown:
+        raise UsageError(
+            f"the data has label(s) {', '.join(unknown[:5])} the model does not know ({', '.join(labels)})"
+        )
+    pipeline.classify(data.texts[:8])  # warm-up: first-call allocations are not the unit's speed
+    begin = time.perf_counter()
+    answers = pipeline.classify(data.texts)
+    seconds = time.perf_counter() - begin
+    result = metrics(data.labels, [a["label"] for a in answers], labels)
+    return {"unit": unit, **result, "ms_per_text": seconds * 1e3 / len(data.texts), "texts": len(data.texts)}
+
+
+def evaluate(
+    model: str, units: list[str], data: EvalData, cache: Path | None = None, threads: int | None = None, on_row=None
+) -> dict[str, Any]:
+    """Rows per unit (reference first), with accuracy deltas and flags; failures are reported, not raised."""
+    from siliconlab import __version__
+    from siliconlab.bench.machine import machine_info
+
+    ordered = [REFERENCE_UNIT] + [u for u in units if u != REFERENCE_UNIT]
+    rows, failures = [], []
+    for unit in ordered:
+        try:
+            row = evaluate_unit(model, unit, data, cache, threads)
+        except UsageError:
+            raise
+        except Exception as exc:  # one unit failing must not lose the others' results
+            failures.append({"unit": unit, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+            continue
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    reference = next((r for r in rows if r["unit"] == REFERENCE_UNIT), None)
+    for row in rows:
+        delta = (row["accuracy"] - reference["accuracy"]) * 100 if reference else None
+        row["accuracy_delta_points"] = delta
+        row["flagged"] = delta is not None and delta < -FLAG_POINTS
+    return {
+        "schema": "siliconlab.eval/1",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "siliconlab_version": __version__,
+        "model": model,
+        "data": data.description,
+        "machine": machine_info(),
+        "reference_unit": REFERENCE_UNIT,
+        "flag_points": FLAG_POINTS,
+        "results": rows,
+        "failures": failures,
+    }
