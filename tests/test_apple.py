@@ -3,7 +3,8 @@
 Here: CoreML conversion + structural checks of the .mlpackage (interface, enumerated shapes, op histogram,
 precision, size, int8 weights), the ANE rewrite's fp32 parity, the runner's padding to enumerated shapes
 (with the converted PyTorch module standing in for Core ML), MLX parity on the CPU build (the powermetrics
-parser is tested in tests/monitor/). macOS only: Core ML prediction parity per compute unit, MLComputePlan placement, MLX on Metal.
+parser is tested in tests/monitor/). macOS only: Core ML prediction parity per compute unit, MLComputePlan
+placement, MLX on Metal.
 """
 
 from __future__ import annotations

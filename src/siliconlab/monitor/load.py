@@ -164,7 +164,7 @@ class OtherProcesses(Source):
 
     def __init__(self, pids: Iterable[int] | Callable[[], Iterable[int]] = ()):
         self._pids = pids
-        self._previous: dict[int, float] = {}
+        self._previous: dict[tuple[int, float], float] = {}
         self._previous_t = 0.0
         self.top: list[tuple[int, str, float]] = []
 
@@ -185,36 +185,39 @@ class OtherProcesses(Source):
                 continue
         return own
 
-    def _snapshot(self) -> tuple[float, dict[int, tuple[float, psutil.Process]]]:
+    def _snapshot(self) -> tuple[float, dict[tuple[int, float], tuple[float, psutil.Process]]]:
+        """CPU seconds per process, keyed by (pid, create time) so a reused pid is a new process."""
         now, cpu = time.monotonic(), {}
         for proc in psutil.process_iter(["cpu_times"]):
             times = proc.info["cpu_times"]
+            try:
+                key = (proc.pid, proc.create_time())
+            except psutil.Error:
+                continue
             if times is not None:
-                cpu[proc.pid] = (times.user + times.system, proc)
+                cpu[key] = (times.user + times.system, proc)
         return now, cpu
 
     def open(self) -> None:
         self._previous_t, snapshot = self._snapshot()
-        self._previous = {pid: used for pid, (used, _) in snapshot.items()}
+        self._previous = {key: used for key, (used, _) in snapshot.items()}
 
     def read(self) -> dict[str, float]:
         now, snapshot = self._snapshot()
         elapsed, previous = now - self._previous_t, self._previous
-        self._previous_t, self._previous = now, {pid: used for pid, (used, _) in snapshot.items()}
+        self._previous_t, self._previous = now, {key: used for key, (used, _) in snapshot.items()}
         if elapsed <= 0:
             return {}
-        own, since = self._own(), time.time() - elapsed
+        own = self._own()
         other, mine, per_process = 0.0, 0.0, []
-        for pid, (used, proc) in snapshot.items():
-            if pid in previous:
-                delta = used - previous[pid]
-            else:  # new since the last read: all its CPU time falls in this interval if it started in it
-                delta = used if _created_after(proc, since) else 0.0
-            if pid in own:
-                mine += max(delta, 0.0)
+        for key, (used, proc) in snapshot.items():
+            # a process absent from the previous snapshot started since: all its CPU time is in this interval
+            delta = max(0.0, used - previous.get(key, 0.0))
+            if key[0] in own:
+                mine += delta
             elif delta > 0:
                 other += delta
-                per_process.append((delta, pid, proc))
+                per_process.append((delta, key[0], proc))
         per_process.sort(key=lambda entry: entry[0], reverse=True)
         self.top = [(pid, _name(proc), delta / elapsed) for delta, pid, proc in per_process[:3]]
         cores = float(os.cpu_count() or 1)
@@ -223,13 +226,6 @@ class OtherProcesses(Source):
             "other_pct": 100.0 * other / elapsed / cores,
             "own_cores": mine / elapsed,
         }
-
-
-def _created_after(proc: psutil.Process, since: float) -> bool:
-    try:
-        return proc.create_time() >= since
-    except psutil.Error:
-        return False
 
 
 def _name(proc: psutil.Process) -> str:

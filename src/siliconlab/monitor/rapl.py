@@ -69,10 +69,8 @@ class RaplSource(Source):
             self.open()
         raw = self._read_raw()
         for index, (domain, before, after) in enumerate(zip(self.domains, self._raw, raw)):
-            if after < before:  # wrapped: the range is only needed then
-                modulus = int((domain / "max_energy_range_uj").read_text())
-            else:
-                modulus = 0
+            # the range is only read when the counter wrapped
+            modulus = int((domain / "max_energy_range_uj").read_text()) if after < before else 0
             self._joules[index] += counter_delta(before, after, modulus) / 1e6
         self._raw = raw
         readings = {f"{_label(d)}_j": j for d, j in zip(self.domains, self._joules)}

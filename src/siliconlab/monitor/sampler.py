@@ -36,10 +36,10 @@ class Source(ABC):
     def read(self) -> dict[str, float]:
         """Current readings. A delta-based source may return {} on its first call (no interval yet)."""
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
         """Start whatever the source needs (a baseline, a subprocess); called once before the first read()."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
         """Release what open() started; called once after the last read()."""
 
 
@@ -153,7 +153,9 @@ class Sampler:
         deadline = time.perf_counter() + self.interval
         while not self._stop.wait(max(0.0, deadline - time.perf_counter())):
             self._poll()
-            deadline = max(deadline + self.interval, time.perf_counter())
+            deadline += self.interval
+            if deadline < time.perf_counter():  # overran: skip the missed polls rather than catch up
+                deadline = time.perf_counter() + self.interval
 
     # --- one poll --------------------------------------------------------------------------------------------
     def _poll(self) -> None:
