@@ -15,13 +15,13 @@ from siliconlab.monitor.load import (
     CpuFrequency,
     LoadAverage,
     Memory,
-    OtherProcesses,
     PerCore,
     ProcStat,
     cpu_shares,
     load_sources,
     parse_proc_stat,
 )
+from siliconlab.monitor.procs import OtherProcesses, descendants, parse_pid_stat
 from siliconlab.monitor.sampler import Sampler
 
 # /proc/stat of a 2-vCPU KVM guest, then ~1.1 s later (USER_HZ 100: 220 ticks over both CPUs, 40 of them stolen).
@@ -68,7 +68,7 @@ def test_proc_stat_parsing_and_shares_from_a_recorded_sample():
 def test_proc_stat_source_reads_deltas_from_a_file(tmp_path: Path):
     stat = tmp_path / "stat"
     stat.write_text(PROC_STAT_BEFORE)
-    source = ProcStat(stat)
+    source = ProcStat(stat, min_interval=0.0)
     assert source.available() == (True, "")
     source.open()
     stat.write_text(PROC_STAT_AFTER)
@@ -122,6 +122,26 @@ def test_other_processes_separates_our_pids_from_the_rest():
     assert theirs["own_cores"] == 0.0 and theirs["other_cores"] >= child_cores - 0.12
     assert theirs["other_pct"] == pytest.approx(100 * theirs["other_cores"] / os.cpu_count())
     assert len(nobody.top) <= 3 and all(cores > 0 for _, _, cores in nobody.top)
+
+
+def test_pid_stat_parsing_and_descendants():
+    # a real /proc/<pid>/stat line, its comm rewritten to hold a space and a ')' as process names may
+    line = (
+        "4242 (my worker) 1) S 4200 4242 4200 0 -1 4194304 3210 0 0 0 250 50 0 0 20 0 9 0 123456 "
+        "1811939328 61440 18446744073709551615 1 1 0 0 0 0 0 4096 1260 0 0 0 17 1 0 0 0 0 0"
+    )
+    cpu_seconds, ppid, start = parse_pid_stat(line)
+    assert (cpu_seconds, ppid, start) == (pytest.approx(300 / os.sysconf("SC_CLK_TCK")), 4200, 123456.0)
+    parents = {10: 1, 11: 10, 12: 11, 13: 1, 14: 13}
+    assert descendants({10}, parents) == {10, 11, 12} and descendants(set(), parents) == set()
+
+
+def test_delta_sources_give_no_figure_from_a_too_short_interval():
+    source = PerCore()
+    source.open()
+    assert source.read() == {}  # right after open: the baseline is kept, not replaced
+    time.sleep(0.06)
+    assert len(source.read()) == psutil.cpu_count()
 
 
 def test_cpu_frequency_from_a_fake_sysfs_and_its_absence(tmp_path: Path):

@@ -83,6 +83,7 @@ def test_interval_is_roughly_respected_and_cost_is_recorded():
     assert 0.04 <= statistics.median(gaps) <= 0.1
     assert 0 < summary["cost_ms"]["mean"] <= summary["cost_ms"]["max"] < 50
     assert all(sample.cost_s > 0 for sample in sampler.samples)
+    assert 0 <= summary["cpu_ms"]["mean"] <= summary["cpu_ms"]["max"] < 50
     assert summary["seconds"] == pytest.approx(0.5, abs=0.2)
 
 

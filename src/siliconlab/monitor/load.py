@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import os
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
+from siliconlab.monitor.procs import MIN_INTERVAL_S, OtherProcesses
 from siliconlab.monitor.sampler import Source
 
 #: /proc/stat's aggregate "cpu" fields, in order (kernel >= 2.6.33). guest and guest_nice are already counted
@@ -73,14 +76,43 @@ class LoadAverage(Source):
         return {"load_1m": one, "load_5m": five, "load_15m": fifteen, "cores": float(os.cpu_count() or 1)}
 
 
-class ProcStat(Source):
+class _Delta(Source):
+    """A source whose figures are differences between two reads: no figure (and the baseline kept) when the
+    reads are under `min_interval` apart, as at a sampler's first poll right after open()."""
+
+    def __init__(self, min_interval: float = MIN_INTERVAL_S):
+        self.min_interval = min_interval
+        self._previous: object = None
+        self._previous_t = 0.0
+
+    @abstractmethod
+    def _current(self) -> object:
+        """The cumulative counters now."""
+
+    @abstractmethod
+    def _shares(self, before: Any, after: Any) -> dict[str, float]:
+        """The readings for the interval between two `_current()` values."""
+
+    def open(self) -> None:
+        self._previous, self._previous_t = self._current(), time.monotonic()
+
+    def read(self) -> dict[str, float]:
+        now = time.monotonic()
+        if self._previous is not None and now - self._previous_t < self.min_interval:
+            return {}
+        current = self._current()
+        previous, self._previous, self._previous_t = self._previous, current, now
+        return {} if previous is None else self._shares(previous, current)
+
+
+class ProcStat(_Delta):
     """Machine-wide busy/steal/iowait % since the previous read, from /proc/stat (Linux)."""
 
     name = "cpu"
 
-    def __init__(self, path: Path | str = "/proc/stat"):
+    def __init__(self, path: Path | str = "/proc/stat", min_interval: float = MIN_INTERVAL_S):
+        super().__init__(min_interval)
         self.path = Path(path)
-        self._previous: dict[str, int] | None = None
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -89,22 +121,17 @@ class ProcStat(Source):
             return False, f"no /proc/stat CPU times: {exc}"
         return (True, "") if ok else (False, f"{self.path} has no aggregate 'cpu' line")
 
-    def open(self) -> None:
-        self._previous = parse_proc_stat(self.path.read_text())["cpu"]
+    def _current(self) -> dict[str, int]:
+        return parse_proc_stat(self.path.read_text())["cpu"]
 
-    def read(self) -> dict[str, float]:
-        current = parse_proc_stat(self.path.read_text())["cpu"]
-        previous, self._previous = self._previous, current
-        return {} if previous is None else cpu_shares(previous, current)
+    def _shares(self, before, after) -> dict[str, float]:
+        return cpu_shares(before, after)
 
 
-class PerCore(Source):
+class PerCore(_Delta):
     """Busy % per logical core since the previous read (psutil, any OS): one hot core hides in a machine mean."""
 
     name = "cores"
-
-    def __init__(self) -> None:
-        self._previous: list[dict[str, float]] | None = None
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -113,20 +140,13 @@ class PerCore(Source):
             return False, f"psutil cannot read per-core CPU times: {exc}"
         return True, ""
 
-    def _times(self) -> list[dict[str, float]]:
+    def _current(self) -> list[dict[str, float]]:
         return [t._asdict() for t in psutil.cpu_times(percpu=True)]
 
-    def open(self) -> None:
-        self._previous = self._times()
-
-    def read(self) -> dict[str, float]:
-        current = self._times()
-        previous, self._previous = self._previous, current
-        if previous is None:
-            return {}
+    def _shares(self, before, after) -> dict[str, float]:
         readings = {}
-        for index, (before, after) in enumerate(zip(previous, current)):
-            shares = cpu_shares(before, after)
+        for index, (core_before, core_after) in enumerate(zip(before, after)):
+            shares = cpu_shares(core_before, core_after)
             if shares:
                 readings[f"cpu{index}_busy_pct"] = shares["busy_pct"]
         return readings
@@ -149,90 +169,6 @@ class Memory(Source):
             "swap_used_mb": swap.used / 2**20,
             "swap_used_pct": swap.percent,
         }
-
-
-class OtherProcesses(Source):
-    """CPU used by every process outside `pids` (and their descendants) since the previous read.
-
-    `pids` is a collection or a callable returning one, so the bench can add worker pids as it spawns them.
-    Readings: other_cores / other_pct (of the whole machine) and own_cores. Processes that start and end
-    between two reads are not seen (their CPU still shows in `cpu.busy_pct`); `top` holds the three biggest
-    other consumers of the last interval as (pid, name, cores) for a report.
-    """
-
-    name = "procs"
-
-    def __init__(self, pids: Iterable[int] | Callable[[], Iterable[int]] = ()):
-        self._pids = pids
-        self._previous: dict[tuple[int, float], float] = {}
-        self._previous_t = 0.0
-        self.top: list[tuple[int, str, float]] = []
-
-    def available(self) -> tuple[bool, str]:
-        try:
-            next(iter(psutil.process_iter(["cpu_times"])), None)
-        except Exception as exc:
-            return False, f"psutil cannot list processes: {exc}"
-        return True, ""
-
-    def _own(self) -> set[int]:
-        roots = set(self._pids() if callable(self._pids) else self._pids)
-        own = set(roots)
-        for pid in roots:
-            try:
-                own.update(child.pid for child in psutil.Process(pid).children(recursive=True))
-            except psutil.Error:
-                continue
-        return own
-
-    def _snapshot(self) -> tuple[float, dict[tuple[int, float], tuple[float, psutil.Process]]]:
-        """CPU seconds per process, keyed by (pid, create time) so a reused pid is a new process."""
-        now, cpu = time.monotonic(), {}
-        for proc in psutil.process_iter(["cpu_times"]):
-            times = proc.info["cpu_times"]
-            try:
-                key = (proc.pid, proc.create_time())
-            except psutil.Error:
-                continue
-            if times is not None:
-                cpu[key] = (times.user + times.system, proc)
-        return now, cpu
-
-    def open(self) -> None:
-        self._previous_t, snapshot = self._snapshot()
-        self._previous = {key: used for key, (used, _) in snapshot.items()}
-
-    def read(self) -> dict[str, float]:
-        now, snapshot = self._snapshot()
-        elapsed, previous = now - self._previous_t, self._previous
-        self._previous_t, self._previous = now, {key: used for key, (used, _) in snapshot.items()}
-        if elapsed <= 0:
-            return {}
-        own = self._own()
-        other, mine, per_process = 0.0, 0.0, []
-        for key, (used, proc) in snapshot.items():
-            # a process absent from the previous snapshot started since: all its CPU time is in this interval
-            delta = max(0.0, used - previous.get(key, 0.0))
-            if key[0] in own:
-                mine += delta
-            elif delta > 0:
-                other += delta
-                per_process.append((delta, key[0], proc))
-        per_process.sort(key=lambda entry: entry[0], reverse=True)
-        self.top = [(pid, _name(proc), delta / elapsed) for delta, pid, proc in per_process[:3]]
-        cores = float(os.cpu_count() or 1)
-        return {
-            "other_cores": other / elapsed,
-            "other_pct": 100.0 * other / elapsed / cores,
-            "own_cores": mine / elapsed,
-        }
-
-
-def _name(proc: psutil.Process) -> str:
-    try:
-        return proc.name()
-    except psutil.Error:
-        return "?"
 
 
 class CpuFrequency(Source):

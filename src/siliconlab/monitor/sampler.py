@@ -45,11 +45,13 @@ class Source(ABC):
 
 @dataclass
 class Sample:
-    """One poll: when (perf_counter seconds), what was read (`source.reading` keys), and what it cost."""
+    """One poll: when (perf_counter seconds), what was read (`source.reading` keys), and what it cost: wall
+    time, and CPU time of the polling thread (on a busy machine the wall time is mostly waiting for a core)."""
 
     t: float
     values: dict[str, float]
     cost_s: float
+    cpu_s: float
 
 
 @dataclass
@@ -99,7 +101,7 @@ class Sampler:
         self._active: list[Source] = []
         self._health: dict[str, _Health] = {}
         self._stats: dict[str, _Stat] = {}
-        self._cost = _Stat()
+        self._cost, self._cpu = _Stat(), _Stat()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -159,7 +161,7 @@ class Sampler:
 
     # --- one poll --------------------------------------------------------------------------------------------
     def _poll(self) -> None:
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.thread_time()
         values: dict[str, float] = {}
         for source in list(self._active):
             health = self._health[source.name]
@@ -175,17 +177,18 @@ class Sampler:
                 continue
             health.failures = 0
             values |= {f"{source.name}.{key}": float(value) for key, value in readings.items()}
-        cost = time.perf_counter() - begin
+        cost, cpu = time.perf_counter() - begin, time.thread_time() - begin_cpu
         with self._lock:
-            self.samples.append(Sample(begin, values, cost))
+            self.samples.append(Sample(begin, values, cost, cpu))
             self._cost.add(cost)
+            self._cpu.add(cpu)
             for key, value in values.items():
                 self._stats.setdefault(key, _Stat()).add(value)
 
     # --- results ---------------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        """Whole-run figures: per reading mean/min/max/last (+ total for `_j` counters), the sampler's own cost,
-        and every source that was unavailable or failed, with its reason."""
+        """Whole-run figures: per reading mean/min/max/last (+ total for `_j` counters), the sampler's own cost
+        per poll (wall `cost_ms`, CPU `cpu_ms`), and every source that was unavailable or failed, with its reason."""
         with self._lock:
             readings = {}
             for key, stat in sorted(self._stats.items()):
@@ -193,18 +196,22 @@ class Sampler:
                 if key.endswith("_j"):
                     entry["total"] = stat.last - stat.first
                 readings[key] = entry
-            cost = self._cost
+            cost, cpu = self._cost, self._cpu
             end = self._stopped or time.perf_counter()
             return {
                 "interval_s": self.interval,
                 "seconds": end - self._started if self._started else 0.0,
                 "samples": cost.count,
                 "kept": len(self.samples),
-                "cost_ms": {
-                    "mean": cost.total / cost.count * 1e3 if cost.count else 0.0,
-                    "max": cost.high * 1e3 if cost.count else 0.0,
-                },
+                "cost_ms": _mean_max_ms(cost),
+                "cpu_ms": _mean_max_ms(cpu),
                 "readings": readings,
                 "unavailable": dict(self.unavailable),
                 "errors": {name: h.last_error for name, h in self._health.items() if h.errors or h.last_error},
             }
+
+
+def _mean_max_ms(stat: _Stat) -> dict[str, float]:
+    if not stat.count:
+        return {"mean": 0.0, "max": 0.0}
+    return {"mean": stat.total / stat.count * 1e3, "max": stat.high * 1e3}
