@@ -128,6 +128,21 @@ def test_a_source_whose_available_raises_is_reported_not_raised():
     assert sampler.summary()["unavailable"] == {"exploding": "RuntimeError: driver fell over"}
 
 
+def test_a_source_set_aside_is_still_closed():
+    class Closing(Broken):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    dead = Closing(fail_first=10**9)
+    with Sampler([dead], interval=0.005) as sampler:
+        time.sleep(0.05)
+    assert "broken" in sampler.summary()["unavailable"] and dead.closed
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="interval > 0"):
         Sampler([], interval=0)
+    with pytest.raises(ValueError, match="distinct names"):
+        Sampler([Counter(), Counter()])

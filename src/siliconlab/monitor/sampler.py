@@ -97,8 +97,12 @@ class Sampler:
         if self.interval <= 0 or self.capacity <= 0:
             raise ValueError("Sampler needs interval > 0 and capacity > 0")
         self.sources = list(self.sources)
+        names = [source.name for source in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Sampler sources need distinct names: {names}")
         self.samples = deque(maxlen=self.capacity)
         self._active: list[Source] = []
+        self._opened: list[Source] = []  # closed at stop, even those set aside after failures
         self._health: dict[str, _Health] = {}
         self._stats: dict[str, _Stat] = {}
         self._cost, self._cpu = _Stat(), _Stat()
@@ -126,7 +130,7 @@ class Sampler:
         self._thread.join()
         self._poll()
         self._stopped = time.perf_counter()
-        for source in self._active:
+        for source in self._opened:
             try:
                 source.close()
             except Exception as exc:  # a sensor's cleanup must not hide the caller's result
@@ -147,6 +151,7 @@ class Sampler:
             ok, reason = False, f"{type(exc).__name__}: {exc}"
         if ok:
             self._active.append(source)
+            self._opened.append(source)
             self._health[source.name] = _Health()
         else:
             self.unavailable[source.name] = reason
