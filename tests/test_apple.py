@@ -2,8 +2,9 @@
 
 Here: CoreML conversion + structural checks of the .mlpackage (interface, enumerated shapes, op histogram,
 precision, size, int8 weights), the ANE rewrite's fp32 parity, the runner's padding to enumerated shapes
-(with the converted PyTorch module standing in for Core ML), MLX parity on the CPU build, the powermetrics
-parser. macOS only: Core ML prediction parity per compute unit, MLComputePlan placement, MLX on Metal.
+(with the converted PyTorch module standing in for Core ML), MLX parity on the CPU build (the powermetrics
+parser is tested in tests/monitor/). macOS only: Core ML prediction parity per compute unit, MLComputePlan
+placement, MLX on Metal.
 """
 
 from __future__ import annotations
@@ -265,80 +266,3 @@ def test_mlx_runs_on_metal():
     import mlx.core as mx
 
     assert mx.metal.is_available() and get_unit("mlx").device == "gpu"
-
-
-# ---- powermetrics ------------------------------------------------------------------------------------------
-
-POWERMETRICS_SAMPLE = """Machine model: Mac14,9
-OS version: 23E224
-Boot arguments:
-Boot time: Mon Apr  8 09:06:31 2024
-
-
-
-*** Sampled system activity (Tue Apr  9 10:20:11 2024 +0200) (102.86ms elapsed) ***
-
-
-**** Processor usage ****
-
-E-Cluster HW active frequency: 1166 MHz
-E-Cluster HW active residency:  40.02% (600 MHz:   0% 972 MHz:  54% 1332 MHz:  19%)
-CPU 0 frequency: 1271 MHz
-P0-Cluster HW active frequency: 3204 MHz
-
-CPU Power: 4200 mW
-GPU Power: 300 mW
-ANE Power: 1500 mW
-Combined Power (CPU + GPU + ANE): 6000 mW
-
-**** GPU usage ****
-
-GPU HW active frequency: 389 MHz
-GPU HW active residency:   1.78% (389 MHz: 1.8% 486 MHz:   0%)
-GPU idle residency:  98.22%
-GPU Power: 999 mW
-
-
-*** Sampled system activity (Tue Apr  9 10:20:11 2024 +0200) (97.14ms elapsed) ***
-
-**** Processor usage ****
-
-CPU Power: 2000 mW
-GPU Power: 100 mW
-ANE Power: 900 mW
-Combined Power (CPU + GPU + ANE): 3000 mW
-"""
-
-
-def test_powermetrics_parser_reads_rails_and_intervals():
-    from siliconlab.monitor.powermetrics import energy_over, parse_powermetrics
-
-    samples = parse_powermetrics(POWERMETRICS_SAMPLE)
-    assert [round(s.seconds, 5) for s in samples] == [0.10286, 0.09714]
-    assert samples[0].watts == {"cpu": 4.2, "gpu": 0.3, "ane": 1.5, "combined": 6.0}  # first GPU line counts
-    joules, parts = energy_over(samples, seconds=2.0)
-    mean_watts = (6.0 * 0.10286 + 3.0 * 0.09714) / 0.2
-    assert joules == pytest.approx(mean_watts * 2.0)
-    assert parts["ane"] == pytest.approx((1.5 * 0.10286 + 0.9 * 0.09714) / 0.2 * 2.0)
-
-
-def test_powermetrics_parser_handles_intel_and_empty_output():
-    from siliconlab.monitor.powermetrics import parse_powermetrics
-
-    intel = "*** Sampled system activity (x) (1000.0ms elapsed) ***\n\n" + (
-        "Intel energy model derived package power (CPUs+GT+SA): 7.25W\n"
-    )
-    assert parse_powermetrics(intel)[0].watts == {"combined": 7.25}
-    assert parse_powermetrics("") == []
-
-
-@pytest.mark.skipif(MACOS, reason="checks the n/a path off macOS")
-def test_powermetrics_says_why_not_here():
-    from siliconlab.bench.energy import meter_for
-    from siliconlab.monitor.powermetrics import measure_energy, powermetrics_available
-
-    assert powermetrics_available() == (False, "powermetrics needs macOS")
-    with measure_energy() as energy:
-        pass
-    assert energy.joules is None and energy.reason == "powermetrics needs macOS"
-    assert meter_for("ane").stop().joules is None

@@ -1,4 +1,4 @@
-"""Bench method: statistics against known distributions, floors, energy n/a, isolation, schema, compare, charts."""
+"""Bench method: statistics against known distributions, floors, isolation, schema, compare, charts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from bench_units import HangingTorch, RaisingTorch, SegfaultingTorch
 from typer.testing import CliRunner
 
-from siliconlab.bench import energy
 from siliconlab.bench.charts import write_charts
 from siliconlab.bench.floor import encoder_flops, measure_floors
 from siliconlab.bench.report import load_result, markdown, result_paths, write_result
@@ -87,36 +86,6 @@ def test_bert_base_flops_from_config():
 def test_cpu_floor_probes_measure_real_rates():
     floors = measure_floors({"cpu"}, threads=1, quick=True)
     assert floors["cpu-fp32"]["gflops"] > 0.5 and floors["cpu-int8"]["gflops"] > 0.5
-
-
-# --- energy -----------------------------------------------------------------------------------------------
-def test_energy_is_na_with_a_reason_without_rapl(tmp_path: Path):
-    domains, reason = energy.rapl_domains(tmp_path / "nowhere")
-    assert domains == [] and "does not exist" in reason
-    empty = tmp_path / "powercap"
-    empty.mkdir()
-    assert "no intel-rapl package domain" in energy.rapl_domains(empty)[1]
-
-
-def test_rapl_meter_reads_package_energy_and_handles_wraparound(tmp_path: Path):
-    domain = tmp_path / "intel-rapl:0"
-    domain.mkdir()
-    (domain / "max_energy_range_uj").write_text("1000000\n")
-    (domain / "energy_uj").write_text("999000\n")
-    (tmp_path / "intel-rapl:0:0").mkdir()  # a sub-domain: must not be double counted
-    domains, reason = energy.rapl_domains(tmp_path)
-    assert [d.name for d in domains] == ["intel-rapl:0"] and reason == ""
-    meter = energy.RaplMeter(domains)
-    meter.start()
-    (domain / "energy_uj").write_text("4000\n")  # wrapped: 1000 + 4000 uJ
-    assert meter.stop().joules == pytest.approx(0.005)
-
-
-def test_meter_for_this_cpu_never_guesses():
-    reading = energy.meter_for("cpu")
-    reading.start()
-    result = reading.stop()
-    assert (result.joules is None) == bool(result.reason)
 
 
 # --- workloads ----------------------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab.bench.energy import meter_for
 from siliconlab.bench.floor import encoder_flops
 from siliconlab.bench.stats import summarize_ms
 from siliconlab.bench.timing import TimingConfig, measure
 from siliconlab.bench.workloads import fixed_inputs, text_batches
+from siliconlab.monitor.energy import meter_for
 
 
 def peak_rss_mb() -> float:

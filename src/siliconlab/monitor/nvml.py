@@ -4,6 +4,8 @@
 - EnergyMeter: context manager; `.joules` is the board energy spent inside the block, from
   nvmlDeviceGetTotalEnergyConsumption (a millijoule counter since driver load, Volta and newer), and
   `.per_item(n)` divides it by the inferences run.
+- NvmlEnergy / NvmlDevice: the same counters as sampler sources (siliconlab.monitor.sampler.Source):
+  cumulative board joules since open(), and memory in use plus GPU utilisation.
 - memory_used() / MemoryPeak: device memory in use now (NVML: every process on the card) and the highest
   value seen by a background sampler; torch's own peak (`torch.cuda.max_memory_allocated`) is in
   torch_peak_bytes(), which is exact for this process but blind to other libraries' allocations.
@@ -18,6 +20,8 @@ import importlib
 import threading
 import time
 from typing import Any
+
+from siliconlab.monitor.sampler import Source
 
 #: nvmlDeviceGetTotalEnergyConsumption is an unsigned long long in millijoules.
 COUNTER_MODULUS_MJ = 2**64
@@ -161,3 +165,59 @@ def torch_peak_bytes(reset: bool = False) -> int | None:
     if reset:
         torch.cuda.reset_peak_memory_stats()
     return peak
+
+
+class NvmlEnergy(Source):
+    """Board energy as a sampler source: `energy_j` cumulative since open(), one 64-bit wrap per read tolerated."""
+
+    def __init__(self, index: int = 0, nvml: Any = None):
+        self.index, self._module = index, nvml
+        self.name = f"nvml{index}"
+        self._last_mj: int | None = None
+        self._joules = 0.0
+
+    def available(self) -> tuple[bool, str]:
+        return (True, "") if self._module is not None else available(self.index)
+
+    def _read_mj(self) -> int:
+        nvml = _nvml(self._module)
+        return int(nvml.nvmlDeviceGetTotalEnergyConsumption(nvml.nvmlDeviceGetHandleByIndex(self.index)))
+
+    def open(self) -> None:
+        self._last_mj, self._joules = self._read_mj(), 0.0
+
+    def read(self) -> dict[str, float]:
+        if self._last_mj is None:
+            self.open()
+        now = self._read_mj()
+        self._joules += energy_delta_joules(self._last_mj, now)
+        self._last_mj = now
+        return {"energy_j": self._joules}
+
+
+class NvmlDevice(Source):
+    """Device memory in use (every process on the card) and GPU utilisation: is someone else on our GPU?"""
+
+    def __init__(self, index: int = 0, nvml: Any = None):
+        self.index, self._module = index, nvml
+        self.name = f"gpu{index}"
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            memory_used(self.index, self._module)
+        except ImportError:
+            return False, "missing Python package: nvidia-ml-py (import pynvml)"
+        except Exception as exc:  # NVMLError: no driver or no such device
+            return False, f"NVML cannot read GPU {self.index}: {exc}"
+        return True, ""
+
+    def read(self) -> dict[str, float]:
+        memory = memory_used(self.index, self._module)
+        readings = {"used_mb": memory["used"] / 2**20, "total_mb": memory["total"] / 2**20}
+        nvml = _nvml(self._module)
+        try:
+            rates = nvml.nvmlDeviceGetUtilizationRates(nvml.nvmlDeviceGetHandleByIndex(self.index))
+            readings["util_pct"] = float(rates.gpu)
+        except Exception:  # not supported on every board (e.g. some MIG slices): memory alone still helps
+            pass
+        return readings

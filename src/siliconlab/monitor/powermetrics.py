@@ -23,6 +23,11 @@ Lines parsed (Apple silicon, macOS 12–15 text format), per sample:
 ("GPU Power" appears again under "**** GPU usage ****" on recent macOS: the first value in a sample counts.)
 Intel Macs report `Intel energy model derived package power (CPUs+GT+SA): 1.23W` instead; that is parsed as
 the combined power. Anything else in the output is ignored.
+
+`PowermetricsSource` is the same counter for the background sampler (siliconlab.monitor.sampler): it runs
+powermetrics line-buffered (`-b 1`) and adds up each sample's energy (power x its own interval) once the next
+sample has begun, so `energy_j` trails the present by up to one interval. For one block's energy the bench
+uses measure_energy(), which scales the mean power to the block's exact wall time.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from siliconlab.monitor.sampler import Source
 
 SAMPLERS = "cpu_power,gpu_power,ane_power"
 _HEADER = re.compile(r"^\*\*\* Sampled system activity .*\(([\d.]+)\s*ms elapsed\) \*\*\*", re.MULTILINE)
@@ -152,26 +159,68 @@ def measure_energy(interval_ms: int = 100) -> Iterator[EnergyMeasurement]:
                 result.reason = f"no complete powermetrics sample: the block ran under one interval ({interval_ms} ms)"
 
 
-class PowermetricsMeter:
-    """The bench's EnergyMeter protocol (start()/stop() -> EnergyReading) on top of measure_energy()."""
+def take_complete(buffer: str) -> tuple[list[PowerSample], str]:
+    """Samples that are certainly complete (another header follows them) and the text still being written."""
+    headers = list(_HEADER.finditer(buffer))
+    if len(headers) < 2:
+        return [], buffer
+    cut = headers[-1].start()
+    return parse_powermetrics(buffer[:cut]), buffer[cut:]
 
-    source = "powermetrics"
+
+class PowermetricsSource(Source):
+    """CPU+GPU+ANE energy on macOS: `energy_j` and per-rail `<rail>_j` cumulative since open(), `power_w` last."""
+
+    name = "powermetrics"
 
     def __init__(self, interval_ms: int = 100):
         self.interval_ms = interval_ms
-        self._context = None
-        self._measurement: EnergyMeasurement | None = None
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._offset = 0
+        self._buffer = ""
+        self.joules: dict[str, float] = {}
+        self._power = 0.0
 
-    def start(self) -> None:
-        self._context = measure_energy(self.interval_ms)
-        self._measurement = self._context.__enter__()
+    def available(self) -> tuple[bool, str]:
+        return powermetrics_available()
 
-    def stop(self):
-        from siliconlab.bench.energy import EnergyReading
+    def open(self) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="siliconlab-powermetrics-")
+        self._output = Path(self._folder.name) / "samples.txt"
+        command = [*_command(), "-i", str(self.interval_ms), "-b", "1", "-o", str(self._output)]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._offset, self._buffer, self.joules = 0, "", {"combined": 0.0}
 
-        if self._context is None or self._measurement is None:
-            return EnergyReading(None, self.source, "stop() before start()")
-        self._context.__exit__(None, None, None)
-        reading = self._measurement
-        self._context = self._measurement = None
-        return EnergyReading(reading.joules, self.source, reading.reason)
+    def feed(self, text: str) -> None:
+        """Account for newly written output (separate from the file so tests can drive it)."""
+        samples, self._buffer = take_complete(self._buffer + text)
+        for sample in samples:
+            for rail, watts in sample.watts.items():
+                self.joules[rail] = self.joules.get(rail, 0.0) + watts * sample.seconds
+            self._power = sample.watts["combined"]
+
+    def read(self) -> dict[str, float]:
+        if self._process is not None and self._output.exists():
+            with self._output.open("rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+            self._offset += len(chunk)
+            self.feed(chunk.decode(errors="replace"))
+        if self._process is not None and self._process.poll() is not None and self._process.returncode != 0:
+            raise RuntimeError(f"powermetrics exited with status {self._process.returncode}")
+        readings = {f"{rail}_j": joules for rail, joules in self.joules.items() if rail != "combined"}
+        return {"energy_j": self.joules.get("combined", 0.0), "power_w": self._power, **readings}
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGINT)  # sudo relays it; powermetrics flushes and exits
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
