@@ -11,6 +11,11 @@ from siliconlab.errors import UsageError
 from siliconlab.log import log
 
 
+def _which(index: int, count: int) -> str:
+    """'the text' when there is only one: 'text 0' reads like a bug to someone who passed one sentence."""
+    return "the text" if count == 1 else f"text {index}"
+
+
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Tokenize a batch, padding to the longest text; long texts are truncated with a warning
     (`warn=False` for our own fixed texts, e.g. the parity set on a short-context model)."""
@@ -20,13 +25,13 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int, warn: bool = T
         raise UsageError("no text given: pass at least one non-empty text")
     for index, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
-            raise UsageError(f"text {index} is empty: every text needs at least one non-blank character")
+            raise UsageError(f"{_which(index, len(texts))} is empty: every text needs at least one non-blank character")
     full_lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
     for index, length in enumerate(full_lengths):
         if warn and length > max_length:
             log.warning(
-                "text %d has %d tokens, more than the model's maximum of %d: truncated to %d",
-                index,
+                "%s has %d tokens, more than the model's maximum of %d: truncated to %d",
+                _which(index, len(texts)),
                 length,
                 max_length,
                 max_length,
