@@ -12,7 +12,7 @@ from typing import Any
 from siliconlab.errors import SiliconlabError
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: "files" (size + sha256 of every shipped file)
 
 
 _UMASK_LOCK = threading.Lock()
