@@ -31,3 +31,16 @@ def save_tiny_model(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def converted(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An output root holding one good onnxruntime-cpu-fp32 artifact; tests copy it before changing it."""
+    from siliconlab.convert import Converter
+    from siliconlab.models import resolve
+    from siliconlab.units import get_unit
+
+    out = tmp_path_factory.mktemp("out")
+    outcome = Converter(resolve(str(tiny_model)), out, threads=1).convert_unit(get_unit("onnxruntime-cpu-fp32"))
+    assert outcome.status == "converted", outcome.error
+    return out

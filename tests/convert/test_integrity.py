@@ -21,15 +21,6 @@ from siliconlab.units import get_unit
 UNIT = "onnxruntime-cpu-fp32"
 
 
-@pytest.fixture(scope="module")
-def converted(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One good artifact per module; tests copy it before damaging it."""
-    out = tmp_path_factory.mktemp("out")
-    outcome = Converter(resolve(str(tiny_model)), out, threads=1).convert_unit(get_unit(UNIT))
-    assert outcome.status == "converted", outcome.error
-    return out
-
-
 def _copy(converted: Path, tmp_path: Path) -> tuple[Path, Path]:
     out = tmp_path / "out"
     shutil.copytree(converted, out)
