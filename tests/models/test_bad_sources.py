@@ -41,6 +41,10 @@ def test_tokenizer_far_smaller_than_the_model_vocabulary_is_refused_at_load(tiny
     source = resolve(str(folder))  # a vocab file is there, so resolve accepts it
     with pytest.raises(UsageError, match="knows 5 tokens but the model has 30522 embeddings"):
         source.load()
+    out = tmp_path / "out"
+    result = cli.invoke(app, ["convert", str(folder), "--units", "onnxruntime-cpu-fp32", "--out", str(out)])
+    assert result.exit_code == 2 and "knows 5 tokens" in result.output
+    assert list(out.iterdir()) == []  # no model folder left behind
 
 
 @pytest.mark.parametrize(

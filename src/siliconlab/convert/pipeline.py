@@ -162,6 +162,12 @@ class Converter:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
 
+    def discard_if_empty(self) -> None:
+        """Remove the model folder if it holds nothing but lock files (nothing was ever converted into it)."""
+        folder = self.model_dir
+        if folder.is_dir() and all(p.is_file() and p.name.endswith(".lock") for p in folder.iterdir()):
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _build(self, unit: Unit, work: Path, runnable: Availability) -> dict[str, Any]:
         reference = self.reference()
         model = self.source.load()  # fresh: exporters can leave a traced model changed (FACTS.md)
@@ -244,7 +250,11 @@ def convert_all(
     converter = Converter(source, out, threads, verify=verify)
     outcomes = []
     for unit in units:
-        outcome = converter.convert_unit(unit, force=force)
+        try:
+            outcome = converter.convert_unit(unit, force=force)
+        except UsageError:  # bad input: stop, and leave no folder that holds only our lock files
+            converter.discard_if_empty()
+            raise
         outcomes.append(outcome)
         if on_done:
             on_done(outcome)
