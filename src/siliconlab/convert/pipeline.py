@@ -170,7 +170,7 @@ class Converter:
 
     def _build(self, unit: Unit, work: Path, runnable: Availability) -> dict[str, Any]:
         reference = self.reference()
-        model = self.source.load()  # fresh: exporters can leave a traced model changed (FACTS.md)
+        model = self.source.load()  # fresh: exporters can leave a traced model changed
         started = time.perf_counter()
         conversion = unit.convert(model, work)
         seconds = time.perf_counter() - started
