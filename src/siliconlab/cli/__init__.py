@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from siliconlab import __version__
-from siliconlab.cli import bench, compare, convert, evaluate, inventory, tasks
+from siliconlab.cli import bench, cache, compare, convert, evaluate, inventory, tasks, verify
 from siliconlab.cli.common import console
 
 app = typer.Typer(
@@ -42,6 +42,8 @@ app.command()(inventory.models)
 app.command()(convert.convert)
 app.command()(bench.bench)
 app.command()(compare.compare)
+app.command()(verify.verify)
+app.add_typer(cache.app, name="cache")
 app.command()(tasks.classify)
 app.command()(tasks.embed)
 app.command()(tasks.chat)

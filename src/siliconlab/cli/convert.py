@@ -19,6 +19,9 @@ def convert(
     out: Annotated[Path, typer.Option("--out", "-o", help="Artifacts go to OUT/<model>/<unit>/.")] = DEFAULT_CACHE,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for parity runs (default: physical cores).")] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Hash every file of a cached artifact before reuse, however large.")
+    ] = False,
     ane_optimized: Annotated[
         bool | None,
         typer.Option(
@@ -56,7 +59,9 @@ def convert(
         measured = parity.get("passed") is not None
         cos = f"{parity['cosine_min']:.6f}" if measured else "n/a" if parity else ""
         max_abs = f"{parity['max_abs']:.2g}" if measured else ""
-        detail = outcome.error or ("reused: inputs unchanged" if outcome.status == "cached" else "")
+        detail = outcome.error or ("reused: inputs and files unchanged" if outcome.status == "cached" else "")
+        if outcome.notice:
+            detail = f"{detail + '; ' if detail else ''}{outcome.notice}"
         if parity and not measured and not outcome.error:
             module = parity.get("converted_module")
             module_cos = f"; converted PyTorch module cos min {module['cosine_min']:.6f}" if module else ""
@@ -66,7 +71,9 @@ def convert(
         err.print(f"  {outcome.unit}: {outcome.status}{suffix}", highlight=False)
 
     with err.status(f"converting {source.name} for {len(selected)} unit(s)…"):
-        outcomes = convert_all(source, selected, out, resolve_threads(threads), force=force, on_done=report)
+        outcomes = convert_all(
+            source, selected, out, resolve_threads(threads), force=force, on_done=report, verify=verify
+        )
     console.print(table)
     console.print(f"artifacts: {out / outcomes[0].artifact_dir.parent.name if outcomes[0].artifact_dir else out}")
     failed = [o for o in outcomes if not o.ok]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from siliconlab.errors import UsageError
 from siliconlab.models.base import LoadedModel
 from siliconlab.models.wrapper import EncoderWithHead
 from siliconlab.text import encode
@@ -51,8 +52,31 @@ def _pooled_name(names: tuple[str, ...]) -> str:
     return names[-1]  # sentence_embedding or logits
 
 
+#: Above this share of [UNK] among the parity sentences' word tokens, the tokenizer does not fit the model.
+MAX_UNKNOWN_SHARE = 0.5
+
+
+def unknown_token_share(tokenizer: Any, texts: list[str]) -> float:
+    """The share of unknown-token ids among the texts' tokens (special tokens excluded); 0 without an unk token."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return 0.0
+    ids = [i for row in tokenizer(list(texts), add_special_tokens=False)["input_ids"] for i in row]
+    return sum(i == unk for i in ids) / max(len(ids), 1)
+
+
 def reference_outputs(model: LoadedModel, texts: list[str]) -> Reference:
-    """fp32 PyTorch outputs per sentence, unpadded, from a model that no exporter has touched."""
+    """fp32 PyTorch outputs per sentence, unpadded, from a model that no exporter has touched.
+
+    Refuses a tokenizer that turns the sentences into mostly unknown tokens: parity on [UNK] [UNK] ... would
+    pass for any artifact and prove nothing (a model folder without its tokenizer files gets such a one).
+    """
+    share = unknown_token_share(model.tokenizer, texts)
+    if share > MAX_UNKNOWN_SHARE:
+        raise UsageError(
+            f"the tokenizer of {model.name} maps {share:.0%} of the parity sentences' tokens to "
+            f"'{model.tokenizer.unk_token}': it does not fit the model (are the model's tokenizer files missing?)"
+        )
     module = EncoderWithHead(model.model, model.task).eval()
     outputs = []
     with torch.inference_mode():

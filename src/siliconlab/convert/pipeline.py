@@ -13,22 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from siliconlab import __version__
+from siliconlab.convert.integrity import check_files, file_records
 from siliconlab.convert.manifest import (
     MANIFEST,
     SCHEMA_VERSION,
     directory_bytes,
     read_manifest,
+    shared_mode,
     write_json_atomic,
 )
 from siliconlab.convert.parity import Reference, check_parity, reference_outputs
+from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.data import parity_texts
-from siliconlab.errors import SiliconlabError
+from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.log import log
 from siliconlab.models.base import ModelSource
 from siliconlab.models.reference import TorchRunner
 from siliconlab.units.base import Availability, Runner, Unit
-
-#: Per-model folder where units of one engine share work (e.g. one CoreML package for four compute units).
-SHARED_FOLDER = ".shared"
 
 
 @dataclass
@@ -38,6 +39,7 @@ class UnitOutcome:
     artifact_dir: Path | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    notice: str = ""  # why a cached artifact was not reused (e.g. a file changed since conversion)
 
     @property
     def ok(self) -> bool:
@@ -62,11 +64,15 @@ def base_versions() -> dict[str, str]:
     }
 
 
-def _is_reusable(artifact_dir: Path, unit: Unit, source_hash: str) -> dict[str, Any] | None:
+def _reuse_check(
+    artifact_dir: Path, unit: Unit, source_hash: str, verify: bool = False
+) -> tuple[dict[str, Any] | None, str]:
+    """(manifest, '') when the artifact can be reused as is; else (None, why not — '' when there is nothing
+    to say, e.g. no artifact yet or the inputs changed, which is an ordinary rebuild)."""
     try:
         manifest = read_manifest(artifact_dir)
     except SiliconlabError:
-        return None
+        return None, ""
     parity = manifest.get("parity", {})
     # An artifact verified by structure only is reused only while prediction is still impossible here:
     # on a machine that can run it, it is rebuilt and gated by real parity.
@@ -80,16 +86,23 @@ def _is_reusable(artifact_dir: Path, unit: Unit, source_hash: str) -> dict[str, 
         and manifest.get("siliconlab_version") == __version__
         and verified
     )
-    return manifest if same else None
+    if not same:
+        return None, ""
+    integrity = check_files(artifact_dir, manifest, verify=verify)
+    if not integrity.ok:
+        what = "cannot be checked" if integrity.unverifiable else "changed since conversion"
+        return None, f"artifact {artifact_dir.parent.name}/{unit.name} {what} ({integrity.summary()}): rebuilding"
+    return manifest, ""
 
 
 class Converter:
     """Holds the reference outputs so several units are checked against the same fresh PyTorch run."""
 
-    def __init__(self, source: ModelSource, out: Path, threads: int):
+    def __init__(self, source: ModelSource, out: Path, threads: int, verify: bool = False):
         self.source = source
         self.out = Path(out)
         self.threads = threads
+        self.verify = verify  # hash every reused file, however large
         self.source_hash = source.content_hash()
         self._reference: Reference | None = None
 
@@ -112,9 +125,21 @@ class Converter:
                     reason += f"; conversion impossible too: {convertible.reason}"
                 return UnitOutcome(unit.name, "unavailable", error=reason)
         artifact_dir = self.model_dir / unit.name
-        cached = None if force else _is_reusable(artifact_dir, unit, self.source_hash)
-        if cached is not None:
-            return UnitOutcome(unit.name, "cached", artifact_dir, cached)
+        waiting = f"waiting for another process converting {self.source.name} for {unit.name}"
+        with unit_lock(self.model_dir, unit.name, waiting):  # a second convert waits, then reuses
+            notice = ""
+            if not force:
+                cached, notice = _reuse_check(artifact_dir, unit, self.source_hash, self.verify)
+                if cached is not None:
+                    touch_last_used(artifact_dir)
+                    return UnitOutcome(unit.name, "cached", artifact_dir, cached)
+                if notice:
+                    log.warning(notice)
+            outcome = self._convert_locked(unit, artifact_dir, available)
+            outcome.notice = notice
+            return outcome
+
+    def _convert_locked(self, unit: Unit, artifact_dir: Path, available: Availability) -> UnitOutcome:
         self.model_dir.mkdir(parents=True, exist_ok=True)
         unit.shared_dir = self.model_dir / SHARED_FOLDER
         work = Path(tempfile.mkdtemp(dir=self.model_dir, prefix=f".{unit.name}.tmp-"))
@@ -125,18 +150,27 @@ class Converter:
                 return UnitOutcome(unit.name, "failed", None, manifest, failure)
             if artifact_dir.exists():
                 shutil.rmtree(artifact_dir)
-            work.chmod(0o755)  # mkdtemp makes it private; artifacts are meant to be shared
+            work.chmod(shared_mode(directory=True))  # mkdtemp makes it private; artifacts are meant to be shared
             work.rename(artifact_dir)
+            touch_last_used(artifact_dir)
             return UnitOutcome(unit.name, "converted", artifact_dir, manifest)
+        except UsageError:  # bad input (e.g. a tokenizer that does not fit the model) is no unit's failure
+            raise
         except Exception as exc:  # one unit failing must not stop the others
-            return UnitOutcome(unit.name, "failed", error=_one_line(exc))
+            return UnitOutcome(unit.name, "failed", error=one_line(exc))
         finally:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
 
+    def discard_if_empty(self) -> None:
+        """Remove the model folder if it holds nothing but lock files (nothing was ever converted into it)."""
+        folder = self.model_dir
+        if folder.is_dir() and all(p.is_file() and p.name.endswith(".lock") for p in folder.iterdir()):
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _build(self, unit: Unit, work: Path, runnable: Availability) -> dict[str, Any]:
         reference = self.reference()
-        model = self.source.load()  # fresh: exporters can leave a traced model changed (FACTS.md)
+        model = self.source.load()  # fresh: exporters can leave a traced model changed
         started = time.perf_counter()
         conversion = unit.convert(model, work)
         seconds = time.perf_counter() - started
@@ -162,6 +196,7 @@ class Converter:
             "recipe": unit.recipe,
             "model": self.source.name,
             "model_source": self.source.source,
+            "model_spec": self.source.spec or self.source.name,  # resolve() this to re-run parity (verify)
             "source_hash": self.source_hash,
             "task": model.task,
             "outputs": list(model.output_names),
@@ -170,6 +205,7 @@ class Converter:
             "library_versions": base_versions() | conversion.library_versions,
             "conversion_seconds": round(seconds, 3),
             "artifact_bytes": directory_bytes(work),
+            "files": file_records(work),
             "graph": conversion.graph,
             "structure": structure,
             "verified": "parity" if runnable.ok else "structure",
@@ -194,9 +230,12 @@ def _parity_failure(manifest: dict[str, Any]) -> str:
     return ""
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, without its class path (the user needs the message;
+    `onnxruntime.capi.onnxruntime_pybind11_state.Fail` tells them nothing). The bare class name stands in
+    only when the message is empty."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def convert_all(
@@ -206,11 +245,16 @@ def convert_all(
     threads: int,
     force: bool = False,
     on_done: Callable[[UnitOutcome], None] | None = None,
+    verify: bool = False,
 ) -> list[UnitOutcome]:
-    converter = Converter(source, out, threads)
+    converter = Converter(source, out, threads, verify=verify)
     outcomes = []
     for unit in units:
-        outcome = converter.convert_unit(unit, force=force)
+        try:
+            outcome = converter.convert_unit(unit, force=force)
+        except UsageError:  # bad input: stop, and leave no folder that holds only our lock files
+            converter.discard_if_empty()
+            raise
         outcomes.append(outcome)
         if on_done:
             on_done(outcome)
@@ -223,8 +267,10 @@ def load_artifact(artifact_dir: Path, unit: Unit, threads: int) -> tuple[Runner,
     if manifest["unit"] != unit.name:
         raise SiliconlabError(f"{artifact_dir} holds unit '{manifest['unit']}', not '{unit.name}'")
     try:
-        return unit.load(artifact_dir, threads), manifest
+        runner = unit.load(artifact_dir, threads)
     except Exception as exc:
         raise SiliconlabError(
-            f"artifact {artifact_dir} is corrupt or incomplete ({_one_line(exc)}); convert again"
+            f"artifact {artifact_dir} is corrupt or incomplete ({one_line(exc)}); convert again"
         ) from exc
+    touch_last_used(artifact_dir)
+    return runner, manifest

@@ -36,7 +36,12 @@ def _resolve(name: str) -> ModelSource:
     path = Path(name).expanduser()
     if path.is_dir():
         return HFDirectorySource(path)
-    if name.count("/") == 1 and not path.exists() and not name.startswith((".", "/", "~")):
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+    if path.exists():
+        raise UsageError(f"not a directory: {name} (a model is a built-in name, a model directory or a hub id)")
+    if looks_like_path:
+        raise UsageError(f"no such directory: {name}")
+    if name.count("/") == 1:
         from siliconlab.models.hub import hub_source
 
         return hub_source(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,33 @@ from siliconlab.models.base import LoadedModel, ModelSource, Task, count_params,
 
 #: Files that determine the model's function; READMEs and such do not change the hash.
 _HASHED_SUFFIXES = {".safetensors", ".json", ".txt", ".model"}
+
+#: A directory needs one of these to have a tokenizer of its own. Without them transformers builds a
+#: tokenizer from the config alone with a 5-token vocabulary (every word becomes [UNK]), and everything
+#: downstream, parity included, would "work" on meaningless input.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def _config_problem(path: Path) -> str:
+    """Why config.json cannot describe a model ('' when it can): checked before any unit is converted."""
+    try:
+        payload = json.loads((path / "config.json").read_text())
+    except UnicodeDecodeError:
+        return "is not text"
+    except json.JSONDecodeError as exc:
+        return f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    if not isinstance(payload, dict):
+        return f"holds a JSON {type(payload).__name__}, not an object"
+    if not isinstance(payload.get("model_type"), str):
+        return 'has no "model_type" (e.g. "bert")'
+    return ""
 
 
 def task_of(config: Any) -> Task:
@@ -50,6 +78,19 @@ class HFDirectorySource(ModelSource):
             raise UsageError(f"'{self.path}' is not a Hugging Face model directory (no config.json)")
         if any(self.path.glob("*.bin")) and not any(self.path.glob("*.safetensors")):
             raise UsageError(f"'{self.path}' has only pickle (.bin) weights; siliconlab loads safetensors only")
+        problem = _config_problem(self.path)
+        if problem:
+            raise UsageError(f"'{self.path / 'config.json'}' {problem}")
+        try:
+            self.config  # noqa: B018 - parse it now: a bad config is bad input, not one failure per unit
+        except Exception as exc:
+            message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UsageError(f"'{self.path / 'config.json'}' is not a usable model config: {message}") from None
+        if not any((self.path / name).is_file() for name in TOKENIZER_FILES):
+            raise UsageError(
+                f"'{self.path}' has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}): copy the tokenizer "
+                "the model was trained with into it (e.g. tokenizer.save_pretrained(path))"
+            )
 
     @cached_property
     def config(self) -> Any:
@@ -66,6 +107,12 @@ class HFDirectorySource(ModelSource):
 
         model = load_hf_model(self.path, attn_implementation)
         tokenizer = AutoTokenizer.from_pretrained(self.path)
+        vocab = int(getattr(model.config, "vocab_size", 0) or 0)
+        if len(tokenizer) < vocab // 10:
+            raise UsageError(
+                f"the tokenizer in '{self.path}' knows {len(tokenizer)} tokens but the model has {vocab} embeddings: "
+                "its tokenizer files are missing or belong to another model"
+            )
         return LoadedModel(
             name=self.name,
             model=model,
