@@ -29,11 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from siliconlab.models.base import Task
+from siliconlab.units.coreml.fp16 import MASK_VALUE, pooled_unit_vector
 
 #: fp16 cannot represent BERT's 1e-12; 1e-7 is what Apple's reference implementation uses.
 MIN_FP16_EPS = 1e-7
-#: Additive mask value for padded keys: large enough to zero the softmax, small enough for fp16 (max 65504).
-MASK_VALUE = -1e4
 
 
 def conv_from_linear(linear: nn.Linear) -> nn.Conv2d:
@@ -161,5 +160,4 @@ class AneBert(nn.Module):
         token_states = x.squeeze(2).transpose(1, 2)  # (B, S, C): the documented output layout
         weights = mask[:, None, None, :]  # (B, 1, 1, S)
         summed = (x * weights).sum(dim=3).squeeze(2)  # (B, C)
-        mean = summed / weights.sum(dim=3).squeeze(2).clamp(min=1e-9)
-        return token_states, F.normalize(mean, p=2.0, dim=1)
+        return token_states, pooled_unit_vector(summed, weights.sum(dim=3).squeeze(2))

@@ -28,15 +28,14 @@ import numpy as np
 import torch
 
 from siliconlab.models.base import LoadedModel
-from siliconlab.models.wrapper import mean_pool_normalize
+from siliconlab.units.coreml.fp16 import MASK_VALUE, pooled_unit_vector
 
 PACKAGE = "model.mlpackage"
 BATCH_BUCKETS = (1, 8, 32)
 SEQ_BUCKETS = (16, 32, 64, 128, 256, 384, 512)
-#: Additive mask value for padded keys; fits fp16 and zeroes the softmax.
-MASK_VALUE = -1e4
 #: Part of the shared-package key: bump when the recipe below changes.
-EXPORT_RECIPE = "2"
+#: 3: no constant overflows fp16 (the pooling's unbounded clamp became +inf) or underflows to a 0/0.
+EXPORT_RECIPE = "3"
 
 
 def enumerated_shapes(max_length: int) -> list[tuple[int, int]]:
@@ -45,8 +44,11 @@ def enumerated_shapes(max_length: int) -> list[tuple[int, int]]:
 
 
 class CoreMLBertWrapper(torch.nn.Module):
-    """The stock HF BERT in a form coremltools can trace (FACTS.md): explicit position ids, zero token types,
-    and a 4-D additive float mask instead of the int mask HF would expand with ops the converter rejects."""
+    """The stock HF BERT in a form coremltools can trace: explicit position ids, zero token types, and a 4-D
+    additive float mask instead of the int mask HF would expand with ops the converter rejects.
+
+    The mask and the pooling follow units/coreml/fp16.py so the fp16 program stays finite; the mask takes the
+    model's dtype so the module also runs in fp16 in PyTorch (how the tests check that arithmetic)."""
 
     def __init__(self, model: torch.nn.Module, task: str):
         super().__init__()
@@ -56,14 +58,16 @@ class CoreMLBertWrapper(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         ids = input_ids.long()
         positions = torch.arange(ids.shape[1], dtype=ids.dtype).unsqueeze(0).expand_as(ids)
-        additive = ((1.0 - attention_mask.float()) * MASK_VALUE)[:, None, None, :]
+        mask = attention_mask.to(self.model.dtype)
+        additive = ((1.0 - mask) * MASK_VALUE)[:, None, None, :]
         out = self.model(
             input_ids=ids, attention_mask=additive, token_type_ids=torch.zeros_like(ids), position_ids=positions
         )
         if self.task == "classification":
             return (out.logits,)
         states = out.last_hidden_state
-        return states, mean_pool_normalize(states, attention_mask)
+        weights = mask.unsqueeze(-1)  # (B, S, 1)
+        return states, pooled_unit_vector((states * weights).sum(dim=1), weights.sum(dim=1))
 
 
 def build_module(model: LoadedModel, ane_optimized: bool, weights: str = "fp16") -> torch.nn.Module:

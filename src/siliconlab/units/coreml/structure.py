@@ -2,7 +2,9 @@
 
 From the saved package's spec alone: it reloads; it is an ML Program; its inputs and outputs have the
 documented names, types, enumerated shapes and ranks/fixed sizes; the op histogram; the compute precision
-(the dtypes the non-const ops produce); how many weights are stored quantized; the package size.
+(the dtypes the non-const ops produce); how many weights are stored quantized; the package size; that every
+float constant (inline or in the weight blob) is finite — an fp32 constant beyond fp16's range becomes ±inf
+when the converter casts it, which the Linux checks would never notice but a Mac's fp16 kernels would.
 
 What the spec cannot say is *where* each op will run: that is decided by Core ML when the model is loaded
 on a Mac. On macOS 14.4+ `compute_plan_devices()` asks Core ML's MLComputePlan for each op's preferred
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,53 @@ def _walk(operations: Any):
         yield op
         for block in op.blocks:
             yield from _walk(block.operations)
+
+
+def _float_payload(value: Any, weights_dir: Path, readers: dict[str, Any]) -> Any:
+    """The float array a MIL Value holds (inline or at an offset of a weight blob), or None if not floats."""
+    import numpy as np
+    from coremltools.proto import MIL_pb2
+
+    if value.type.WhichOneof("type") != "tensorType":
+        return None
+    dtype = value.type.tensorType.dataType
+    if dtype not in (MIL_pb2.DataType.FLOAT16, MIL_pb2.DataType.FLOAT32, MIL_pb2.DataType.FLOAT64):
+        return None
+    if value.WhichOneof("value") == "blobFileValue":
+        from coremltools.libmilstoragepython import _BlobStorageReader
+
+        blob = str(weights_dir / value.blobFileValue.fileName.split("/")[-1])
+        reader = readers.setdefault(blob, _BlobStorageReader(blob))
+        if dtype == MIL_pb2.DataType.FLOAT16:
+            return np.frombuffer(reader.read_fp16_data(value.blobFileValue.offset).tobytes(), np.float16)
+        return np.asarray(reader.read_float_data(value.blobFileValue.offset))
+    tensor = value.immediateValue.tensor
+    kind = tensor.WhichOneof("value")
+    if kind == "bytes":  # fp16 is stored inline as raw bytes
+        return np.frombuffer(tensor.bytes.values, np.float16)
+    return np.asarray(getattr(tensor, kind).values, dtype=np.float64) if kind in ("floats", "doubles") else None
+
+
+def float_constants(package: Path, spec: Any | None = None) -> Iterator[tuple[str, str, Any]]:
+    """(op output name, MIL dtype name, values) for every float constant of the program's main function."""
+    from coremltools.proto import MIL_pb2
+
+    spec = load_spec(package) if spec is None else spec
+    weights_dir = package / "Data" / "com.apple.CoreML" / "weights"
+    readers: dict[str, Any] = {}
+    for op in _walk(_main_block(spec).operations):
+        for key, value in op.attributes.items():
+            values = _float_payload(value, weights_dir, readers)
+            if values is not None:
+                name = op.outputs[0].name if op.outputs else f"{op.type}.{key}"
+                yield name, MIL_pb2.DataType.Name(value.type.tensorType.dataType), values
+
+
+def nonfinite_constants(package: Path, spec: Any | None = None) -> list[str]:
+    """Names of the float constants holding an inf or NaN (an fp16 program should have none)."""
+    import numpy as np
+
+    return [name for name, _, values in float_constants(package, spec) if not np.isfinite(values).all()]
 
 
 def _dims(tensor_type: Any) -> list[int | None]:
@@ -97,6 +147,9 @@ def inspect_package(package: Path, model: LoadedModel, expected_shapes: list[tup
         for out in op.outputs
         if MIL_pb2.DataType.Name(out.type.tensorType.dataType).startswith("FLOAT")
     )
+    nonfinite = nonfinite_constants(package, spec)
+    if nonfinite:
+        raise StructureError(f"non-finite constants (inf/NaN after the fp16 cast): {', '.join(nonfinite[:5])}")
     precision = "float16" if set(float_outputs) == {"FLOAT16"} else "mixed" if "FLOAT16" in float_outputs else "float32"
     weights = sum(p.stat().st_size for p in package.rglob("*.bin"))
     return {
@@ -111,6 +164,7 @@ def inspect_package(package: Path, model: LoadedModel, expected_shapes: list[tup
         "ops": dict(ops.most_common()),
         "compute_precision": precision,
         "float_op_outputs": dict(float_outputs),
+        "nonfinite_constants": 0,
         "quantized_weight_ops": sum(n for kind, n in ops.items() if kind.startswith("constexpr")),
         "weight_bytes": weights,
         "package_bytes": sum(p.stat().st_size for p in package.rglob("*") if p.is_file()),
