@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
 def default_cache() -> Path:
     """$SILICONLAB_CACHE, else ~/.cache/siliconlab/artifacts (one folder per model, one per unit inside)."""
     return Path(os.environ.get("SILICONLAB_CACHE", Path.home() / ".cache" / "siliconlab" / "artifacts"))
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask. Reading it means setting it, so a lock keeps two threads from racing."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def shared_mode(directory: bool = False) -> int:
+    """The mode open()/mkdir() would give a new file or folder: mkstemp/mkdtemp make them private (0600/0700),
+    but artifacts and results are meant to be read by others, like their neighbours."""
+    return (0o777 if directory else 0o666) & ~current_umask()

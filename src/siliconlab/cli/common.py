@@ -7,7 +7,6 @@ import logging
 import os
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -15,11 +14,12 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.paths import default_cache
 
 console = Console(width=None if Console().is_terminal else 200)  # pipes and CI logs get full-width tables
 err = Console(stderr=True, soft_wrap=True)
 
-DEFAULT_CACHE = Path(os.environ.get("SILICONLAB_CACHE", Path.home() / ".cache" / "siliconlab" / "artifacts"))
+DEFAULT_CACHE = default_cache()
 
 
 def _quiet_libraries() -> None:

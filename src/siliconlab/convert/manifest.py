@@ -5,31 +5,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 from siliconlab.errors import SiliconlabError
+from siliconlab.paths import current_umask, shared_mode  # noqa: F401 - re-exported
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 2  # 2: "files" (size + sha256 of every shipped file)
-
-
-_UMASK_LOCK = threading.Lock()
-
-
-def current_umask() -> int:
-    """The process umask. Reading it means setting it, so a lock keeps two threads from racing."""
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def shared_mode(directory: bool = False) -> int:
-    """The mode open()/mkdir() would give a new file or folder: mkstemp/mkdtemp make them private (0600/0700),
-    but artifacts and results are meant to be read by others, like their neighbours."""
-    return (0o777 if directory else 0o666) & ~current_umask()
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from siliconlab.models.base import LoadedModel
+from siliconlab.paths import shared_mode
 from siliconlab.units.coreml.fp16 import MASK_VALUE, pooled_unit_vector
 
 PACKAGE = "model.mlpackage"
@@ -164,7 +165,7 @@ def shared_package(
         (work / "done.json").write_text(json.dumps(facts))
         if entry.exists():
             shutil.rmtree(entry)
-        work.chmod(0o755)  # mkdtemp makes it private; artifacts are meant to be shared
+        work.chmod(shared_mode(directory=True))  # mkdtemp makes it private; artifacts are meant to be shared
         work.rename(entry)
     finally:
         if work.exists():
