@@ -3,6 +3,10 @@
 Each fixed real sentence is run alone and inside one right-padded batch; both are compared with the
 reference on the valid tokens (per-token cosine) and on the pooled output (sentence embedding or logits).
 `cosine_min` is the worst pooled cosine over all sentences and both runs: the number the gate checks.
+
+Classifiers are also judged on what a user sees: the label. A few hundred more real texts (never from a
+held-out split or the calibration set) must get the reference's label — every one for an fp32 unit, at
+least 99 % for a reduced-precision one — and the class probabilities may differ by at most a bound.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from siliconlab.models.wrapper import EncoderWithHead
 from siliconlab.text import encode
 from siliconlab.units.base import Runner
 
+#: Classifier gates: (label agreement, max probability difference) for fp32 units and for the others.
+FP32_AGREEMENT, FP32_PROB_DIFF = 1.0, 1e-3
+REDUCED_AGREEMENT, REDUCED_PROB_DIFF = 0.99, 0.15
+AGREEMENT_TEXTS = 300
+
 
 @dataclass
 class ParityReport:
@@ -30,15 +39,23 @@ class ParityReport:
     passed: bool
     sentences: int
     worst_sentence: int
+    #: Classifiers only: share of agreement texts with the reference's label, and the largest probability gap.
+    label_agreement: float | None = None
+    prob_diff_max: float | None = None
+    agreement_texts: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
         token = f", token cosine min {self.token_cosine_min:.6f}" if self.token_cosine_min is not None else ""
+        labels = ""
+        if self.label_agreement is not None:
+            labels = (f", labels agree on {self.label_agreement:.1%} of {self.agreement_texts} texts, "
+                      f"probability diff max {self.prob_diff_max:.2g}")  # fmt: skip
         return (
             f"pooled cosine min {self.cosine_min:.6f} (needs >= {self.threshold}){token}, "
-            f"max abs error {self.max_abs:.3g}, worst sentence #{self.worst_sentence}"
+            f"max abs error {self.max_abs:.3g}, worst sentence #{self.worst_sentence}{labels}"
         )
 
 
@@ -46,6 +63,9 @@ class ParityReport:
 class Reference:
     texts: list[str]
     single: list[dict[str, np.ndarray]]
+    #: Classifiers: more real texts and the reference's logits for them (label agreement).
+    agreement_texts: list[str] | None = None
+    agreement_logits: np.ndarray | None = None
 
 
 def _pooled_name(names: tuple[str, ...]) -> str:
@@ -84,7 +104,38 @@ def reference_outputs(model: LoadedModel, texts: list[str]) -> Reference:
             ids, mask = encode(model.tokenizer, [text], model.max_length, warn=False)
             result = module(torch.from_numpy(ids), torch.from_numpy(mask))
             outputs.append({name: t.numpy()[0] for name, t in zip(model.output_names, result)})
-    return Reference(texts=list(texts), single=outputs)
+    reference = Reference(texts=list(texts), single=outputs)
+    if model.task == "classification":
+        from siliconlab.data import agreement_texts
+        from siliconlab.models.reference import TorchRunner
+
+        reference.agreement_texts = agreement_texts(AGREEMENT_TEXTS)
+        reference.agreement_logits = batched_logits(TorchRunner(module), model, reference.agreement_texts)
+    return reference
+
+
+def batched_logits(runner: Runner, model: LoadedModel, texts: list[str], batch: int = 32) -> np.ndarray:
+    """Logits for many texts, in batches of similar length (so padding stays small), in input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    rows: dict[int, np.ndarray] = {}
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        ids, mask = encode(model.tokenizer, [texts[i] for i in chunk], model.max_length, warn=False)
+        rows.update(zip(chunk, np.asarray(runner.run(ids, mask)["logits"], dtype=np.float64)))
+    return np.stack([rows[i] for i in range(len(texts))])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def label_parity(runner: Runner, model: LoadedModel, reference: Reference) -> tuple[float, float]:
+    """(share of texts whose label matches the reference, largest class-probability difference)."""
+    got = batched_logits(runner, model, reference.agreement_texts or [])
+    expected = reference.agreement_logits
+    agreement = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean())
+    return agreement, float(np.abs(_softmax(got) - _softmax(expected)).max())
 
 
 def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -126,7 +177,7 @@ def check_parity(runner: Runner, model: LoadedModel, reference: Reference, thres
         compare(index, {name: got[name][index] for name in names}, int(mask[index].sum()))
 
     worst_cos, worst_index = min(pooled_cos)
-    return ParityReport(
+    report = ParityReport(
         cosine_min=worst_cos,
         cosine_median=float(np.median([c for c, _ in pooled_cos])),
         token_cosine_min=token_min,
@@ -136,3 +187,13 @@ def check_parity(runner: Runner, model: LoadedModel, reference: Reference, thres
         sentences=len(reference.texts),
         worst_sentence=worst_index,
     )
+    if reference.agreement_texts:
+        agreement, prob_diff = label_parity(runner, model, reference)
+        fp32 = threshold >= 0.99999
+        need_agreement, prob_bound = (
+            (FP32_AGREEMENT, FP32_PROB_DIFF) if fp32 else (REDUCED_AGREEMENT, REDUCED_PROB_DIFF)
+        )
+        report.label_agreement, report.prob_diff_max = agreement, prob_diff
+        report.agreement_texts = len(reference.agreement_texts)
+        report.passed = report.passed and agreement >= need_agreement and prob_diff <= prob_bound
+    return report

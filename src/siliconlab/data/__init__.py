@@ -90,3 +90,16 @@ def real_text_stream(count: int = 200, seed: int = 7) -> list[str]:
     picked = [reviews[i] for i in rng.choice(len(reviews), count - n_sms, replace=False)]
     picked += [sms[i] for i in rng.choice(len(sms), n_sms, replace=False)]
     return [picked[i] for i in rng.permutation(len(picked))]
+
+
+def agreement_texts(count: int = 300, seed: int = 21) -> list[str]:
+    """Real texts for classifier label agreement: review lines and SMS outside every held-out split and
+    disjoint from the calibration and parity sets (a unit tuned on calibration text is judged on others)."""
+    rng = np.random.default_rng(seed)
+    excluded = set(calibration_texts()) | set(parity_texts())
+    reviews = [t for t in _short_reviews() if t not in excluded]
+    sms = [t for t in _train_sms() if t not in excluded and len(t.split()) >= 3]
+    n_sms = count // 3
+    picked = [reviews[i] for i in rng.choice(len(reviews), count - n_sms, replace=False)]
+    picked += [sms[i] for i in rng.choice(len(sms), n_sms, replace=False)]
+    return picked

@@ -140,8 +140,11 @@ class AneBert(nn.Module):
         self.token_type = embeddings.token_type_embeddings
         self.embed_norm = LayerNormANE.from_layer_norm(embeddings.LayerNorm)
         self.layers = nn.ModuleList(LayerANE(layer, config.num_attention_heads) for layer in bert.encoder.layer)
-        if task == "classification":
+        #: "cls": HF's pooler ([CLS] -> dense -> tanh); "mean": siliconlab's head on the normalised mean.
+        self.pooling = getattr(hf_model, "pooling", "cls") if task == "classification" else None
+        if self.pooling == "cls":
             self.pooler = conv_from_linear(bert.pooler.dense)
+        if task == "classification":
             self.classifier = conv_from_linear(hf_model.classifier)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -154,10 +157,13 @@ class AneBert(nn.Module):
         key_mask = ((1.0 - mask) * MASK_VALUE)[:, :, None, None]  # (B, S, 1, 1)
         for layer in self.layers:
             x = layer(x, key_mask)
-        if self.task == "classification":
+        if self.pooling == "cls":
             pooled = torch.tanh(self.pooler(x[:, :, :, :1]))
             return (self.classifier(pooled).flatten(1),)
-        token_states = x.squeeze(2).transpose(1, 2)  # (B, S, C): the documented output layout
         weights = mask[:, None, None, :]  # (B, 1, 1, S)
         summed = (x * weights).sum(dim=3).squeeze(2)  # (B, C)
-        return token_states, pooled_unit_vector(summed, weights.sum(dim=3).squeeze(2))
+        embedding = pooled_unit_vector(summed, weights.sum(dim=3).squeeze(2))
+        if self.pooling == "mean":
+            return (self.classifier(embedding[:, :, None, None]).flatten(1),)
+        token_states = x.squeeze(2).transpose(1, 2)  # (B, S, C): the documented output layout
+        return token_states, embedding

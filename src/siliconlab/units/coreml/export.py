@@ -59,16 +59,19 @@ class CoreMLBertWrapper(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         ids = input_ids.long()
         positions = torch.arange(ids.shape[1], dtype=ids.dtype).unsqueeze(0).expand_as(ids)
-        mask = attention_mask.to(self.model.dtype)
+        mask = attention_mask.to(next(self.model.parameters()).dtype)
         additive = ((1.0 - mask) * MASK_VALUE)[:, None, None, :]
-        out = self.model(
+        mean_head = getattr(self.model, "pooling", None) == "mean"  # siliconlab's head (models/heads.py)
+        encoder = self.model.bert if mean_head else self.model
+        out = encoder(
             input_ids=ids, attention_mask=additive, token_type_ids=torch.zeros_like(ids), position_ids=positions
         )
-        if self.task == "classification":
+        if self.task == "classification" and not mean_head:
             return (out.logits,)
         states = out.last_hidden_state
         weights = mask.unsqueeze(-1)  # (B, S, 1)
-        return states, pooled_unit_vector((states * weights).sum(dim=1), weights.sum(dim=1))
+        embedding = pooled_unit_vector((states * weights).sum(dim=1), weights.sum(dim=1))
+        return (self.model.classifier(embedding),) if mean_head else (states, embedding)
 
 
 def build_module(model: LoadedModel, ane_optimized: bool, weights: str = "fp16") -> torch.nn.Module:

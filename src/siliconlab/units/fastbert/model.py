@@ -210,11 +210,13 @@ class FastBert:
         self.eps = eps
         self.layers = [Layer(layer, self.dtype, self.device, fp8, eps) for layer in bert.encoder.layer]
         self.head = None
+        #: "cls": HF's pooler + classifier; "mean": siliconlab's head on the normalised mean (models/heads.py).
+        self.pooling = getattr(hf_model, "pooling", "cls") if task == "classification" else None
         if task == "classification":
-            pooler, classifier = bert.pooler.dense, hf_model.classifier
+            pooler, classifier = (bert.pooler.dense if self.pooling == "cls" else None), hf_model.classifier
+            tensors = (pooler.weight, pooler.bias) if pooler is not None else ()
             self.head = tuple(
-                t.detach().float().to(self.device)
-                for t in (pooler.weight, pooler.bias, classifier.weight, classifier.bias)
+                t.detach().float().to(self.device) for t in (*tensors, classifier.weight, classifier.bias)
             )
 
     def _project(self, dense: Dense, x, x_q, x_scale, splits: int) -> torch.Tensor:
@@ -271,6 +273,9 @@ class FastBert:
                 o = self._project(layer.ffn2, f, fq, fs, self.SPLIT_FFN2)
             h, hq, hs = ops.add_ln(o, layer.ffn2.bias, h, w, b, layer.eps, out_dtype, quant and index != last)
         states = h.view(batch, seq, self.hidden)
+        if self.pooling == "mean":
+            cw, cb = self.head
+            return (F.linear(ops.pool(states, attention_mask), cw, cb),)
         if self.task == "classification":
             pw, pb, cw, cb = self.head
             pooled = torch.tanh(F.linear(states[:, 0], pw, pb))

@@ -31,7 +31,9 @@ class MlxRunner:
         mlx_bert.check_supported(config)
         self.task = task_of(type("Config", (), config))
         self.output_names = OUTPUT_NAMES[self.task]
-        factory = mlx_bert.BertForSequenceClassification if self.task == "classification" else mlx_bert.BertModel
+        self.head = _mean_head(artifact_dir, config)  # siliconlab's head on the normalised mean, if any
+        cls_head = self.task == "classification" and self.head is None
+        factory = mlx_bert.BertForSequenceClassification if cls_head else mlx_bert.BertModel
         self.model = factory(config)
         mlx_bert.load_weights(self.model, artifact_dir)
         self._mx = mx
@@ -40,7 +42,10 @@ class MlxRunner:
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
         mx = self._mx
         ids, mask = mx.array(input_ids.astype(np.int32)), mx.array(attention_mask.astype(np.int32))
-        if self.task == "classification":
+        if self.head is not None:
+            weight, bias = self.head
+            outputs = [self._pool(self.model(ids, mask), mask) @ weight.T + bias]
+        elif self.task == "classification":
             outputs = [self.model(ids, mask)]
         else:
             states = self.model(ids, mask)
@@ -50,6 +55,19 @@ class MlxRunner:
 
     def synchronize(self) -> None:
         self._mx.synchronize()
+
+
+def _mean_head(artifact_dir: Path, config: dict) -> tuple | None:
+    """(W, b) as MLX arrays when the folder carries siliconlab's mean-pool head (models/heads.py)."""
+    from siliconlab.models.heads import HEAD_FILE, head_spec
+
+    if head_spec(config) is None:
+        return None
+    import mlx.core as mx
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(artifact_dir / HEAD_FILE))
+    return mx.array(tensors["weight"]), mx.array(tensors["bias"])
 
 
 class MlxUnit(Unit):
