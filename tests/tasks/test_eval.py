@@ -1,0 +1,45 @@
+"""eval's metrics on known confusion matrices, and its data readers' bad-input answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from siliconlab.errors import UsageError
+from siliconlab.tasks.eval import file_data, metrics
+
+
+def test_metrics_match_a_hand_computed_confusion_matrix():
+    truth = ["ham"] * 8 + ["spam"] * 4
+    predicted = ["ham"] * 7 + ["spam"] + ["spam"] * 3 + ["ham"]
+    result = metrics(truth, predicted, ["ham", "spam"])
+    assert result["confusion"]["matrix"] == [[7, 1], [1, 3]]
+    assert result["accuracy"] == pytest.approx(10 / 12)
+    assert result["per_class"]["spam"]["precision"] == pytest.approx(3 / 4)
+    assert result["per_class"]["spam"]["f1"] == pytest.approx(0.75)
+    assert result["macro_f1"] == pytest.approx((0.75 + 2 * 7 / 8 * 7 / 8 / (7 / 8 + 7 / 8)) / 2)
+
+
+def test_unanswered_items_count_as_wrong():
+    result = metrics(["a", "b"], ["a", None], ["a", "b"])
+    assert result["accuracy"] == 0.5 and result["unanswered"] == 1
+
+
+def test_file_data_reads_csv_and_jsonl_and_names_missing_fields(tmp_path: Path):
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("body,tag\nhello,spam\nhi there,ham\n")
+    data = file_data(csv_path, "body", "tag", None)
+    assert data.texts == ["hello", "hi there"] and data.labels == ["spam", "ham"]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"text": t, "label": "ham"}) for t in ("a", "b")) + "\n")
+    assert file_data(jsonl, "text", "label", 1).texts == ["a"]
+    with pytest.raises(UsageError, match="no field"):
+        file_data(csv_path, "text", "label", None)
+    with pytest.raises(UsageError, match="no such data file"):
+        file_data(tmp_path / "missing.csv", "text", "label", None)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n")
+    with pytest.raises(UsageError, match="could not be read"):
+        file_data(broken, "text", "label", None)
