@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -39,13 +40,15 @@ def _quiet_libraries() -> None:
         logger.propagate = False
     for name in ("nncf", "onnxruntime", "transformers", "torch.onnx", "coremltools"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    try:
+    # transformers reads these when it is imported; importing it here just to configure it would cost seconds
+    # on commands that never load a model (`units`, usage errors).
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
 
 
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:

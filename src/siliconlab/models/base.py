@@ -7,9 +7,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 Task = Literal["embedding", "classification"]
 
@@ -80,6 +81,7 @@ def hash_files(paths: Iterable[Path], root: Path, extra: str = "") -> str:
 
 def count_params(config: Any, task: Task) -> int:
     """Parameter count from the config alone (meta device: no memory, no time)."""
+    import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     factory = AutoModelForSequenceClassification if task == "classification" else AutoModel

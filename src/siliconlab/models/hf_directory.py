@@ -6,8 +6,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from siliconlab.errors import UsageError
 from siliconlab.models.base import LoadedModel, ModelSource, Task, count_params, hash_files, max_length_of
 
@@ -44,6 +42,7 @@ class HFDirectorySource(ModelSource):
         return task_of(self.config)
 
     def load(self, attn_implementation: str = "sdpa") -> LoadedModel:
+        import torch
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
         factory = AutoModelForSequenceClassification if self.task == "classification" else AutoModel
