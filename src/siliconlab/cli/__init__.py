@@ -13,8 +13,10 @@ import typer
 from siliconlab import __version__
 from siliconlab.cli import bench, compare, convert, inventory
 from siliconlab.cli.common import console
+from siliconlab.cli.help import Command, Group
 
 app = typer.Typer(
+    cls=Group,
     help="Run a transformer on the fastest compute unit of this machine: convert, prove parity, benchmark.",
     no_args_is_help=True,
     add_completion=False,
@@ -37,8 +39,8 @@ def main(
     """siliconlab: convert a model for every compute unit here, prove parity, benchmark, pick the winner."""
 
 
-app.command()(inventory.units)
-app.command()(inventory.models)
-app.command()(convert.convert)
-app.command()(bench.bench)
-app.command()(compare.compare)
+app.command(cls=Command)(inventory.units)
+app.command(cls=Command)(inventory.models)
+app.command(cls=Command)(convert.convert)
+app.command(cls=Command)(bench.bench)
+app.command(cls=Command)(compare.compare)

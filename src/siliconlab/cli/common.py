@@ -14,10 +14,13 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
 
 from siliconlab.errors import SiliconlabError, UsageError
 
-console = Console(width=None if Console().is_terminal else 200)  # pipes and CI logs get full-width tables
+#: A terminal's own width; pipes and CI logs get 100 columns (or $COLUMNS), the width every table fits by default.
+#: `--wide` prints a table at its full width whatever this says (print_wide).
+console = Console(width=None if Console().is_terminal or os.environ.get("COLUMNS") else 100)
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_CACHE = Path(os.environ.get("SILICONLAB_CACHE", Path.home() / ".cache" / "siliconlab" / "artifacts"))
@@ -85,3 +88,17 @@ def resolve_threads(threads: int | None) -> int:
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}")
     return threads or default_threads()
+
+
+def print_wide(table: Table, wide: bool) -> None:
+    """Print a table; with `wide`, at its own full width even past the console's (`--wide`: every column whole)."""
+    if not wide:
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update(width=10_000)).maximum
+    width = console.width
+    console.width = max(width, natural)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
