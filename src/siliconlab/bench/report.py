@@ -108,13 +108,33 @@ def title_of(result: dict[str, Any]) -> str:
     )
 
 
-def print_table(result: dict[str, Any], console: Console) -> None:
+#: The columns `bench` prints by default: they fit a 100-column terminal. `--wide` prints all of COLUMNS.
+NARROW_COLUMNS = ("unit", "workload", "p50 ms", "p90 ms", "seq/s", "% floor", "speedup", "parity")
+
+
+def print_table(result: dict[str, Any], console: Console, wide: bool = False) -> None:
+    """The results table; by default the columns that matter most, each value whole (never cut to '…')."""
+    columns = COLUMNS if wide else NARROW_COLUMNS
     table = Table(title=title_of(result))
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("unit", "workload") else "right", no_wrap=True)
+    for column in columns:
+        # Only the workload label may wrap (at its spaces: "budget 12.5 ms" / "S128"); numbers and names never.
+        left = column in ("unit", "workload")
+        table.add_column(column, justify="left" if left else "right", no_wrap=wide or column != "workload")
     for row in sorted_rows(result):
-        table.add_row(*_cells(row))
-    console.print(table)
+        cells = dict(zip(COLUMNS, _cells(row)))
+        if not wide:  # the round-by-round range of the speedup is a --wide detail
+            cells["speedup"] = cells["speedup"].split(" (")[0]
+        table.add_row(*(cells[column] for column in columns))
+    if wide:  # print at the table's own width, past the console's if need be
+        natural = console.measure(table, options=console.options.update(width=10_000)).maximum
+        width = console.width
+        console.width = max(width, natural)
+        try:
+            console.print(table)
+        finally:
+            console.width = width
+    else:
+        console.print(table)
     for failure in result["failures"]:
         console.print(f"[red]{failure['unit']} failed[/]: {failure['error']}", highlight=False)
     energy_reasons = {(r.get("energy") or {}).get("reason") for r in result["results"]} - {"", None}

@@ -13,8 +13,10 @@ import typer
 from siliconlab import __version__
 from siliconlab.cli import bench, cache, compare, convert, evaluate, inventory, tasks, verify
 from siliconlab.cli.common import console
+from siliconlab.cli.help import Command, Group
 
 app = typer.Typer(
+    cls=Group,
     help="Run a transformer on the fastest compute unit of this machine: convert, prove parity, benchmark.",
     no_args_is_help=True,
     add_completion=False,
@@ -37,15 +39,15 @@ def main(
     """siliconlab: convert a model for every compute unit here, prove parity, benchmark, pick the winner."""
 
 
-app.command()(inventory.units)
-app.command()(inventory.models)
-app.command()(convert.convert)
-app.command()(bench.bench)
-app.command()(compare.compare)
-app.command()(verify.verify)
+app.command(cls=Command)(inventory.units)
+app.command(cls=Command)(inventory.models)
+app.command(cls=Command)(convert.convert)
+app.command(cls=Command)(bench.bench)
+app.command(cls=Command)(compare.compare)
+app.command(cls=Command)(verify.verify)
 app.add_typer(cache.app, name="cache")
-app.command()(tasks.classify)
-app.command()(tasks.embed)
-app.command()(tasks.chat)
-app.command("eval")(evaluate.eval_command)
-app.command("train-head")(evaluate.train_head)
+app.command(cls=Command)(tasks.classify)
+app.command(cls=Command)(tasks.embed)
+app.command(cls=Command)(tasks.chat)
+app.command("eval", cls=Command)(evaluate.eval_command)
+app.command("train-head", cls=Command)(evaluate.train_head)

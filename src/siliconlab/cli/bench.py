@@ -46,6 +46,7 @@ def bench(
     interleave: Annotated[
         bool, typer.Option(help="Time the units in alternating short bursts (ratios hold on a noisy machine).")
     ] = True,
+    wide: Annotated[bool, typer.Option("--wide", help="Show every column of the results table.")] = False,
 ) -> None:
     """Time MODEL on each available unit, each in its own process; p50/p90/p99 with a CI, speedup vs the
     baseline from the same run, % of the machine's measured GEMM floor, energy where a counter exists.
@@ -148,7 +149,7 @@ def bench(
     checkpoint(result)
     made = write_charts(result, paths["charts"]) if charts and result["results"] else []
     paths["markdown"].write_text(markdown(result, made))
-    print_table(result, console)
+    print_table(result, console, wide=wide)
     console.print(f"results: {paths['json']}  report: {paths['markdown']}", highlight=False)
     for chart in made:
         console.print(f"chart: {chart}", highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -12,11 +13,14 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
 
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.paths import default_cache
 
-console = Console(width=None if Console().is_terminal else 200)  # pipes and CI logs get full-width tables
+#: A terminal's own width; pipes and CI logs get 100 columns (or $COLUMNS), the width every table fits by default.
+#: `--wide` prints a table at its full width whatever this says (print_wide).
+console = Console(width=None if Console().is_terminal or os.environ.get("COLUMNS") else 100)
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_CACHE = default_cache()
@@ -39,13 +43,15 @@ def _quiet_libraries() -> None:
         logger.propagate = False
     for name in ("nncf", "onnxruntime", "transformers", "torch.onnx", "coremltools"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    try:
+    # transformers reads these when it is imported; importing it here just to configure it would cost seconds
+    # on commands that never load a model (`units`, usage errors).
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
 
 
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,3 +88,17 @@ def resolve_threads(threads: int | None) -> int:
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}")
     return threads or default_threads()
+
+
+def print_wide(table: Table, wide: bool) -> None:
+    """Print a table; with `wide`, at its own full width even past the console's (`--wide`: every column whole)."""
+    if not wide:
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update(width=10_000)).maximum
+    width = console.width
+    console.width = max(width, natural)
+    try:
+        console.print(table)
+    finally:
+        console.width = width

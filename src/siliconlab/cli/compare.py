@@ -41,7 +41,9 @@ def compare(
         raise UsageError("the two results share no (unit, workload, batch, seq) row to compare")
     table = Table(title=f"{before.name} -> {after.name} (threshold {threshold:.0%})")
     for column in ("unit", "shape", "before p50 ms", "after p50 ms", "after/before", "verdict"):
-        table.add_column(column, no_wrap=True)
+        # Shape labels and verdicts wrap between words so the table fits 100 columns; numbers never wrap.
+        numeric = column.startswith(("before", "after"))
+        table.add_column(column, no_wrap=column not in ("shape", "verdict"), justify="right" if numeric else "left")
     for change in changes:
         if change.regression:
             verdict = "[red]REGRESSION[/]"

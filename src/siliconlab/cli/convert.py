@@ -8,8 +8,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siliconlab.cli.common import DEFAULT_CACHE, console, err, handles_errors, resolve_threads
+from siliconlab.cli.common import DEFAULT_CACHE, console, err, handles_errors, print_wide, resolve_threads
 from siliconlab.errors import SiliconlabError
+
+#: The table `convert` prints by default fits 100 columns; `--wide` adds timings and the max abs error.
+COLUMNS = ("unit", "status", "size", "cos min", "detail")
+WIDE_COLUMNS = ("unit", "status", "seconds", "size", "cos min", "max abs", "detail")
+NUMERIC = ("seconds", "size", "cos min", "max abs")
 
 
 @handles_errors
@@ -18,7 +23,9 @@ def convert(
     units: Annotated[str, typer.Option("--units", "-u", help="Comma-separated unit names, or 'all'.")] = "all",
     out: Annotated[Path, typer.Option("--out", "-o", help="Artifacts go to OUT/<model>/<unit>/.")] = DEFAULT_CACHE,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")] = False,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for parity runs (default: physical cores).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for parity runs.", show_default="physical cores")
+    ] = None,
     verify: Annotated[
         bool, typer.Option("--verify", help="Hash every file of a cached artifact before reuse, however large.")
     ] = False,
@@ -26,9 +33,11 @@ def convert(
         bool | None,
         typer.Option(
             "--ane-optimized/--no-ane-optimized",
-            help="CoreML units: convert the ANE-optimized BERT rewrite (default: on for coreml-ane*, off otherwise).",
+            help="CoreML units: convert the ANE-optimized BERT rewrite.",
+            show_default="on for coreml-ane*, off otherwise",
         ),
     ] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Show every column (the table may exceed 100 columns).")] = False,
 ) -> None:
     """Convert MODEL for each unit and check parity against fp32 PyTorch; failing units are reported, others go on.
 
@@ -46,8 +55,10 @@ def convert(
     if not selected:
         raise SiliconlabError("no compute unit is available on this machine (see `siliconlab units`)")
     table = Table(title=f"convert {source.name} -> {out}")
-    for column in ("unit", "status", "seconds", "size", "pooled cos min", "max abs", "detail"):
-        table.add_column(column, overflow="fold", no_wrap=column == "unit")
+    columns = WIDE_COLUMNS if wide else COLUMNS
+    for column in columns:
+        # Only the detail wraps, between words; numbers and names stay whole.
+        table.add_column(column, no_wrap=wide or column != "detail", justify="right" if column in NUMERIC else "left")
 
     def report(outcome: Any) -> None:
         manifest = outcome.manifest
@@ -66,7 +77,9 @@ def convert(
             module = parity.get("converted_module")
             module_cos = f"; converted PyTorch module cos min {module['cosine_min']:.6f}" if module else ""
             detail = f"{detail + '; ' if detail else ''}{parity['reason']}: structure checked{module_cos}"
-        table.add_row(outcome.unit, status, seconds, size, cos, max_abs, detail)
+        cells = {"unit": outcome.unit, "status": status, "seconds": seconds, "size": size}
+        cells |= {"cos min": cos, "max abs": max_abs, "detail": detail}
+        table.add_row(*(cells[column] for column in columns))
         suffix = f" — {outcome.error}" if outcome.error else ""
         err.print(f"  {outcome.unit}: {outcome.status}{suffix}", highlight=False)
 
@@ -74,7 +87,7 @@ def convert(
         outcomes = convert_all(
             source, selected, out, resolve_threads(threads), force=force, on_done=report, verify=verify
         )
-    console.print(table)
+    print_wide(table, wide)
     console.print(f"artifacts: {out / outcomes[0].artifact_dir.parent.name if outcomes[0].artifact_dir else out}")
     failed = [o for o in outcomes if not o.ok]
     if failed:

@@ -8,11 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from siliconlab.cli.common import console, handles_errors
+from siliconlab.cli.common import console, handles_errors, print_wide
 
 
 @handles_errors
-def units(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def units(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Show every column, each reason on one line.")] = False,
+) -> None:
     """List every compute unit siliconlab knows, whether it can run on this machine, and why not."""
     from siliconlab.units import REGISTRY
 
@@ -21,18 +24,35 @@ def units(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
         print(json.dumps(rows, indent=2))
         return
     table = Table(title="Compute units")
-    for column in ("unit", "engine", "device", "precision", "available"):
-        table.add_column(column)
+    columns = (
+        ("unit", "engine", "device", "precision", "available", "why not")
+        if wide
+        else ("unit", "device", "precision", "available", "why not")
+    )
+    for column in columns:
+        # Only the reason wraps (between words); the short columns stay whole.
+        table.add_column(column, no_wrap=wide or column != "why not", ratio=1 if column == "why not" else None)
     for row in rows:
-        status = "[green]yes[/]" if row["available"] else f"[red]no[/] — {row['reason']}"
-        if not row["available"] and row.get("convertible"):
-            status += " (converts here)"
-        table.add_row(row["unit"], row["engine"], row["device"], row["precision"], status)
-    console.print(table)
+        if row["available"]:
+            available, reason = "[green]yes[/]", ""
+        elif row.get("convertible"):
+            available, reason = "[yellow]converts[/]", row["reason"]
+        else:
+            available, reason = "[red]no[/]", row["reason"]
+        if not wide:  # the headline of the reason; its details (versions, providers, hints) are a --wide matter
+            reason = reason.split(" (")[0].split("; ")[0]
+        cells = {**row, "available": available, "why not": reason}
+        table.add_row(*(cells[column] for column in columns))
+    print_wide(table, wide)
+    if not wide:
+        console.print("[dim]--wide: every column and the full reasons; --json: machine-readable[/]")
 
 
 @handles_errors
-def models(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Show every column (adds where each model comes from).")] = False,
+) -> None:
     """List the built-in models (size, params, source, purpose). Any local HF directory works too."""
     from siliconlab.models import BUILTIN, DEFAULT_MODEL
 
@@ -53,16 +73,21 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         print(json.dumps(rows, indent=2))
         return
     table = Table(title="Models (also: any local Hugging Face model directory, or a hub id where online)")
-    for column in ("name", "params", "size", "task", "source", "purpose"):
-        table.add_column(column, overflow="fold")
+    columns = (
+        ("name", "params", "size", "task", "source", "purpose")
+        if wide
+        else ("name", "params", "size", "task", "purpose")
+    )
+    for column in columns:
+        table.add_column(column, no_wrap=wide or column not in ("source", "purpose"))
     for row in rows:
-        name = row["name"] + (" (default)" if row["default"] else "")
-        table.add_row(
-            name,
-            f"{row['params'] / 1e6:.1f}M",
-            f"{row['size_bytes'] / 2**20:.0f} MiB",
-            row["task"],
-            row["source"],
-            row["purpose"],
-        )
-    console.print(table)
+        cells = {
+            "name": row["name"] + (" (default)" if row["default"] else ""),
+            "params": f"{row['params'] / 1e6:.1f}M",
+            "size": f"{row['size_bytes'] / 2**20:.0f} MiB",
+            "task": row["task"],
+            "source": row["source"],
+            "purpose": row["purpose"],
+        }
+        table.add_row(*(cells[column] for column in columns))
+    print_wide(table, wide)

@@ -7,9 +7,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 Task = Literal["embedding", "classification"]
 
@@ -80,6 +81,7 @@ def hash_files(paths: Iterable[Path], root: Path, extra: str = "") -> str:
 
 def count_params(config: Any, task: Task) -> int:
     """Parameter count from the config alone (meta device: no memory, no time)."""
+    import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     factory = AutoModelForSequenceClassification if task == "classification" else AutoModel
@@ -95,3 +97,14 @@ def max_length_of(config: Any, tokenizer: Any) -> int:
     if isinstance(tok_limit, int) and 0 < tok_limit < limit:
         limit = tok_limit
     return limit
+
+
+#: siliconlab's classifier head on a sentence encoder (models/heads.py): its weights file and config entry.
+HEAD_FILE = "head.safetensors"
+HEAD_KEY = "siliconlab_head"
+
+
+def head_spec(config: Any) -> dict[str, Any] | None:
+    """The `siliconlab_head` entry of a config (object or dict), or None for a plain encoder."""
+    spec = config.get(HEAD_KEY) if isinstance(config, dict) else getattr(config, HEAD_KEY, None)
+    return spec if isinstance(spec, dict) else None

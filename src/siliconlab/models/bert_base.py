@@ -7,8 +7,6 @@ import json
 from functools import cached_property
 from typing import Any
 
-import torch
-
 from siliconlab.models.base import LoadedModel, ModelSource, count_params, max_length_of
 from siliconlab.models.minilm import tokenizer_directory
 
@@ -30,6 +28,7 @@ class BertBaseSource(ModelSource):
         return BertConfig()
 
     def load(self, attn_implementation: str = "sdpa") -> LoadedModel:
+        import torch
         from transformers import AutoTokenizer, BertModel
 
         config = self.config.__class__(**self.config.to_dict())
@@ -52,6 +51,8 @@ class BertBaseSource(ModelSource):
         )
 
     def content_hash(self) -> str:
+        import torch
+
         vocab = (tokenizer_directory() / "vocab.txt").read_bytes()
         payload = json.dumps(self.config.to_diff_dict(), sort_keys=True) + RECIPE + f"seed={SEED}"
         payload += f"torch={torch.__version__.split('+')[0]}"  # the generator's stream is torch-version bound

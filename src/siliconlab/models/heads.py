@@ -15,16 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from siliconlab.models.base import HEAD_FILE, HEAD_KEY, head_spec  # noqa: F401 - re-exported
 from siliconlab.models.wrapper import mean_pool_normalize
-
-HEAD_FILE = "head.safetensors"
-HEAD_KEY = "siliconlab_head"
-
-
-def head_spec(config: Any) -> dict[str, Any] | None:
-    """The `siliconlab_head` entry of a config (object or dict), or None for a plain encoder."""
-    spec = config.get(HEAD_KEY) if isinstance(config, dict) else getattr(config, HEAD_KEY, None)
-    return spec if isinstance(spec, dict) else None
 
 
 class HeadOutput:

@@ -7,8 +7,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from siliconlab.errors import UsageError
 from siliconlab.models.base import LoadedModel, ModelSource, Task, count_params, hash_files, max_length_of
 
@@ -44,7 +42,7 @@ def _config_problem(path: Path) -> str:
 
 
 def task_of(config: Any) -> Task:
-    from siliconlab.models.heads import head_spec
+    from siliconlab.models.base import head_spec
 
     if head_spec(config) is not None:
         return "classification"  # an encoder with siliconlab's mean-pool head (models/heads.py)
@@ -54,6 +52,7 @@ def task_of(config: Any) -> Task:
 
 def load_hf_model(path: Path, attn_implementation: str = "sdpa") -> Any:
     """A fp32 eval-mode model from a HF folder: encoder, *ForSequenceClassification, or encoder + our head."""
+    import torch
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
     from siliconlab.models.heads import MeanPoolClassifier, head_spec

@@ -87,7 +87,7 @@ def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loa
 
 def labels_of(config: Any) -> list[str]:
     """Class names in logit order: our head's labels, else the config's id2label."""
-    from siliconlab.models.heads import head_spec
+    from siliconlab.models.base import head_spec
 
     head = head_spec(config)
     if head is not None:

@@ -11,11 +11,12 @@ import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from siliconlab.models.base import LoadedModel
+    from siliconlab.models.base import LoadedModel
 
 FP32_COSINE_MIN = 0.99999
 INT8_COSINE_MIN = 0.99

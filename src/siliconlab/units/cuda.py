@@ -6,27 +6,68 @@ The bucketing and padding helpers are plain numpy so that CPU-only CI tests them
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from siliconlab.units.base import Availability
 
+if TYPE_CHECKING:
+    import numpy as np
+
 #: Sequence lengths are padded up to one of these; batches up to the next power of two.
 SEQ_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+
+
+#: Device nodes and driver entries one of which exists wherever a GPU torch could use is present (NVIDIA driver,
+#: WSL's GPU paravirtualisation, AMD's ROCm).
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
+
+
+@lru_cache(maxsize=1)
+def _torch_cuda_build() -> str | None:
+    """torch.version.cuda, read from torch/version.py without importing torch (seconds) where possible."""
+    spec = importlib.util.find_spec("torch")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0]) / "version.py" if locations else None
+    if path is not None and path.is_file():
+        version_spec = importlib.util.spec_from_file_location("_siliconlab_torch_version", path)
+        if version_spec is not None and version_spec.loader is not None:
+            module = importlib.util.module_from_spec(version_spec)
+            version_spec.loader.exec_module(module)
+            return getattr(module, "cuda", None)
+    import torch
+
+    return torch.version.cuda
+
+
+def _certainly_no_gpu() -> bool:
+    """True where torch cannot see a CUDA device whatever its build: macOS, or Linux with no GPU driver loaded.
+
+    Lets `siliconlab units` answer on a CPU-only machine without importing torch just to hear "no"."""
+    if sys.platform == "darwin":
+        return True
+    return sys.platform.startswith("linux") and not any(os.path.exists(path) for path in GPU_DRIVER_PATHS)
+
+
+def _no_cuda(built: str | None) -> Availability:
+    why = "a CPU-only torch build" if built is None else f"torch built for CUDA {built}, but no device/driver"
+    return Availability.no(f"no CUDA device (torch.cuda.is_available() is False: {why})")
 
 
 def cuda_availability(min_capability: tuple[int, int] | None = None) -> Availability:
     """Yes when torch sees a CUDA device (of at least `min_capability`), else why not."""
     if importlib.util.find_spec("torch") is None:
         return Availability.no("missing Python package(s): torch")
+    if _certainly_no_gpu():
+        return _no_cuda(_torch_cuda_build())
     import torch
 
     if not torch.cuda.is_available():
-        built = torch.version.cuda
-        why = "a CPU-only torch build" if built is None else f"torch built for CUDA {built}, but no device/driver"
-        return Availability.no(f"no CUDA device (torch.cuda.is_available() is False: {why})")
+        return _no_cuda(torch.version.cuda)
     if min_capability is not None:
         capability = torch.cuda.get_device_capability()
         if capability < min_capability:
@@ -64,6 +105,8 @@ def pad_inputs(input_ids: np.ndarray, attention_mask: np.ndarray, batch: int, se
     in pooling) and the outputs are sliced back. Padded batch rows get a single unmasked position so their
     softmax stays finite; they are dropped.
     """
+    import numpy as np
+
     out = np.empty((2, batch, seq), dtype=np.int64)
     fill_padded(out, input_ids, attention_mask, pad_id)
     return out

@@ -13,12 +13,9 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import torch
-
-from siliconlab.models.base import OUTPUT_NAMES, LoadedModel
+from siliconlab.models.base import OUTPUT_NAMES
 from siliconlab.units.base import HALF_COSINE_MIN, Availability, Conversion, Unit
 from siliconlab.units.cuda import (
     SEQ_BUCKETS,
@@ -32,8 +29,13 @@ from siliconlab.units.cuda import (
     seq_bucket,
     to_host,
 )
-from siliconlab.units.fastbert.model import FastBert, check_supported
-from siliconlab.units.torch.cuda import DTYPES
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from siliconlab.models.base import LoadedModel
+    from siliconlab.units.fastbert.model import FastBert
 
 RECIPE_FILE = "fastbert.json"
 FP8_COSINE_MIN = 0.99
@@ -65,6 +67,8 @@ class GraphRunner(CudaRunnerMixin):
     MIN_CHUNK_TOKENS = 2048
 
     def __init__(self, model: FastBert, use_graphs: bool = True, chunks: int | None = None):
+        import torch
+
         self.model = model
         self.output_names = OUTPUT_NAMES[model.task]
         self.seq_buckets = buckets_for(model.max_positions)
@@ -76,10 +80,14 @@ class GraphRunner(CudaRunnerMixin):
         self.copy_stream = torch.cuda.Stream() if self.cuda else None
 
     def synchronize(self) -> None:
+        import torch
+
         if self.cuda:
             torch.cuda.synchronize()
 
     def _capture(self, batch: int, seq: int, dense: bool) -> Bucket:
+        import torch
+
         host_tensor = torch.empty((2, batch, seq), dtype=torch.int64, pin_memory=self.cuda)
         host_in = host_tensor.numpy()
         host_in[0] = self.model.pad_id
@@ -103,6 +111,8 @@ class GraphRunner(CudaRunnerMixin):
 
     def _launch(self, input_ids: np.ndarray, attention_mask: np.ndarray, seq: int, slot: int):
         """Stage one piece's inputs and run its graph; returns its outputs sliced to the true shape."""
+        import torch
+
         b, s = input_ids.shape
         batch = batch_bucket(b)
         dense = is_dense(attention_mask, batch, seq)
@@ -123,6 +133,8 @@ class GraphRunner(CudaRunnerMixin):
         return [outputs[0][:b, :s], outputs[1][:b]]
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
         b, s = input_ids.shape
         _, seq = self.bucket_shape(b, s)
         pieces = plan_pieces(b, seq, self.chunks, self.MIN_CHUNK_TOKENS)
@@ -157,6 +169,8 @@ class GraphUnit(Unit):
         return available
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
+        from siliconlab.units.fastbert.model import check_supported
+
         check_supported(model.model.config)
         model.model.save_pretrained(out_dir, safe_serialization=True)
         recipe = {
@@ -176,7 +190,11 @@ class GraphUnit(Unit):
         return Conversion(graph=recipe, library_versions=cuda_versions() | _triton_version())
 
     def load(self, artifact_dir: Path, threads: int) -> GraphRunner:
+        import torch
+
         from siliconlab.models.reference import load_hf_module
+        from siliconlab.units.fastbert.model import FastBert
+        from siliconlab.units.torch.cuda import DTYPES
 
         module = load_hf_module(artifact_dir)
         dtype = torch.bfloat16 if self.fp8 else DTYPES[self.precision]

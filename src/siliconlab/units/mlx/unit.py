@@ -11,12 +11,16 @@ import json
 import platform
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from siliconlab.models.base import OUTPUT_NAMES, LoadedModel
+from siliconlab.models.base import OUTPUT_NAMES
 from siliconlab.models.hf_directory import task_of
 from siliconlab.units.base import Availability, Conversion, Unit
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from siliconlab.models.base import LoadedModel
 
 APPLE_SILICON = sys.platform == "darwin" and platform.machine() == "arm64"
 
@@ -40,6 +44,8 @@ class MlxRunner:
         self._pool = mlx_bert.mean_pool_normalize
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        import numpy as np
+
         mx = self._mx
         ids, mask = mx.array(input_ids.astype(np.int32)), mx.array(attention_mask.astype(np.int32))
         if self.head is not None:
@@ -59,7 +65,7 @@ class MlxRunner:
 
 def _mean_head(artifact_dir: Path, config: dict) -> tuple | None:
     """(W, b) as MLX arrays when the folder carries siliconlab's mean-pool head (models/heads.py)."""
-    from siliconlab.models.heads import HEAD_FILE, head_spec
+    from siliconlab.models.base import HEAD_FILE, head_spec
 
     if head_spec(config) is None:
         return None

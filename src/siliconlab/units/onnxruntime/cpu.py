@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from siliconlab.models.base import LoadedModel
 from siliconlab.units.base import Conversion, CpuRunnerMixin, Unit
-from siliconlab.units.onnxruntime.export import export_onnx
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from siliconlab.models.base import LoadedModel
 
 ARTIFACT = "model.onnx"
 #: ORT graph transformers the CPU session must not run (see the module docstring).
@@ -45,6 +46,8 @@ def export_fused(model: LoadedModel, out_dir: Path) -> tuple[Path, dict[str, int
     """Export to ONNX and apply ORT's transformer optimizer; returns the fused graph and fusion counts."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
+
+    from siliconlab.units.onnxruntime.export import export_onnx
 
     raw = export_onnx(model, out_dir / "exported.onnx")
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
@@ -76,6 +79,7 @@ def prune_constant_work(graph: Any) -> int:
       node; row 0 of the segment table is folded into the position table and the optional input dropped;
     - F.normalize's Div(x, Expand(norm, Shape(x))) is Div(x, norm): Div broadcasts to the same shape.
     """
+    import numpy as np
     from onnx import numpy_helper
 
     nodes = graph.graph.node

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import onnx
-
-from siliconlab.data import calibration_texts
-from siliconlab.models.base import LoadedModel
-from siliconlab.text import encode
 from siliconlab.units.base import INT8_COSINE_MIN, Conversion, Unit
 from siliconlab.units.onnxruntime.cpu import ARTIFACT, OrtRunner, export_fused, ort_versions
-from siliconlab.units.onnxruntime.smoothquant import activation_channel_max, smooth
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+    from siliconlab.models.base import LoadedModel
 
 SMOOTH_ALPHA = 0.7
 CALIBRATION_TEXTS = 64
@@ -36,6 +36,7 @@ MAX_FP32_NODES = 3
 
 
 def _quantize(src: Path, dst: Path, exclude: list[str]) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -56,12 +57,16 @@ def _quantize(src: Path, dst: Path, exclude: list[str]) -> None:
 
 
 def _pooled(runner: OrtRunner, feeds: list[dict[str, np.ndarray]], batch: dict[str, np.ndarray]) -> np.ndarray:
+    import numpy as np
+
     single = [runner.run(f["input_ids"], f["attention_mask"])[runner.output_names[-1]][0] for f in feeds]
     batched = runner.run(batch["input_ids"], batch["attention_mask"])[runner.output_names[-1]]
     return np.concatenate([np.stack(single), batched])
 
 
 def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    import numpy as np
+
     cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
     return float(cos.min())
 
@@ -94,6 +99,12 @@ class OnnxRuntimeCpuInt8(Unit):
     requires = ("onnx", "onnxruntime")
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
+        import onnx
+
+        from siliconlab.data import calibration_texts
+        from siliconlab.text import encode
+        from siliconlab.units.onnxruntime.smoothquant import activation_channel_max, smooth
+
         fused_path, fused = export_fused(model, out_dir)
         graph = onnx.load(str(fused_path))
         texts = calibration_texts(CALIBRATION_TEXTS)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
-from siliconlab.models.base import LoadedModel
 from siliconlab.units.base import HALF_COSINE_MIN, Availability, Conversion, Unit
 from siliconlab.units.cuda import CudaRunnerMixin
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from siliconlab.models.base import LoadedModel
 
 ARTIFACT = "model_fp16.onnx"
 
@@ -45,6 +47,8 @@ class OrtGpuRunner(CudaRunnerMixin):
         self.output_names = tuple(out.name for out in self.session.get_outputs())
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        import numpy as np
+
         outputs = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
         return {name: np.asarray(out, dtype=np.float32) for name, out in zip(self.output_names, outputs)}
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from siliconlab.models.base import LoadedModel
 from siliconlab.units.base import HALF_COSINE_MIN, Availability, Conversion, Unit
 from siliconlab.units.cuda import CudaRunnerMixin, cuda_availability, to_host
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from siliconlab.models.base import LoadedModel
 
 ENGINE = "model.plan"
 INPUTS = ("input_ids", "attention_mask")

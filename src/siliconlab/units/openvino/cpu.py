@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from siliconlab.models.base import LoadedModel
 from siliconlab.units.base import Conversion, CpuRunnerMixin, Unit
-from siliconlab.units.onnxruntime.export import export_onnx
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from siliconlab.models.base import LoadedModel
 
 ARTIFACT = "model.xml"
 
@@ -25,11 +27,15 @@ class OpenVinoRunner(CpuRunnerMixin):
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
         result = self.request.infer({"input_ids": input_ids, "attention_mask": attention_mask})
+        import numpy as np
+
         return {name: np.asarray(result[port]) for name, port in zip(self.output_names, self.compiled.outputs)}
 
 
 def openvino_model(model: LoadedModel, out_dir: Path):
     import openvino as ov
+
+    from siliconlab.units.onnxruntime.export import export_onnx
 
     onnx_path = export_onnx(model, out_dir / "exported.onnx")
     converted = ov.convert_model(str(onnx_path))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from siliconlab.models.base import LoadedModel
-from siliconlab.models.reference import TorchRunner, load_hf_module
 from siliconlab.units.base import Conversion, Unit
+
+if TYPE_CHECKING:
+    from siliconlab.models.base import LoadedModel
+    from siliconlab.models.reference import TorchRunner
 
 
 class TorchCpuFp32(Unit):
@@ -23,5 +24,9 @@ class TorchCpuFp32(Unit):
         return Conversion(graph={"attention": "sdpa", "format": "safetensors"})
 
     def load(self, artifact_dir: Path, threads: int) -> TorchRunner:
+        import torch
+
+        from siliconlab.models.reference import TorchRunner, load_hf_module
+
         torch.set_num_threads(threads)
         return TorchRunner(load_hf_module(artifact_dir))

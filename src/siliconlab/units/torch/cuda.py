@@ -6,17 +6,26 @@ fp32 keeps TF32 off (torch's default for matmuls) so it is the GPU reference; fp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import torch
-
-from siliconlab.models.base import OUTPUT_NAMES, LoadedModel
-from siliconlab.models.reference import load_hf_module
+from siliconlab.models.base import OUTPUT_NAMES
 from siliconlab.units.base import HALF_COSINE_MIN, Availability, Conversion, Unit
 from siliconlab.units.cuda import CudaRunnerMixin, cuda_availability, cuda_versions, to_host
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from siliconlab.models.base import LoadedModel
+
+
+def __getattr__(name: str) -> Any:
+    """`DTYPES` (precision -> torch dtype) is built on first use, so importing the unit registry needs no torch."""
+    if name == "DTYPES":
+        import torch
+
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TorchCudaRunner(CudaRunnerMixin):
@@ -25,6 +34,8 @@ class TorchCudaRunner(CudaRunnerMixin):
         self.output_names = OUTPUT_NAMES[task]
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
         with torch.inference_mode():
             ids = torch.from_numpy(input_ids).cuda(non_blocking=True)
             mask = torch.from_numpy(attention_mask).cuda(non_blocking=True)
@@ -49,6 +60,9 @@ class TorchCudaUnit(Unit):
         )
 
     def load(self, artifact_dir: Path, threads: int) -> TorchCudaRunner:
+        from siliconlab.models.reference import load_hf_module
+        from siliconlab.units.torch.cuda import DTYPES
+
         module = load_hf_module(artifact_dir).to("cuda", DTYPES[self.precision])
         return TorchCudaRunner(module, module.task)
 
