@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -55,28 +55,33 @@ def models(
 ) -> None:
     """List the built-in models (size, params, source, purpose). Any local HF directory works too."""
     from siliconlab.models import BUILTIN, DEFAULT_MODEL
+    from siliconlab.tasks.eval import latest_accuracy
 
     rows = []
     for name, factory in BUILTIN.items():
         source = factory()
+        described = source.describe()
         rows.append(
             {
                 "name": name,
                 "default": name == DEFAULT_MODEL,
-                **source.describe(),
+                **described,
                 "source": source.source,
                 "purpose": source.purpose,
                 "architecture_only": source.architecture_only,
+                "accuracy": latest_accuracy(name) if described["task"] == "classification" else None,
             }
         )
+        if name == DEFAULT_MODEL:
+            rows.append(_chat_row(described))
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     table = Table(title="Models (also: any local Hugging Face model directory, or a hub id where online)")
     columns = (
-        ("name", "params", "size", "task", "source", "purpose")
+        ("name", "params", "size", "task", "accuracy here", "source", "purpose")
         if wide
-        else ("name", "params", "size", "task", "purpose")
+        else ("name", "params", "task", "accuracy here", "purpose")
     )
     for column in columns:
         table.add_column(column, no_wrap=wide or column not in ("source", "purpose"))
@@ -86,8 +91,32 @@ def models(
             "params": f"{row['params'] / 1e6:.1f}M",
             "size": f"{row['size_bytes'] / 2**20:.0f} MiB",
             "task": row["task"],
+            "accuracy here": _accuracy_cell(row),
             "source": row["source"],
             "purpose": row["purpose"],
         }
         table.add_row(*(cells[column] for column in columns))
     print_wide(table, wide)
+
+
+def _chat_row(minilm: dict[str, Any]) -> dict[str, Any]:
+    """chat-retrieval is MiniLM plus a corpus of replies, not a model of its own: described from MiniLM's facts."""
+    return {
+        **minilm,
+        "name": "chat-retrieval",
+        "default": False,
+        "task": "chat",
+        "source": "MiniLM + the chatterbot-corpus package's English conversations",
+        "purpose": "chatbot: replies with the answer of the most similar known prompt",
+        "architecture_only": False,
+        "accuracy": None,
+    }
+
+
+def _accuracy_cell(row: dict[str, Any]) -> str:
+    if row["task"] != "classification":
+        return ""
+    found = row.get("accuracy")
+    if not found:
+        return "not evaluated here"
+    return f"{found['accuracy'] * 100:.1f} % ({found['texts']} texts, {str(found['created'])[:10]})"

@@ -149,3 +149,27 @@ def evaluate(
         "results": rows,
         "failures": failures,
     }
+
+
+def latest_accuracy(model: str, cache: Path | None = None) -> dict[str, Any] | None:
+    """The latest `siliconlab eval MODEL` on this machine: {accuracy, unit, texts, created}, else None.
+
+    `siliconlab models` shows only this — a figure measured here — never a committed one.
+    """
+    from siliconlab.bench.machine import machine_info
+    from siliconlab.paths import default_cache
+    from siliconlab.tasks.best import machine_fingerprint
+
+    path = (cache or default_cache()) / model / EVAL_RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if machine_fingerprint(record.get("machine", {})) != machine_fingerprint(machine_info()):
+        return None
+    rows = [r for r in record.get("results", []) if r.get("unit") == record.get("reference_unit")]
+    rows = rows or record.get("results", [])
+    if not rows:
+        return None
+    return {"accuracy": rows[0]["accuracy"], "unit": rows[0]["unit"], "texts": rows[0].get("texts"),
+            "created": record.get("created")}  # fmt: skip

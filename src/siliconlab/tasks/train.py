@@ -10,6 +10,8 @@ never seen.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,6 +22,7 @@ import numpy as np
 
 from siliconlab import __version__
 from siliconlab.errors import UsageError
+from siliconlab.paths import shared_mode
 
 #: Training rows per task by default (stratified, by content hash): enough for a linear probe to settle,
 #: small enough to embed in minutes on two cores.
@@ -71,7 +74,13 @@ def embed(texts: list[str], unit: str | None, threads: int | None) -> tuple[np.n
             if index == len(names) - 1:
                 raise
     pipeline.loaded.max_length = min(pipeline.loaded.max_length, TRAIN_MAX_TOKENS)
-    return pipeline.encode(texts).astype(np.float64), pipeline.unit
+    quiet = logging.getLogger("siliconlab")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # long reviews are cut at TRAIN_MAX_TOKENS on purpose: no notice per text
+    try:
+        return pipeline.encode(texts).astype(np.float64), pipeline.unit
+    finally:
+        quiet.setLevel(level)
 
 
 def train_head(
@@ -119,4 +128,5 @@ def train_head(
         "python": sys.version.split()[0],
     }
     (out_dir / f"{task}.json").write_text(json.dumps(record, indent=2) + "\n")
+    os.chmod(out_dir / f"{task}.safetensors", shared_mode())  # safetensors writes it private
     return record
