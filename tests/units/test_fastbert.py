@@ -149,7 +149,7 @@ import numpy as np, torch
 from siliconlab.models import resolve
 from siliconlab.models.wrapper import EncoderWithHead
 from siliconlab.text import encode
-from siliconlab.units.fastbert.kernels import attention as cuda_attention, cuda_gemm, cuda_kernels
+from siliconlab.units.fastbert.kernels import attention as cuda_attention, common as cuda_kernels, gemm as cuda_gemm
 from siliconlab.units.fastbert.model import FastBert
 model = resolve(sys.argv[1]).load()
 ids, mask = encode(model.tokenizer, sys.argv[2:], model.max_length)

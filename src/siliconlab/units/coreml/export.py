@@ -45,8 +45,8 @@ def enumerated_shapes(max_length: int) -> list[tuple[int, int]]:
 
 
 class CoreMLBertWrapper(torch.nn.Module):
-    """The stock HF BERT in a form coremltools can trace (FACTS.md): explicit position ids, zero token types,
-    and a 4-D additive float mask instead of the int mask HF would expand with ops the converter rejects."""
+    """The stock HF BERT in a form coremltools can trace: explicit position ids, zero token types, and a 4-D
+    additive float mask instead of the int mask HF would expand with ops the converter rejects."""
 
     def __init__(self, model: torch.nn.Module, task: str):
         super().__init__()
