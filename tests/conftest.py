@@ -1,4 +1,8 @@
-"""Shared fixtures: tiny random BERTs on disk (real tokenizer, small shapes) and a session artifact cache."""
+"""Shared fixtures: tiny random BERTs on disk (real tokenizer, small shapes) and a session artifact cache.
+
+The tokenizer comes from tokenizer_directory(): the minilm package where installed, else its bundled copy, so the
+fixtures also work on a GPU machine without that package.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from siliconlab.models.minilm import minilm_directory
+from siliconlab.models.minilm import tokenizer_directory
 
 
 def _save_tiny(path: Path, classification: bool) -> Path:
@@ -24,7 +28,7 @@ def _save_tiny(path: Path, classification: bool) -> Path:
     torch.manual_seed(3)
     model = BertForSequenceClassification(config) if classification else BertModel(config)
     model.eval().save_pretrained(path, safe_serialization=True)
-    AutoTokenizer.from_pretrained(minilm_directory()).save_pretrained(path)
+    AutoTokenizer.from_pretrained(tokenizer_directory()).save_pretrained(path)
     return path
 
 

@@ -23,8 +23,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from scratch import section_runner  # noqa: E402
 
+from siliconlab.units.fastbert import gemm_tiles  # noqa: E402
 from siliconlab.units.fastbert.gemm_tiles import GemmConfig  # noqa: E402
-from siliconlab.units.fastbert.kernels import cuda_kernels, gemm_tiles
+from siliconlab.units.fastbert.kernels import common as cuda_kernels  # noqa: E402
 from siliconlab.units.fastbert.kernels import gemm as cuda_gemm  # noqa: E402
 from siliconlab.units.fastbert.model import FastBert  # noqa: E402
 from siliconlab.units.fastbert.units import GraphRunner  # noqa: E402

@@ -170,7 +170,7 @@ class Converter:
 
     def _build(self, unit: Unit, work: Path, runnable: Availability) -> dict[str, Any]:
         reference = self.reference()
-        model = self.source.load()  # fresh: exporters can leave a traced model changed
+        model = self.source.load()  # fresh: an exporter may change the model it traces (export_onnx: eager attention)
         started = time.perf_counter()
         conversion = unit.convert(model, work)
         seconds = time.perf_counter() - started

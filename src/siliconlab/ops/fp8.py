@@ -7,6 +7,10 @@ is one `torch._scaled_mm` call (per-row scaling, bf16 output, fp32 accumulation)
 Error model: e4m3 keeps 3 mantissa bits, so a value in the normal range is rounded to within 2^-4 of itself
 (relative); below 2^-6 * scale it falls into subnormals, spaced 2^-9 * scale apart, so the absolute error
 there is at most 2^-10 * scale. `quantization_error_bound` states exactly that and the tests check it.
+
+The unit's path uses row_scales, quantize, quantize_rows and scaled_linear. The rest are tested references,
+on no unit's path: tensor_scale/quantize_tensor (the per-tensor scaling the per-row choice is checked
+against), dequantize, quantization_error_bound and reference_linear (tests/ops/test_fp8.py).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ def row_scales(x: torch.Tensor) -> torch.Tensor:
 
 
 def tensor_scale(x: torch.Tensor) -> torch.Tensor:
-    """One fp32 scale (0-dim) for the whole tensor."""
+    """One fp32 scale (0-dim) for the whole tensor. Tested reference: the units scale per row."""
     return x.detach().abs().amax().float().clamp(min=MIN_AMAX) / E4M3_MAX
 
 
@@ -41,16 +45,18 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def quantize_tensor(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-tensor quantization. Tested reference: shows what per-row scales save on uneven rows."""
     scale = tensor_scale(x)
     return quantize(x, scale), scale
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Back to fp32. Tested reference: the GEMM consumes fp8 operands directly."""
     return q.float() * scale
 
 
 def quantization_error_bound(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Per-element bound on |x - dequantize(quantize(x))|: half a unit in the last place of e4m3."""
+    """Per-element bound on |x - dequantize(quantize(x))|: half a unit in the last place of e4m3 (tested reference)."""
     relative = x.float().abs() * 2.0**-4
     subnormal = scale * 2.0**-10
     return torch.maximum(relative, subnormal.expand_as(relative)) * (1 + 1e-6)
@@ -71,7 +77,7 @@ def scaled_linear(
 
 
 def reference_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """What scaled_linear approximates, in fp32 through dequantized operands (for tests)."""
+    """What scaled_linear computes, in fp32 through dequantized operands. Tested reference, on no unit's path."""
     x_q, x_scale = quantize_rows(x)
     w_q, w_scale = quantize_rows(w)
     out = dequantize(x_q, x_scale) @ dequantize(w_q, w_scale).t()

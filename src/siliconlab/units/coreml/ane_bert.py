@@ -17,7 +17,7 @@ Neural Engine", 2022):
 The module takes the same inputs as `EncoderWithHead` — int token ids and an int attention mask, both
 (B, S) — and returns the same outputs in the same (B, S, C) / (B, C) layout, so every CoreML package has one
 documented interface whichever encoder is inside. Its fp32 parity with the original model is tested on
-Linux (tests/test_apple.py); that is the only way to verify it here, as CoreML prediction needs macOS.
+Linux (tests/units/test_coreml.py); that is the only way to verify it here, as CoreML prediction needs macOS.
 """
 
 from __future__ import annotations

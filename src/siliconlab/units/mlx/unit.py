@@ -1,7 +1,7 @@
 """mlx: the BERT encoder in MLX (units/mlx/bert.py) — Metal GPU on Apple silicon, the CPU build elsewhere.
 
 The artifact is the model's safetensors + config.json, as saved by transformers; MLX loads the tensors as
-they are. On Linux the `mlx[cpu]` wheel links a reference BLAS and is slow (FACTS.md): it is here for parity,
+they are. On Linux the `mlx[cpu]` wheel links a reference BLAS and is slow (docs/apple.md): it is here for parity,
 not for speed — don't read anything into its timings on Linux.
 """
 

@@ -1,7 +1,8 @@
 """Shared ONNX export for the ONNX Runtime and OpenVINO units.
 
 ORT's BERT optimizer fuses Attention/EmbedLayerNorm only on graphs from the TorchScript exporter with
-eager attention (FACTS.md); the dynamo exporter or SDPA attention leave it fusing only SkipLayerNorm/BiasGelu.
+eager attention; the dynamo exporter or SDPA attention leave it fusing only SkipLayerNorm/BiasGelu. The fusion
+counts land in each manifest (graph.fused_ops); tests/models/test_minilm.py holds MiniLM to 6 Attention nodes.
 """
 
 from __future__ import annotations

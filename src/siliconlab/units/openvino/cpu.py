@@ -1,4 +1,7 @@
-"""openvino-cpu-fp32 and the shared OpenVINO runner. Saved with compress_to_fp16=False (FACTS.md: fp16 hurts here)."""
+"""openvino-cpu-fp32 and the shared OpenVINO runner.
+
+Saved with compress_to_fp16=False: fp16 weight compression costs accuracy and speed on the CPU (docs/units.md).
+"""
 
 from __future__ import annotations
 

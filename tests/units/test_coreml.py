@@ -1,16 +1,15 @@
-"""Apple units: what can be verified on Linux is verified here; what needs a Mac is marked and skips elsewhere.
+"""CoreML units: what can be verified on Linux is verified here; what needs a Mac is marked and skips elsewhere.
 
 Here: CoreML conversion + structural checks of the .mlpackage (interface, enumerated shapes, op histogram,
 precision, size, int8 weights), the ANE rewrite's fp32 parity, the runner's padding to enumerated shapes
-(with the converted PyTorch module standing in for Core ML), MLX parity on the CPU build (the powermetrics
-parser is tested in tests/monitor/). macOS only: Core ML prediction parity per compute unit, MLComputePlan
-placement, MLX on Metal.
+(with the converted PyTorch module standing in for Core ML). macOS only: Core ML prediction parity per compute
+unit, MLComputePlan placement. The powermetrics parser is tested in tests/monitor/, MLX in test_mlx.py (it needs
+no coremltools).
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -31,9 +30,6 @@ from siliconlab.units.coreml.ane_bert import AneBert
 COREML = [name for name, unit in REGISTRY.items() if issubclass(unit, CoreMLUnit)]
 MACOS = sys.platform == "darwin"
 needs_macos = pytest.mark.skipif(not MACOS, reason=PREDICTION_NEEDS_MACOS)
-needs_apple_silicon = pytest.mark.skipif(
-    not (MACOS and platform.machine() == "arm64"), reason="MLX on Metal needs macOS on Apple silicon"
-)
 coremltools = pytest.importorskip("coremltools", reason="coremltools is not installed (pip install -e '.[apple]')")
 
 
@@ -57,10 +53,6 @@ def test_coreml_units_say_why_they_cannot_run_here_but_convert():
         info = get_unit(name).describe()
         assert not info["available"] and info["reason"] == PREDICTION_NEEDS_MACOS
         assert info["convertible"], name
-
-
-def test_mlx_is_available_here():
-    assert get_unit("mlx").availability().ok, get_unit("mlx").availability().reason
 
 
 # ---- the ANE rewrite: fp32 parity with the stock model -----------------------------------------------------
@@ -239,30 +231,7 @@ def test_coreml_runner_dynamic_shapes_on_macos(name: str, tiny_coreml):
 @needs_macos
 def test_compute_plan_reports_devices_on_macos(tiny_coreml):
     devices = tiny_coreml["coreml-ane"].manifest["structure"]["compute_plan_devices"]
-    assert isinstance(devices, dict) or "MLComputePlan unavailable" in devices
-
-
-# ---- MLX ---------------------------------------------------------------------------------------------------
-
-
-def test_mlx_matches_pytorch_on_a_padded_tiny_batch(tiny_bert: Path, artifact_cache: Path):
-    unit = get_unit("mlx")
-    outcome = Converter(resolve(str(tiny_bert)), artifact_cache, threads=1).convert_unit(unit)
-    assert outcome.ok and outcome.manifest["parity"]["cosine_min"] >= 0.9999, outcome.error
-    runner, _ = load_artifact(outcome.artifact_dir, unit, threads=1)
-    model = resolve(str(tiny_bert)).load()
-    ids = np.random.default_rng(1).integers(1000, 2000, size=(2, 12), dtype=np.int64)
-    mask = np.ones_like(ids)
-    mask[1, 4:] = 0
-    got = runner.run(ids, mask)
-    with torch.inference_mode():
-        expected = EncoderWithHead(model.model, model.task)(torch.from_numpy(ids), torch.from_numpy(mask))
-    assert _cosine_min(torch.from_numpy(got["sentence_embedding"]), expected[1]) >= 0.9999
-    assert _cosine_min(torch.from_numpy(got["token_states"][1, :4]), expected[0][1, :4]) >= 0.9999
-
-
-@needs_apple_silicon
-def test_mlx_runs_on_metal():
-    import mlx.core as mx
-
-    assert mx.metal.is_available() and get_unit("mlx").device == "gpu"
+    if isinstance(devices, dict):  # op counts per device: a real plan places every non-const op somewhere
+        assert sum(devices.values()) > 0, devices
+    else:
+        assert devices.startswith("MLComputePlan unavailable"), devices
