@@ -93,9 +93,7 @@ def main() -> None:
             "pct_of_floor": 100 * flops / api_s / 1e9 / floors[precision],
         }
     print(f"GEMM floor measured here: fp32 {floors['fp32']:.0f} GFLOP/s, int8 {floors['int8']:.0f} GOP/s\n")
-    print(
-        "| batch | API encode ms/call | sentence-transformers ms/call | speedup (round range) | API GOP/s | % of floor |"
-    )
+    print("| batch | API ms/call | sentence-transformers ms/call | speedup (round range) | API GOP/s | % of floor |")
     print("|---|---|---|---|---|---|")
     for batch, row in rows.items():
         low, high = row["speedup_range"]
