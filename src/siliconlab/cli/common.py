@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -68,8 +69,26 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+        except OSError as exc:  # a file the system refused: say which and why, in one line
+            where = f": {exc.filename}" if exc.filename else ""
+            err.print(f"[bold red]error:[/] {exc.strerror or exc}{where}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def output_dir(path: Path, option: str = "--out") -> Path:
+    """Check an output folder before any work: it must be (or become) a writable folder, not a file."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".siliconlab-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{option} {path} is not a writable folder ({exc.strerror or exc})") from None
+    return path
 
 
 def int_list(value: str, option: str) -> list[int]:

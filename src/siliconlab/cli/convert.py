@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siliconlab.cli.common import DEFAULT_CACHE, console, err, handles_errors, print_wide, resolve_threads
+from siliconlab.cli.common import DEFAULT_CACHE, console, err, handles_errors, output_dir, print_wide, resolve_threads
 from siliconlab.errors import SiliconlabError
 
 #: The table `convert` prints by default fits 100 columns; `--wide` adds timings and the max abs error.
@@ -48,6 +48,7 @@ def convert(
     from siliconlab.models import resolve
     from siliconlab.units import select_units
 
+    output_dir(out)
     selected = select_units(units)
     for unit in selected:
         unit.configure(ane_optimized=ane_optimized)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siliconlab.cli.common import console, err, handles_errors
+from siliconlab.cli.common import console, err, handles_errors, output_dir
 from siliconlab.errors import SiliconlabError, UsageError
 
 
@@ -43,8 +43,7 @@ def eval_command(
 
     if limit < 1:
         raise UsageError(f"--limit must be >= 1, got {limit}")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder")
+    output_dir(out)
     if data is not None:
         dataset = file_data(data, text_field, label_field, limit)
     elif model in TASKS:
