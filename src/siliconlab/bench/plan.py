@@ -55,7 +55,8 @@ class BenchPlan:
     config: dict[str, int]  # model dimensions for FLOPs
     measure_floor: bool = True
     quick: bool = False
-    unit_timeout_s: float = 3600.0
+    unit_timeout_s: float = 3600.0  # a workload's first burst on a unit (inputs prepared, warm-up)
+    start_timeout_s: float = 3600.0  # converting or reusing a unit's artifact, and loading it (int8 calibration)
     interleave: bool = True
     #: Units left out because they cannot be timed here (name -> reason); only when all units were asked for.
     skipped: dict[str, str] = field(default_factory=dict)

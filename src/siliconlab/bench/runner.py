@@ -33,7 +33,8 @@ from siliconlab.units.base import Unit
 ROUNDS = 6
 SETTLE_S = 0.05
 #: A burst that has not answered this long after its expected duration is a hung unit: killed and reported.
-#: (A workload's first burst, which also prepares inputs and warms up, gets the plan's unit timeout.)
+#: (A workload's first burst, which also prepares inputs and warms up, gets the plan's unit_timeout_s;
+#: converting and loading get its start_timeout_s.)
 BURST_GRACE_S = 120.0
 
 
@@ -132,7 +133,7 @@ class _Session:
         self.events.on_unit(unit.name, "converting or reusing the artifact")
         worker = WorkerProcess(self.write_job(unit), "convert")
         try:
-            message = worker.receive("converted", self.plan.unit_timeout_s)
+            message = worker.receive("converted", self.plan.start_timeout_s)
             if message is None or worker.exit_code() != 0:
                 error = worker.death()
             elif message["artifact_dir"] is None:
@@ -148,7 +149,7 @@ class _Session:
         """Start the unit's timing process on its artifact and wait until it has loaded."""
         self.events.on_unit(unit.name, "loading")
         worker = WorkerProcess(self.write_job(unit, artifact_dir), "serve")
-        if worker.receive("loaded", self.plan.unit_timeout_s) is None:
+        if worker.receive("loaded", self.plan.start_timeout_s) is None:
             self.fail(unit.name, worker.death(), skipped=len(self.plan.workloads))
             worker.close()
             return None
