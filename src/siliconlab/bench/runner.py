@@ -1,9 +1,10 @@
-"""bench orchestration: convert (or reuse) each unit, run it in its own process, gather rows as they finish.
+"""bench orchestration: convert (or reuse) each unit once, time it in its own process, gather rows as they finish.
 
-By default the units are timed interleaved: every unit's process is loaded, then each workload is measured
-in rounds of short bursts, one unit at a time in rotating order, so a shared machine's slow and fast
-phases (we see 2-thread speed flip by ~20% every few tens of seconds) fall on all units alike and their
-ratios hold. `interleave=False` (and budget searches) time one unit after another.
+There is one timing loop. Units are timed in groups: by default one group of all units, timed interleaved —
+every unit's process is loaded, then each workload is measured in rounds of short bursts, one unit at a time
+in rotating order, so a shared machine's slow and fast phases (we see 2-thread speed flip by ~20% every few
+tens of seconds) fall on all units alike and their ratios hold. `interleave=False` (and budget searches) make
+one group per unit, timed one after another: the same loop, with one burst of the full timing per workload.
 
 Rows are written to the result file as soon as they arrive (atomically), so Ctrl-C or a crash keeps every
 finished measurement.
@@ -13,55 +14,28 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import selectors
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from siliconlab import __version__
-from siliconlab.bench.floor import floor_key, measure_floors
-from siliconlab.bench.machine import machine_info
+from siliconlab.bench.floor import measure_floors
+from siliconlab.bench.plan import BenchPlan
+from siliconlab.bench.process import WorkerProcess
+from siliconlab.bench.results import finish, new_result, unit_row
 from siliconlab.bench.timing import TimingConfig
-from siliconlab.bench.workloads import label
-from siliconlab.models.base import ModelSource
 from siliconlab.units.base import Unit
 
-RESULT_SCHEMA = "siliconlab.bench/2"
 #: Interleaved timing: at least this many bursts per unit and workload, and a pause between bursts so the
 #: previous unit's spinning thread pools (OpenMP, ORT) go quiet before the next one is timed.
 ROUNDS = 6
 SETTLE_S = 0.05
 #: A burst that has not answered this long after its expected duration is a hung unit: killed and reported.
-#: (A workload's first burst, which also prepares inputs and warms up, gets the plan's unit timeout.)
+#: (A workload's first burst, which also prepares inputs and warms up, gets the plan's unit_timeout_s;
+#: converting and loading get its start_timeout_s.)
 BURST_GRACE_S = 120.0
-
-
-@dataclass
-class BenchPlan:
-    source: ModelSource
-    units: list[Unit]
-    workloads: list[dict[str, Any]]
-    cache_dir: Path
-    threads: int
-    timing: TimingConfig
-    baseline: str
-    config: dict[str, int]
-    measure_floor: bool = True
-    quick: bool = False
-    unit_timeout_s: float = 3600.0
-    interleave: bool = True
-
-    @property
-    def interleaved(self) -> bool:
-        return self.interleave and len(self.units) > 1 and all(w["kind"] != "budget" for w in self.workloads)
 
 
 class Events:
@@ -71,7 +45,7 @@ class Events:
         self,
         on_unit: Callable[[str, str], None] | None = None,
         on_row: Callable[[dict[str, Any]], None] | None = None,
-        on_failure: Callable[[dict[str, str]], None] | None = None,
+        on_failure: Callable[[dict[str, Any]], None] | None = None,
         on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     ):
         self.on_unit = on_unit or (lambda unit, what: None)
@@ -80,351 +54,177 @@ class Events:
         self.on_checkpoint = on_checkpoint or (lambda result: None)
 
 
-def new_result(plan: BenchPlan) -> dict[str, Any]:
-    return {
-        "schema": RESULT_SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "siliconlab_version": __version__,
-        "model": plan.source.name,
-        "model_source": plan.source.source,
-        "architecture_only": plan.source.architecture_only,
-        "machine": machine_info(),
-        "settings": {
+@dataclass
+class _Timed:
+    """A unit whose timing process is loaded, and what its bursts of the current workload added up to."""
+
+    unit: Unit
+    manifest: dict[str, Any]
+    worker: WorkerProcess
+    alive: bool = True
+    done: bool = False  # the workload said it needs no more bursts (a budget search times itself whole)
+    count: int = 0
+    seconds: float = 0.0
+    per_call_s: float | None = None  # slowest mean call time seen in this workload's bursts
+
+    def start_workload(self) -> None:
+        self.done, self.count, self.seconds, self.per_call_s = False, 0, 0.0, None
+
+    def add(self, reply: dict[str, Any]) -> None:
+        self.count += reply["count"]
+        self.seconds += reply["seconds"]
+        self.done = bool(reply.get("done"))
+        per_call = reply["seconds"] / max(reply["count"], 1)
+        self.per_call_s = max(self.per_call_s or 0.0, per_call)
+
+
+def burst_command(index: int, timing: TimingConfig, rounds: int) -> dict[str, Any]:
+    """One burst of workload `index`: the full timing when a unit is timed alone, a 1/rounds slice otherwise."""
+    if rounds == 1:
+        seconds, min_iters, max_seconds = timing.min_seconds, timing.min_iters, timing.max_seconds
+    else:
+        seconds, min_iters = timing.min_seconds / rounds, math.ceil(timing.min_iters / rounds)
+        max_seconds = seconds
+    return {"cmd": "burst", "index": index, "seconds": seconds, "min_iters": min_iters, "max_seconds": max_seconds}
+
+
+@dataclass
+class _Session:
+    plan: BenchPlan
+    events: Events
+    result: dict[str, Any] = field(init=False)
+    jobs: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.result = new_result(self.plan)
+
+    def fail(self, unit: str, error: str, skipped: int) -> None:
+        failure = {"unit": unit, "error": error}
+        self.result["failures"].append(failure)
+        self.events.on_failure(failure | {"skipped": skipped})
+        self.events.on_checkpoint(self.result)
+
+    def drop(self, timed: _Timed, index: int) -> None:
+        """A unit's process died or hung during workload `index`: report it; it times nothing more."""
+        timed.alive = False
+        self.fail(timed.unit.name, timed.worker.death(), skipped=len(self.plan.workloads) - index)
+        timed.worker.close()
+
+    def write_job(self, unit: Unit, artifact_dir: str | None = None) -> Path:
+        plan = self.plan
+        job = {
+            "model": plan.source.spec or plan.source.name,
+            "cache_dir": str(plan.cache_dir),
+            "unit": unit.name,
+            "unit_class": f"{type(unit).__module__}:{type(unit).__qualname__}",
             "threads": plan.threads,
             "timing": plan.timing.to_dict(),
-            "baseline": plan.baseline,
-            "units": [unit.name for unit in plan.units],
-            "workloads": [{k: v for k, v in w.items() if k != "texts"} | _text_facts(w) for w in plan.workloads],
-            "isolation": "one process per unit"
-            + ("; units timed in interleaved rounds of bursts" if plan.interleaved else "; units timed in turn"),
-        },
-        "floors": {},
-        "results": [],
-        "failures": [],
-        "complete": False,
-    }
+            "config": plan.config,
+            "workloads": [w.to_json() for w in plan.workloads],
+            "artifact_dir": artifact_dir,
+        }
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(job, handle)
+        self.jobs.append(Path(handle.name))
+        return Path(handle.name)
 
+    def convert(self, unit: Unit) -> tuple[str, dict[str, Any]] | None:
+        """Convert or reuse the unit's artifact, in a process of its own: (artifact folder, manifest), or None."""
+        self.events.on_unit(unit.name, "converting or reusing the artifact")
+        worker = WorkerProcess(self.write_job(unit), "convert")
+        try:
+            message = worker.receive("converted", self.plan.start_timeout_s)
+            if message is None or worker.exit_code() != 0:
+                error = worker.death()
+            elif message["artifact_dir"] is None:
+                error = message["error"]
+            else:
+                return message["artifact_dir"], message["manifest"] or {}
+        finally:
+            worker.close()
+        self.fail(unit.name, error, skipped=len(self.plan.workloads))
+        return None
 
-def _text_facts(spec: dict[str, Any]) -> dict[str, Any]:
-    return {"texts": len(spec["texts"])} if "texts" in spec else {}
+    def load(self, unit: Unit, artifact_dir: str, manifest: dict[str, Any]) -> _Timed | None:
+        """Start the unit's timing process on its artifact and wait until it has loaded."""
+        self.events.on_unit(unit.name, "loading")
+        worker = WorkerProcess(self.write_job(unit, artifact_dir), "serve")
+        if worker.receive("loaded", self.plan.start_timeout_s) is None:
+            self.fail(unit.name, worker.death(), skipped=len(self.plan.workloads))
+            worker.close()
+            return None
+        return _Timed(unit, manifest, worker)
+
+    def time_group(self, units: list[Unit]) -> None:
+        """Convert every unit of the group, load them all, then time each workload on the ones still alive."""
+        converted = [(unit, found) for unit in units if (found := self.convert(unit)) is not None]
+        group = [timed for unit, found in converted if (timed := self.load(unit, *found)) is not None]
+        try:
+            for index in range(len(self.plan.workloads)):
+                if not any(timed.alive for timed in group):
+                    break
+                self.time_workload(index, [timed for timed in group if timed.alive])
+        finally:
+            for timed in group:
+                timed.worker.close()
+
+    def deadline(self, timed: _Timed, burst: dict[str, Any]) -> float:
+        if timed.per_call_s is None:  # the workload's first burst also prepares inputs and warms up
+            return self.plan.unit_timeout_s
+        return BURST_GRACE_S + max(self.plan.timing.max_seconds, 10 * burst["min_iters"] * timed.per_call_s)
+
+    def time_workload(self, index: int, group: list[_Timed]) -> None:
+        """Rounds of bursts in rotating order until every unit has enough (or time is up), then one row each."""
+        plan, timing = self.plan, self.plan.timing
+        wanted = ROUNDS if plan.interleaved else 1
+        burst = burst_command(index, timing, wanted)
+        for timed in group:
+            timed.start_workload()
+        how = " in interleaved rounds" if plan.interleaved else ""
+        self.events.on_unit(", ".join(t.unit.name for t in group), f"timing {plan.workloads[index].label}{how}")
+        started, rounds = time.perf_counter(), 0
+        while active := [t for t in group if t.alive and not t.done]:
+            shift = rounds % len(active)
+            for timed in active[shift:] + active[:shift]:
+                if plan.interleaved:
+                    time.sleep(SETTLE_S)
+                reply = timed.worker.request(burst, "burst", self.deadline(timed, burst))
+                if reply is None:
+                    self.drop(timed, index)
+                    continue
+                timed.add(reply)
+            rounds += 1
+            active = [t for t in group if t.alive and not t.done]
+            enough = all(t.count >= timing.min_iters and t.seconds >= timing.min_seconds for t in active)
+            elapsed = time.perf_counter() - started
+            capped = elapsed >= timing.max_seconds * max(len(active), 1) and rounds >= min(3, wanted)
+            if (rounds >= wanted and enough) or capped:
+                break
+        for timed in [t for t in group if t.alive]:
+            reply = timed.worker.request({"cmd": "finish", "index": index, "rounds": plan.interleaved}, "row",
+                                         BURST_GRACE_S)  # fmt: skip
+            if reply is None:
+                self.drop(timed, index)
+                continue
+            row = unit_row(plan, timed.unit, timed.manifest, reply["row"])
+            self.result["results"].append(row)
+            self.events.on_checkpoint(self.result)  # persist first: an interrupt now keeps this row
+            self.events.on_row(row)
 
 
 def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
-    events = events or Events()
-    result = new_result(plan)
+    session = _Session(plan, events or Events())
+    result = session.result
     if plan.measure_floor:
-        events.on_unit("machine floor", "measuring GEMM rates")
+        session.events.on_unit("machine floor", "measuring GEMM rates")
         result["floors"] = measure_floors({u.device for u in plan.units}, plan.threads, quick=plan.quick)
-    if plan.interleaved:
-        _run_interleaved(plan, result, events)
-    else:
-        for unit in plan.units:
-            events.on_unit(unit.name, "converting or reusing the artifact")
-            _run_unit_process(plan, unit, result, events)
+    groups = [plan.units] if plan.interleaved else [[unit] for unit in plan.units]
+    try:
+        for units in groups:
+            session.time_group(units)
+    finally:
+        for job in session.jobs:
+            job.unlink(missing_ok=True)
     finish(result, plan.baseline)
     result["complete"] = True
     return result
-
-
-def _fail(result: dict[str, Any], events: Events, unit: str, error: str, skipped: int = 0) -> None:
-    failure = {"unit": unit, "error": error}
-    result["failures"].append(failure)
-    events.on_failure(failure | {"skipped": skipped})
-    events.on_checkpoint(result)
-
-
-def _write_job(plan: BenchPlan, unit: Unit) -> Path:
-    job = {
-        "model": plan.source.spec or plan.source.name,
-        "cache_dir": str(plan.cache_dir),
-        "unit": unit.name,
-        "unit_class": f"{type(unit).__module__}:{type(unit).__qualname__}",
-        "threads": plan.threads,
-        "timing": plan.timing.to_dict(),
-        "config": plan.config,
-        "workloads": plan.workloads,
-    }
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(job, handle)
-        return Path(handle.name)
-
-
-def _record_row(plan: BenchPlan, unit: Unit, manifest: dict[str, Any], row: dict[str, Any], result, events) -> None:
-    row = row | {
-        "model": plan.source.name,
-        "precision": unit.precision,
-        "compute_precision": unit.compute_precision or unit.precision,
-        "device": unit.device,
-        "workload_label": label(plan.workloads[row["index"]]),
-        "parity": manifest.get("parity"),
-        "speedup": None,
-    }
-    result["results"].append(row)
-    events.on_checkpoint(result)  # persist first: an interrupt now keeps this row
-    events.on_row(row)
-
-
-def _run_unit_process(plan: BenchPlan, unit: Unit, result: dict[str, Any], events: Events) -> None:
-    """Convert (or reuse) in one child process, then time in a fresh one; rows stream back as JSON lines."""
-    workloads = plan.workloads
-    job_path = _write_job(plan, unit)
-    state: dict[str, Any] = {"manifest": {}, "failed": False, "done": 0}
-
-    def on_message(message: dict[str, Any]) -> None:
-        if message["type"] == "converted":
-            state["manifest"] = message["manifest"] or {}
-            if message["status"] not in ("converted", "cached"):
-                state["failed"] = True
-                _fail(result, events, unit.name, message["error"], skipped=len(workloads))
-        elif message["type"] == "loaded":
-            events.on_unit(unit.name, "timing")
-        elif message["type"] == "row":
-            state["done"] += 1
-            _record_row(plan, unit, state["manifest"], message["row"], result, events)
-
-    try:
-        for mode in ("convert", "time"):
-            code, last_error = _spawn(job_path, mode, on_message, plan.unit_timeout_s)
-            if state["failed"]:
-                return
-            if code != 0:
-                how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
-                error = f"unit process ({mode}) {how}: {last_error}"[:400]
-                _fail(result, events, unit.name, error, skipped=len(workloads) - state["done"])
-                return
-    finally:
-        job_path.unlink(missing_ok=True)
-
-
-def _convert_all(plan: BenchPlan, result: dict[str, Any], events: Events) -> dict[str, tuple[Unit, Path, dict]]:
-    """Convert (or reuse) every unit, each in its own process; the ones that succeed, by name."""
-    ready: dict[str, tuple[Unit, Path, dict]] = {}
-    for unit in plan.units:
-        events.on_unit(unit.name, "converting or reusing the artifact")
-        job_path = _write_job(plan, unit)
-        state: dict[str, Any] = {"manifest": {}, "error": None}
-
-        def on_message(message: dict[str, Any], state=state) -> None:
-            if message["type"] == "converted":
-                state["manifest"] = message["manifest"] or {}
-                if message["status"] not in ("converted", "cached"):
-                    state["error"] = message["error"]
-
-        code, last_error = _spawn(job_path, "convert", on_message, plan.unit_timeout_s)
-        if state["error"] is None and code != 0:
-            how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
-            state["error"] = f"unit process (convert) {how}: {last_error}"[:400]
-        if state["error"] is not None:
-            job_path.unlink(missing_ok=True)
-            _fail(result, events, unit.name, state["error"], skipped=len(plan.workloads))
-            continue
-        ready[unit.name] = (unit, job_path, state["manifest"])
-    return ready
-
-
-class _Server:
-    """A unit's worker in 'serve' mode: loaded once, then timed burst by burst on command."""
-
-    def __init__(self, job_path: Path):
-        self.stderr_path = job_path.with_suffix(".serve.stderr")
-        self._stderr = self.stderr_path.open("w")
-        env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "siliconlab.bench.worker", str(job_path), "serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            bufsize=0,
-            env=env,
-        )
-        self._pending = b""
-        self.hung = False
-
-    def _line(self, deadline: float) -> bytes | None:
-        """One protocol line, read unbuffered so a deadline can be kept; None at EOF or when it passes."""
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_READ)
-            while b"\n" not in self._pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    self.hung = True
-                    self.process.kill()
-                    return None
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    return None
-                self._pending += chunk
-        line, _, self._pending = self._pending.partition(b"\n")
-        return line
-
-    def receive(self, expect: str, timeout_s: float) -> dict[str, Any] | None:
-        """The next message of type `expect`; None when the process ended (or hung) first."""
-        deadline = time.monotonic() + timeout_s
-        while (line := self._line(deadline)) is not None:
-            message = json.loads(line)
-            if message["type"] == expect:
-                return message
-        return None
-
-    def request(self, command: dict[str, Any], expect: str, timeout_s: float) -> dict[str, Any] | None:
-        assert self.process.stdin is not None
-        try:
-            self.process.stdin.write((json.dumps(command) + "\n").encode())
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            return None
-        return self.receive(expect, timeout_s)
-
-    def death(self) -> str:
-        try:
-            code = self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self._stderr.flush()
-        tail = [line for line in self.stderr_path.read_text().strip().splitlines() if line.strip()]
-        how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
-        if self.hung:
-            how = "did not answer in time and was killed"
-        return f"unit process (serve) {how}: {tail[-1] if tail else 'no output'}"[:400]
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.request({"cmd": "quit"}, "never", 30.0)
-                self.process.wait(timeout=30)
-            except (subprocess.TimeoutExpired, ValueError):
-                self.process.kill()
-                self.process.wait()
-        self._stderr.close()
-        self.stderr_path.unlink(missing_ok=True)
-
-
-def _run_interleaved(plan: BenchPlan, result: dict[str, Any], events: Events) -> None:
-    ready = _convert_all(plan, result, events)
-    servers: dict[str, _Server] = {}
-    timing = plan.timing
-    try:
-        for name, (_unit, job_path, _) in ready.items():
-            events.on_unit(name, "loading")
-            server = _Server(job_path)
-            servers[name] = server
-            if server.receive("loaded", plan.unit_timeout_s) is None:
-                _fail(result, events, name, server.death(), skipped=len(plan.workloads))
-                server.close()
-                del servers[name]
-        for index, spec in enumerate(plan.workloads):
-            live = dict(servers)
-            totals = {name: [0, 0.0] for name in live}
-            burst = {"cmd": "burst", "index": index, "seconds": timing.min_seconds / ROUNDS,
-                     "min_iters": math.ceil(timing.min_iters / ROUNDS)}  # fmt: skip
-            events.on_unit(", ".join(live) or "-", f"timing {label(spec)} in interleaved rounds")
-            started, rounds = time.perf_counter(), 0
-            per_call: dict[str, float] = {}  # slowest mean call time seen in this workload's bursts, per unit
-            while live:
-                names = list(live)
-                for name in names[rounds % len(names) :] + names[: rounds % len(names)]:
-                    time.sleep(SETTLE_S)
-                    expected = max(timing.max_seconds, 10 * burst["min_iters"] * per_call.get(name, 0.0))
-                    timeout = BURST_GRACE_S + expected if name in per_call else plan.unit_timeout_s
-                    reply = live[name].request(burst, "burst", timeout)
-                    if reply is None:
-                        _fail(result, events, name, live.pop(name).death(), skipped=len(plan.workloads) - index)
-                        servers.pop(name).close()
-                        continue
-                    totals[name][0] += reply["count"]
-                    totals[name][1] += reply["seconds"]
-                    per_call[name] = max(per_call.get(name, 0.0), reply["seconds"] / max(reply["count"], 1))
-                rounds += 1
-                enough = all(totals[n][0] >= timing.min_iters and totals[n][1] >= timing.min_seconds for n in live)
-                capped = time.perf_counter() - started >= timing.max_seconds * max(len(live), 1) and rounds >= 3
-                if (rounds >= ROUNDS and enough) or capped:
-                    break
-            for name, server in list(live.items()):
-                reply = server.request({"cmd": "finish", "index": index}, "row", BURST_GRACE_S)
-                if reply is None:
-                    _fail(result, events, name, server.death(), skipped=len(plan.workloads) - index)
-                    servers.pop(name).close()
-                    continue
-                unit, _, manifest = ready[name]
-                _record_row(plan, unit, manifest, reply["row"], result, events)
-    finally:
-        for server in servers.values():
-            server.close()
-        for _, job_path, _ in ready.values():
-            job_path.unlink(missing_ok=True)
-
-
-def _spawn(job_path: Path, mode: str, on_message: Callable[[dict[str, Any]], None], timeout_s: float):
-    """Run the worker; returns (exit code, last stderr line). The child sees the parent's import path, so
-    units defined outside the package run isolated too."""
-    stderr_path = job_path.with_suffix(f".{mode}.stderr")
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    try:
-        with stderr_path.open("w") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "siliconlab.bench.worker", str(job_path), mode],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                env=env,
-            )
-            try:
-                assert process.stdout is not None
-                for line in process.stdout:
-                    on_message(json.loads(line))
-                code = process.wait(timeout=timeout_s)
-            except BaseException:
-                process.kill()
-                process.wait()
-                raise
-        tail = [line for line in stderr_path.read_text().strip().splitlines() if line.strip()]
-        return code, (tail[-1] if tail else "no output")
-    finally:
-        stderr_path.unlink(missing_ok=True)
-
-
-def finish(result: dict[str, Any], baseline: str) -> None:
-    add_speedups(result["results"], baseline)
-    add_floor_fractions(result["results"], result.get("floors", {}))
-
-
-def _shape_key(row: dict[str, Any]) -> tuple:
-    """Rows of one workload spec match across units; a text row's seq is a mean that differs per unit."""
-    if row.get("workload_label"):
-        return (row["workload"], row["workload_label"])
-    return (row["workload"], row["batch"], row["seq"], row.get("budget_ms"))
-
-
-def add_speedups(rows: list[dict[str, Any]], baseline: str) -> None:
-    """speedup = baseline p50 / unit p50 on the same workload, in the same run; None when no baseline row.
-
-    For the budget workload the ratio is of throughput (what that workload maximises).
-    """
-
-    def key(r: dict[str, Any]) -> tuple:
-        return ("budget", r["seq"]) if r["workload"] == "budget" else _shape_key(r)
-
-    base = {key(r): r for r in rows if r["unit"] == baseline}
-    for row in rows:
-        ref = base.get(key(row))
-        if row["workload"] == "budget":
-            ratio = row["throughput"]["sequences_per_s"] / ref["throughput"]["sequences_per_s"] if ref else None
-        else:
-            ratio = ref["latency_ms"]["p50"] / row["latency_ms"]["p50"] if ref else None
-        row["speedup"] = ratio
-        mine, theirs = (row.get("rounds") or {}).get("p50_ms"), ((ref or {}).get("rounds") or {}).get("p50_ms")
-        if ratio is not None and mine and theirs and len(mine) == len(theirs):
-            paired = [b / u for b, u in zip(theirs, mine)]  # round by round: both saw the same machine phase
-            row["speedup_rounds"] = {"min": min(paired), "median": statistics.median(paired), "max": max(paired)}
-
-
-def add_floor_fractions(rows: list[dict[str, Any]], floors: dict[str, Any]) -> None:
-    for row in rows:
-        precision = row.get("compute_precision") or row.get("precision", "fp32")
-        floor = floors.get(floor_key(row.get("device", "cpu"), precision), {})
-        rate = floor.get("gflops")
-        row["floor_gflops"] = rate
-        row["pct_of_floor"] = 100.0 * row["gflops_per_s"] / rate if rate and row.get("gflops_per_s") else None

@@ -1,8 +1,8 @@
-"""The per-unit benchmark process: load one artifact, time each workload, stream rows back as JSON lines.
+"""The per-unit benchmark process: convert (or reuse) one artifact, or load it and time workloads on command.
 
 Running each unit in its own process gives clean peak-memory figures and keeps a crash (or a leak) in one
 engine from ending or skewing the others. Protocol: one JSON object per line on the original stdout; every
-library's own printing is moved to stderr.
+library's own printing is moved to stderr. Commands arrive one per line on stdin.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import numpy as np
 from siliconlab.bench.floor import encoder_flops
 from siliconlab.bench.stats import summarize_ms
 from siliconlab.bench.timing import TimingConfig, measure
-from siliconlab.bench.workloads import fixed_inputs, text_batches
+from siliconlab.bench.workloads import Batch, BudgetSearch, StreamWorkload, Workload, workload_from_json
 from siliconlab.monitor.energy import meter_for
 
 
@@ -54,41 +56,65 @@ class _Config:
         self.__dict__.update(values)
 
 
-def _time_batches(runner: Any, batches: list[tuple[np.ndarray, np.ndarray]], timing: TimingConfig, meter: Any):
-    """Cycle through `batches`; returns (samples, tokens per measured call, batch shapes, energy reading)."""
-    order: list[int] = []
-
-    def step() -> None:
-        index = len(order) % len(batches)
-        order.append(index)
-        runner.run(*batches[index])
-
-    samples = measure(step, runner.synchronize, timing, on_measure_start=meter.start)
-    energy = meter.stop()
-    measured = order[-samples.size :]
-    return samples, measured, energy
+@dataclass
+class _Energy:
+    source: str
+    joules: float | None
+    reason: str
 
 
-def run_workload(
-    runner: Any, tokenizer: Any, spec: dict[str, Any], timing: TimingConfig, config: _Config, device: str
-) -> dict[str, Any]:
-    max_length = int(spec.get("max_length", 512))
-    if spec["kind"] == "budget":
-        return _budget(runner, tokenizer, spec, timing, config, device)
-    if spec["kind"] == "text":
-        batches = text_batches(tokenizer, spec["texts"], spec["batch"], max_length)
-    else:
-        batches = [fixed_inputs(tokenizer, spec["batch"], spec["seq"])]
-    begin = time.perf_counter()
-    runner.run(*batches[0])
-    runner.synchronize()
-    cold_ms = (time.perf_counter() - begin) * 1e3
-    meter = meter_for(device)
-    samples, measured, energy = _time_batches(runner, batches, timing, meter)
-    return _row(spec, batches, samples, measured, energy, cold_ms, config)
+class Measurement:
+    """One workload's inputs on this unit and every burst timed on them so far.
+
+    Created on the workload's first burst: one cold call (reported as cold_ms), then the warm-up.
+    """
+
+    done = False  # more bursts may follow; the parent decides when there were enough
+
+    def __init__(self, runner: Any, batches: list[Batch], timing: TimingConfig, device: str):
+        self.runner, self.batches, self.device = runner, batches, device
+        begin = time.perf_counter()
+        runner.run(*batches[0])
+        runner.synchronize()
+        self.cold_ms = (time.perf_counter() - begin) * 1e3
+        warm = TimingConfig(timing.warmup_iters, timing.warmup_seconds, min_iters=1, min_seconds=0.0)
+        measure(lambda: runner.run(*batches[0]), runner.synchronize, warm)
+        self.samples: list[np.ndarray] = []
+        self.measured: list[int] = []
+        self.energy = _Energy("", 0.0, "")
+
+    def burst(self, seconds: float, min_iters: int, max_seconds: float) -> np.ndarray:
+        """Time at least `min_iters` calls and `seconds` (stopping at `max_seconds` with 3 samples), after one
+        untimed call (the process may have sat idle while other units were timed)."""
+        order: list[int] = []
+
+        def step() -> None:
+            order.append((len(self.measured) + len(order)) % len(self.batches))
+            self.runner.run(*self.batches[order[-1]])
+
+        meter = meter_for(self.device)
+        config = TimingConfig(warmup_iters=1, warmup_seconds=0.0, min_iters=min_iters, min_seconds=seconds,
+                              max_seconds=max(max_seconds, 1e-3))  # fmt: skip
+        samples = measure(step, self.runner.synchronize, config, on_measure_start=meter.start)
+        energy = meter.stop()
+        joules = self.energy.joules
+        self.energy = _Energy(
+            energy.source, None if energy.joules is None or joules is None else joules + energy.joules, energy.reason
+        )
+        self.samples.append(samples)
+        self.measured += order[-samples.size :]
+        return samples
+
+    def row(self, kind: str, config: _Config, rounds: bool) -> dict[str, Any]:
+        """The result row; `rounds` adds each burst's median, for round-by-round speedups of interleaved units."""
+        samples = np.concatenate(self.samples)
+        row = _row(kind, self.batches, samples, self.measured, self.energy, self.cold_ms, config)
+        if rounds:
+            row["rounds"] = {"count": len(self.samples), "p50_ms": [float(np.median(s) * 1e3) for s in self.samples]}
+        return row
 
 
-def _row(spec, batches, samples, measured, energy, cold_ms, config) -> dict[str, Any]:
+def _row(kind, batches, samples, measured, energy, cold_ms, config) -> dict[str, Any]:
     latency = summarize_ms(samples)
     total_s = float(samples.sum())
     sequences = sum(batches[i][0].shape[0] for i in measured)
@@ -97,7 +123,7 @@ def _row(spec, batches, samples, measured, energy, cold_ms, config) -> dict[str,
     padded_seq = [batches[i][0].shape[1] for i in measured]
     batch = int(batches[0][0].shape[0])
     return {
-        "workload": spec["kind"],
+        "workload": kind,
         "batch": batch,
         "seq": int(round(float(np.mean(padded_seq)))),
         "tokens_per_sequence": tokens / max(sequences, 1),
@@ -118,102 +144,74 @@ def _row(spec, batches, samples, measured, energy, cold_ms, config) -> dict[str,
     }
 
 
-def _budget(runner, tokenizer, spec, timing, config, device) -> dict[str, Any]:
-    """Double the batch until p90 latency exceeds the budget; report the largest batch that fit."""
-    budget, best, searched = float(spec["budget_ms"]), None, []
-    batch = 1
-    while batch <= int(spec["max_batch"]):
-        batches = [fixed_inputs(tokenizer, batch, spec["seq"])]
-        runner.run(*batches[0])
-        runner.synchronize()
-        meter = meter_for(device)
-        samples, measured, energy = _time_batches(runner, batches, timing, meter)
-        row = _row({"kind": "budget"}, batches, samples, measured, energy, float("nan"), config)
-        searched.append({"batch": batch, "p90_ms": row["latency_ms"]["p90"]})
-        if row["latency_ms"]["p90"] > budget:
-            break
-        best = row
-        batch *= 2
-    if best is None:
-        best = row
-        best["within_budget"] = False
-    else:
-        best["within_budget"] = True
-    best.update({"budget_ms": budget, "searched": searched})
-    return best
+class BudgetRun:
+    """The budget search, done whole in its one burst: double the batch until p90 latency exceeds the budget,
+    and report the largest batch that fit (or batch 1, marked not within budget)."""
 
+    done = True
 
-class _Accumulated:
-    """One workload's inputs and everything its interleaved bursts measured so far."""
+    def __init__(self, runner: Any, tokenizer: Any, workload: BudgetSearch, timing: TimingConfig, config: _Config,
+                 device: str):  # fmt: skip
+        self.runner, self.tokenizer, self.workload = runner, tokenizer, workload
+        self.timing, self.config, self.device = timing, config, device
+        self.best: dict[str, Any] | None = None
 
-    def __init__(self, runner: Any, tokenizer: Any, spec: dict[str, Any], timing: TimingConfig, device: str):
-        max_length = int(spec.get("max_length", 512))
-        if spec["kind"] == "text":
-            self.batches = text_batches(tokenizer, spec["texts"], spec["batch"], max_length)
+    def burst(self, seconds: float, min_iters: int, max_seconds: float) -> np.ndarray:
+        budget, timing, best, searched = self.workload.budget_ms, self.timing, None, []
+        batch = 1
+        while batch <= self.workload.max_batch:
+            measurement = Measurement(self.runner, self.workload.inputs_at(self.tokenizer, batch), timing, self.device)
+            samples = measurement.burst(timing.min_seconds, timing.min_iters, timing.max_seconds)
+            row = measurement.row(self.workload.kind, self.config, rounds=False) | {"cold_ms": float("nan")}
+            searched.append({"batch": batch, "p90_ms": row["latency_ms"]["p90"]})
+            if row["latency_ms"]["p90"] > budget:
+                break
+            best, best_samples = row, samples
+            batch *= 2
+        if best is None:
+            best, best_samples = row | {"within_budget": False}, samples
         else:
-            self.batches = [fixed_inputs(tokenizer, spec["batch"], spec["seq"])]
-        self.spec, self.device = spec, device
-        begin = time.perf_counter()
-        runner.run(*self.batches[0])
-        runner.synchronize()
-        self.cold_ms = (time.perf_counter() - begin) * 1e3
-        warm = TimingConfig(timing.warmup_iters, timing.warmup_seconds, min_iters=1, min_seconds=0.0)
-        measure(lambda: runner.run(*self.batches[0]), runner.synchronize, warm)
-        self.samples: list[np.ndarray] = []
-        self.measured: list[int] = []
-        self.joules: float | None = 0.0
-        self.energy_source, self.energy_reason = "", ""
+            best["within_budget"] = True
+        self.best = best | {"budget_ms": budget, "searched": searched}
+        return best_samples
 
-    def burst(self, runner: Any, seconds: float, min_iters: int) -> np.ndarray:
-        """Time at least `min_iters` calls and `seconds`, after one untimed call (the process sat idle)."""
-        order: list[int] = []
-
-        def step() -> None:
-            index = len(self.measured) + len(order)
-            order.append(index % len(self.batches))
-            runner.run(*self.batches[order[-1]])
-
-        meter = meter_for(self.device)
-        config = TimingConfig(warmup_iters=1, warmup_seconds=0.0, min_iters=min_iters, min_seconds=seconds,
-                              max_seconds=max(seconds, 1e-3))  # fmt: skip
-        samples = measure(step, runner.synchronize, config, on_measure_start=meter.start)
-        energy = meter.stop()
-        self.energy_source, self.energy_reason = energy.source, energy.reason
-        self.joules = None if energy.joules is None or self.joules is None else self.joules + energy.joules
-        self.samples.append(samples)
-        self.measured += order[-samples.size :]
-        return samples
-
-    def row(self, config: _Config) -> dict[str, Any]:
-        samples = np.concatenate(self.samples)
-        energy = type("Energy", (), {"source": self.energy_source, "joules": self.joules, "reason": self.energy_reason})
-        row = _row(self.spec, self.batches, samples, self.measured, energy, self.cold_ms, config)
-        row["rounds"] = {"count": len(self.samples), "p50_ms": [float(np.median(s) * 1e3) for s in self.samples]}
-        return row
+    def row(self, kind: str, config: _Config, rounds: bool) -> dict[str, Any]:
+        assert self.best is not None, "finish before the search ran"
+        return self.best
 
 
-def serve(runner: Any, tokenizer: Any, job: dict[str, Any], max_length: int, send: Any, commands: Any) -> None:
-    """Interleaved timing: the parent sends one command per line and this process answers each.
+def _start(runner: Any, tokenizer: Any, workload: Workload, job: dict[str, Any]) -> Measurement | BudgetRun:
+    timing = TimingConfig(**job["timing"])
+    if isinstance(workload, BudgetSearch):
+        return BudgetRun(runner, tokenizer, workload, timing, _Config(job["config"]), job["device"])
+    assert isinstance(workload, StreamWorkload)
+    return Measurement(runner, workload.inputs(tokenizer, job["max_length"]), timing, job["device"])
 
-    {"cmd": "burst", "index": i, "seconds": s, "min_iters": n} -> {"type": "burst", "index": i, "count", "seconds"}
-    {"cmd": "finish", "index": i} -> {"type": "row", "row": {...}};  {"cmd": "quit"} ends the process.
+
+def serve(runner: Any, tokenizer: Any, job: dict[str, Any], send: Callable[[dict], None], commands: Iterable[str]):
+    """Time workloads as the parent commands, one command per line, each answered:
+
+    {"cmd": "burst", "index": i, "seconds": s, "min_iters": n, "max_seconds": m}
+        -> {"type": "burst", "index": i, "count", "seconds", "done"}  (done: the workload needs no more bursts)
+    {"cmd": "finish", "index": i, "rounds": bool} -> {"type": "row", "row": {...}};  {"cmd": "quit"} ends it.
     """
-    timing, config = TimingConfig(**job["timing"]), _Config(job["config"])
-    unit_device = job["device"]
-    workloads: dict[int, _Accumulated] = {}
+    workloads = [workload_from_json(w) for w in job["workloads"]]
+    config = _Config(job["config"])
+    active: dict[int, Measurement | BudgetRun] = {}
     for line in commands:
         command = json.loads(line)
         if command["cmd"] == "quit":
             return
         index = int(command["index"])
         if command["cmd"] == "burst":
-            if index not in workloads:
-                spec = job["workloads"][index] | {"max_length": max_length}
-                workloads[index] = _Accumulated(runner, tokenizer, spec, timing, unit_device)
-            samples = workloads[index].burst(runner, float(command["seconds"]), int(command["min_iters"]))
-            send({"type": "burst", "index": index, "count": int(samples.size), "seconds": float(samples.sum())})
+            if index not in active:
+                active[index] = _start(runner, tokenizer, workloads[index], job)
+            run = active[index]
+            samples = run.burst(float(command["seconds"]), int(command["min_iters"]), float(command["max_seconds"]))
+            count, seconds = int(samples.size), float(samples.sum())
+            send({"type": "burst", "index": index, "count": count, "seconds": seconds, "done": run.done})
         elif command["cmd"] == "finish":
-            row = workloads.pop(index).row(config)
+            row = active.pop(index).row(workloads[index].kind, config, rounds=bool(command.get("rounds")))
             send({"type": "row", "row": row | {"index": index, "unit": job["unit"], "load_s": job["load_s"]}})
 
 
@@ -227,12 +225,12 @@ def _unit_from(path: str) -> Any:
     return target()
 
 
-def main(job_path: str, mode: str = "time") -> int:
-    """mode 'convert': convert (or reuse) and report; 'time': load the artifact and time every workload;
-    'serve': load, then time in bursts as the parent commands (interleaved with the other units).
+def main(job_path: str, mode: str) -> int:
+    """mode 'convert': convert (or reuse) the artifact and report; 'serve': load it, then time on command.
 
     The two run in separate processes so the timing process's peak memory is the unit's own, not the
-    converter's (int8 calibration alone can take gigabytes).
+    converter's (int8 calibration alone can take gigabytes); converting in a child too (not in the parent)
+    means a native crash during export or parity ends only this unit.
     """
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything the engines print goes to stderr, never into the protocol
@@ -250,31 +248,22 @@ def main(job_path: str, mode: str = "time") -> int:
     from siliconlab.units import get_unit
 
     unit = _unit_from(job["unit_class"]) if job.get("unit_class") else get_unit(job["unit"])
-    # Converting here too (not in the parent) means a native crash during export or parity ends only this unit.
-    outcome = Converter(resolve(job["model"]), Path(job["cache_dir"]), job["threads"]).convert_unit(unit)
-    send({"type": "converted", "status": outcome.status, "error": outcome.error, "manifest": outcome.manifest})
-    if not outcome.ok or mode == "convert":
+    if mode == "convert":
+        outcome = Converter(resolve(job["model"]), Path(job["cache_dir"]), job["threads"]).convert_unit(unit)
+        artifact_dir = str(outcome.artifact_dir) if outcome.ok else None
+        send({"type": "converted", "status": outcome.status, "error": outcome.error, "manifest": outcome.manifest,
+              "artifact_dir": artifact_dir})  # fmt: skip
         return 0
-    artifact_dir = outcome.artifact_dir
-    timing = TimingConfig(**job["timing"])
-    config = _Config(job["config"])
+    artifact_dir = Path(job["artifact_dir"])
     started = time.perf_counter()
     runner, manifest = load_artifact(artifact_dir, unit, job["threads"])
     load_s = time.perf_counter() - started
     tokenizer = AutoTokenizer.from_pretrained(artifact_dir)
     send({"type": "loaded", "load_s": load_s})
-    if mode == "serve":
-        max_length = int(manifest.get("max_length", 512))
-        serve(runner, tokenizer, job | {"device": unit.device, "load_s": load_s}, max_length, send, sys.stdin)
-        return 0
-    for index, spec in enumerate(job["workloads"]):
-        send({"type": "start", "index": index})
-        spec = spec | {"max_length": int(manifest.get("max_length", 512))}
-        row = run_workload(runner, tokenizer, spec, timing, config, unit.device)
-        row.update({"unit": unit.name, "load_s": load_s, "index": index})
-        send({"type": "row", "row": row})
+    facts = {"device": unit.device, "load_s": load_s, "max_length": int(manifest.get("max_length", 512))}
+    serve(runner, tokenizer, job | facts, send, sys.stdin)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "time"))
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from siliconlab.cli.common import DEFAULT_CACHE, console, err, handles_errors, int_list, resolve_threads
-from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.cli.common import DEFAULT_CACHE, console, err, handles_errors, int_list, output_dir
+from siliconlab.errors import SiliconlabError
+
+if TYPE_CHECKING:
+    from siliconlab.bench.plan import BenchPlan
 
 
 @handles_errors
@@ -48,97 +51,84 @@ def bench(
     ] = True,
     wide: Annotated[bool, typer.Option("--wide", help="Show every column of the results table.")] = False,
 ) -> None:
-    """Time MODEL on each available unit, each in its own process; p50/p90/p99 with a CI, speedup vs the
-    baseline from the same run, % of the machine's measured GEMM floor, energy where a counter exists.
-    Units are timed interleaved (rounds of bursts) unless --no-interleave."""
-    import dataclasses
+    """Time MODEL on each available unit, each in its own process.
 
+    Reports p50/p90/p99 with a confidence interval and the speedup against the baseline timed in the same run.
+
+    Also reports the % of the machine's measured GEMM floor, and the energy where a counter exists.
+
+    Units are timed interleaved (rounds of short bursts) unless --no-interleave.
+    """
+    from siliconlab.bench.plan import BenchOptions, build_plan
+
+    output_dir(out)
+    options = BenchOptions(
+        cache_dir=cache,
+        model=model,
+        units=units,
+        batches=tuple(int_list(batch, "--batch")),
+        seqs=tuple(int_list(seq, "--seq")),
+        workload=workload,
+        text=text,
+        texts=texts,
+        budget_ms=budget_ms,
+        baseline=baseline,
+        threads=threads,
+        quick=quick,
+        warmup=warmup,
+        min_iters=min_iters,
+        min_seconds=min_seconds,
+        floor=floor,
+        interleave=interleave,
+    )
+    plan = build_plan(options)
+    for name, reason in plan.skipped.items():
+        err.print(f"  skipping {name}: {reason} (name it in --units to time it)")
+    units_n, workloads_n = len(plan.units), len(plan.workloads)
+    err.print(f"bench {plan.source.name}: {units_n} unit(s) x {workloads_n} workload(s), {plan.threads} thread(s)")
+    result, paths = _run_with_progress(plan, out)
+    _write_and_print(result, paths, charts, wide)
+    if units.strip() != "all":  # every unit the user named must have produced a row
+        produced = {row["unit"] for row in result["results"]}
+        missing = [u.name for u in plan.units if u.name not in produced]
+        if missing:
+            raise SiliconlabError(f"no result for the unit(s) you named: {', '.join(missing)}")
+
+
+def _run_with_progress(plan: BenchPlan, out: Path) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Run the plan under a progress bar; every finished row is saved at once (Ctrl-C keeps it)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from siliconlab.bench import workloads as wl
-    from siliconlab.bench.charts import write_charts
-    from siliconlab.bench.report import markdown, print_table, result_paths, write_result
-    from siliconlab.bench.runner import BenchPlan, Events, finish, run_plan
-    from siliconlab.bench.timing import TimingConfig
-    from siliconlab.data import real_text_stream
-    from siliconlab.models import resolve
-    from siliconlab.units import get_unit, select_units
+    from siliconlab.bench.report import result_paths, write_result
+    from siliconlab.bench.results import finish
+    from siliconlab.bench.runner import Events, run_plan
 
-    batches, seqs = int_list(batch, "--batch"), int_list(seq, "--seq")
-    if workload not in ("fixed", "text"):
-        raise UsageError(f"--workload must be 'fixed' or 'text', got '{workload}'")
-    selected = select_units(units)
-    source = resolve(model)  # bad input fails with its one line before any other output
-    if units.strip() == "all":
-        for unit in [u for u in selected if not u.timing_availability().ok]:
-            err.print(f"  skipping {unit.name}: {unit.timing_availability().reason} (name it in --units to time it)")
-            selected.remove(unit)
-    base_unit = get_unit(baseline)
-    if base_unit.availability().ok and base_unit.name not in {u.name for u in selected}:
-        selected.insert(0, base_unit)
-    if not selected:
-        raise SiliconlabError("no compute unit is available on this machine (see `siliconlab units`)")
-    loaded = source.load()
-    if text is not None:
-        from siliconlab.text import encode
-
-        encode(loaded.tokenizer, [text], loaded.max_length)  # validates: empty text, truncation warning
-        specs = wl.text_stream([text], batches)
-    elif budget_ms is not None:
-        specs = wl.budget_search(seqs, budget_ms, loaded.max_length)
-    elif workload == "text":
-        if texts < 1:
-            raise UsageError(f"--texts must be >= 1, got {texts}")
-        specs = wl.text_stream(real_text_stream(texts), batches)
-    else:
-        specs = wl.fixed_grid(batches, seqs, loaded.max_length)
-    config = {k: int(getattr(loaded.config, k)) for k in ("hidden_size", "intermediate_size", "num_hidden_layers")}
-    del loaded
-    timing = TimingConfig.quick() if quick else TimingConfig()
-    overrides = {"warmup_iters": warmup, "min_iters": min_iters, "min_seconds": min_seconds}
-    timing = dataclasses.replace(timing, **{k: v for k, v in overrides.items() if v is not None})
-    if timing.min_iters < 1 or timing.min_seconds < 0 or timing.warmup_iters < 0:
-        raise UsageError("--min-iters must be >= 1, --min-seconds and --warmup >= 0")
-    plan = BenchPlan(source, selected, specs, cache, resolve_threads(threads), timing, baseline, config, floor, quick)
-    plan.interleave = interleave
     paths: dict[str, Path] = {}
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
-    task = progress.add_task("starting", total=len(selected) * len(specs))
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    progress = Progress(*columns, TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err,
+                        transient=True)  # fmt: skip
+    task = progress.add_task("starting", total=len(plan.units) * len(plan.workloads))
 
     def checkpoint(result: dict[str, Any]) -> None:
         if not paths:
             paths.update(result_paths(result, out))
-        finish(result, baseline)
+        finish(result, plan.baseline)
         write_result(result, paths["json"])
 
     def on_row(row: dict[str, Any]) -> None:
         progress.advance(task)
-        progress.console.print(
-            f"  {row['unit']:<24} {row['workload_label']:<16} p50 {row['latency_ms']['p50']:.2f} ms "
-            f"({row['iterations']} it)",
-            highlight=False,
-        )
+        p50, iterations = row["latency_ms"]["p50"], row["iterations"]
+        line = f"  {row['unit']:<24} {row['workload_label']:<16} p50 {p50:.2f} ms ({iterations} it)"
+        progress.console.print(line, highlight=False)
 
     def on_failure(item: dict[str, Any]) -> None:
         progress.advance(task, item.get("skipped", 0))
         progress.console.print(f"  [red]{item['unit']} failed:[/] {item['error']}", highlight=False)
 
-    events = Events(
-        on_unit=lambda unit, what: progress.update(task, description=f"{unit}: {what}"),
-        on_row=on_row,
-        on_failure=on_failure,
-        on_checkpoint=checkpoint,
-    )
-    err.print(f"bench {source.name}: {len(selected)} unit(s) x {len(specs)} workload(s), {plan.threads} thread(s)")
+    def on_unit(unit: str, what: str) -> None:
+        progress.update(task, description=f"{unit}: {what}")
+
+    events = Events(on_unit=on_unit, on_row=on_row, on_failure=on_failure, on_checkpoint=checkpoint)
     try:
         with progress:
             result = run_plan(plan, events)
@@ -147,6 +137,13 @@ def bench(
             err.print(f"[yellow]interrupted[/]: finished rows kept in {paths['json']}")
         raise
     checkpoint(result)
+    return result, paths
+
+
+def _write_and_print(result: dict[str, Any], paths: dict[str, Path], charts: bool, wide: bool) -> None:
+    from siliconlab.bench.charts import write_charts
+    from siliconlab.bench.report import markdown, print_table
+
     made = write_charts(result, paths["charts"]) if charts and result["results"] else []
     paths["markdown"].write_text(markdown(result, made))
     print_table(result, console, wide=wide)

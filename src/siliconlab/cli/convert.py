@@ -44,7 +44,6 @@ def convert(
     Units that can be converted here but only run elsewhere (CoreML on Linux) are converted and checked by
     structure and by their converted PyTorch module's parity; their own parity shows as n/a with the reason.
     """
-    from siliconlab.convert import convert_all
     from siliconlab.models import resolve
     from siliconlab.units import select_units
 
@@ -53,6 +52,8 @@ def convert(
     for unit in selected:
         unit.configure(ane_optimized=ane_optimized)
     source = resolve(model)
+    from siliconlab.convert import convert_all  # torch and the engines: only once the input is known good
+
     if not selected:
         raise SiliconlabError("no compute unit is available on this machine (see `siliconlab units`)")
     table = Table(title=f"convert {source.name} -> {out}")

@@ -1,4 +1,5 @@
-"""Units that misbehave on purpose, importable by the bench's per-unit worker processes."""
+"""Units that misbehave (or count) on purpose, importable by the bench's per-unit worker processes (the runner
+passes its import path on to them)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,15 @@ class HangingTorch(TorchCpuFp32):
 
         runner.run = hang
         return runner
+
+
+class CountingTorch(TorchCpuFp32):
+    """Records which processes checked its availability: the convert-or-reuse step does so first thing, so the
+    number of distinct processes is the number of times the unit was converted or reused."""
+
+    def availability(self):
+        log = os.environ.get("SILICONLAB_TEST_CONVERT_LOG")
+        if log:
+            with open(log, "a") as handle:
+                handle.write(f"{os.getpid()}\n")
+        return super().availability()

@@ -1,0 +1,66 @@
+"""build_plan: what the CLI's options turn into (baseline added, unavailable units skipped, bad input refused)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from siliconlab.bench.plan import BenchOptions, build_plan
+from siliconlab.bench.workloads import BudgetSearch, FixedShape, TextStream
+from siliconlab.errors import UsageError
+from siliconlab.units import get_unit
+from siliconlab.units.base import Availability
+
+
+def test_baseline_is_added_first_and_the_grid_is_built(tiny_bert: Path, tmp_path: Path):
+    options = BenchOptions(cache_dir=tmp_path, model=str(tiny_bert), units="onnxruntime-cpu-fp32", batches=(1, 2),
+                           seqs=(8, 16), threads=1, quick=True, min_iters=4)  # fmt: skip
+    plan = build_plan(options)
+    assert [u.name for u in plan.units] == ["torch-cpu-fp32", "onnxruntime-cpu-fp32"]
+    assert plan.workloads == [FixedShape(1, 8), FixedShape(2, 8), FixedShape(1, 16), FixedShape(2, 16)]
+    assert plan.config == {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}
+    assert plan.threads == 1 and plan.timing.min_iters == 4 and plan.timing.min_seconds == 0.5  # quick, overridden
+    assert plan.interleaved and plan.skipped == {} and plan.cache_dir == tmp_path
+
+
+def test_a_named_baseline_is_not_added_twice(tiny_bert: Path, tmp_path: Path):
+    plan = build_plan(BenchOptions(cache_dir=tmp_path, model=str(tiny_bert), units="torch-cpu-fp32", seqs=(8,)))
+    assert [u.name for u in plan.units] == ["torch-cpu-fp32"] and not plan.interleaved  # one unit: nothing to pair
+
+
+def test_all_units_skips_those_that_cannot_be_timed_here(tiny_bert: Path, tmp_path: Path, monkeypatch):
+    unit_class = type(get_unit("onnxruntime-cpu-fp32"))
+    monkeypatch.setattr(unit_class, "timing_availability", lambda self: Availability.no("timings would mislead"))
+    plan = build_plan(BenchOptions(cache_dir=tmp_path, model=str(tiny_bert), units="all", seqs=(8,)))
+    assert plan.skipped["onnxruntime-cpu-fp32"] == "timings would mislead"
+    assert all(u.timing_availability().ok for u in plan.units) and plan.units[0].name == "torch-cpu-fp32"
+    named = build_plan(BenchOptions(cache_dir=tmp_path, model=str(tiny_bert), units="onnxruntime-cpu-fp32", seqs=(8,)))
+    assert "onnxruntime-cpu-fp32" in [u.name for u in named.units] and named.skipped == {}  # named: timed anyway
+
+
+def test_text_and_budget_options_choose_the_workload(tiny_bert: Path, tmp_path: Path):
+    common = {"cache_dir": tmp_path, "model": str(tiny_bert), "units": "torch-cpu-fp32,onnxruntime-cpu-fp32"}
+    text = build_plan(BenchOptions(**common, text="a fine film .", batches=(1,)))
+    assert text.workloads == [TextStream(batch=1, texts=("a fine film .",))]
+    budget = build_plan(BenchOptions(**common, budget_ms=20.0, seqs=(8,), interleave=True))
+    assert budget.workloads == [BudgetSearch(seq=8, budget_ms=20.0)] and not budget.interleaved
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"workload": "images"}, "--workload must be 'fixed' or 'text'"),
+        ({"workload": "text", "texts": 0}, "--texts must be >= 1"),
+        ({"min_iters": 0}, "--min-iters must be >= 1"),
+        ({"min_seconds": -1.0}, "--min-seconds"),
+        ({"threads": 0}, "--threads must be >= 1"),
+        ({"seqs": (4096,)}, "longer than the model's maximum"),
+        ({"budget_ms": -5.0}, "--budget-ms must be positive"),
+        ({"units": "torch-cpu-fp32,warp-drive"}, "unknown unit 'warp-drive'"),
+        ({"text": "   "}, "is empty"),
+    ],
+)
+def test_bad_options_are_one_usage_error(tiny_bert: Path, tmp_path: Path, bad: dict, message: str):
+    with pytest.raises(UsageError, match=message):
+        build_plan(BenchOptions(**{"cache_dir": tmp_path, "model": str(tiny_bert), "units": "torch-cpu-fp32"} | bad))
