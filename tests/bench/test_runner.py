@@ -189,3 +189,13 @@ def test_interrupt_keeps_finished_rows(tiny_bert: Path, artifact_cache: Path, tm
         run_plan(plan, events)
     partial = load_result(path)
     assert len(partial["results"]) == 1 and partial["complete"] is False
+
+
+def test_failure_lines_carry_the_message_not_the_exception_class_path():
+    from siliconlab.bench.process import death_message, plain_error
+
+    line = "onnxruntime.capi.onnxruntime_pybind11_state.Fail: [ONNXRuntimeError] : Load model failed"
+    assert plain_error(line) == "[ONNXRuntimeError] : Load model failed"
+    assert plain_error("siliconlab.errors.SiliconlabError: artifact corrupt") == "artifact corrupt"
+    assert plain_error("error: keep a plain message as it is") == "error: keep a plain message as it is"
+    assert "capi" not in death_message("serve", 1, False, line)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
@@ -16,9 +17,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: "pkg.mod.Name: " or "SomeError: " at the start of a traceback's last line.
+_CLASS_PREFIX = re.compile(r"^(?:(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*|[A-Za-z_]\w*(?:Error|Exception|Fail|Failure|Exit)): ")
+
+
+def plain_error(line: str) -> str:
+    """A traceback's last line without the exception's class path: "onnxruntime.capi...Fail: bad model" ->
+    "bad model". The user needs the message, not where in a library it was raised."""
+    return _CLASS_PREFIX.sub("", line.strip(), count=1)
+
 
 def death_message(mode: str, code: int | None, hung: bool, last_error: str) -> str:
     """The one line a failed unit process leaves in the results (and the progress display)."""
+    last_error = plain_error(last_error)
     if hung:
         how = "did not answer in time and was killed"
     elif code is not None and code < 0:
