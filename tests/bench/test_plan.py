@@ -64,3 +64,11 @@ def test_text_and_budget_options_choose_the_workload(tiny_bert: Path, tmp_path: 
 def test_bad_options_are_one_usage_error(tiny_bert: Path, tmp_path: Path, bad: dict, message: str):
     with pytest.raises(UsageError, match=message):
         build_plan(BenchOptions(**{"cache_dir": tmp_path, "model": str(tiny_bert), "units": "torch-cpu-fp32"} | bad))
+
+
+def test_a_text_stream_is_timed_for_at_least_one_whole_pass(tiny_bert: Path, tmp_path: Path):
+    from siliconlab.bench.plan import BenchOptions, build_plan
+
+    plan = build_plan(BenchOptions(cache_dir=tmp_path, model=str(tiny_bert), units="torch-cpu-fp32",
+                                   workload="text", texts=60, quick=True))  # fmt: skip
+    assert plan.timing.min_iters >= 60

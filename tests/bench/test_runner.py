@@ -199,3 +199,21 @@ def test_failure_lines_carry_the_message_not_the_exception_class_path():
     assert plain_error("siliconlab.errors.SiliconlabError: artifact corrupt") == "artifact corrupt"
     assert plain_error("error: keep a plain message as it is") == "error: keep a plain message as it is"
     assert "capi" not in death_message("serve", 1, False, line)
+
+
+def test_every_unit_is_measured_on_the_same_texts(tiny_bert: Path, artifact_cache: Path):
+    """A stream is timed in whole passes: a slower unit is not judged on a shorter prefix of the texts."""
+    import dataclasses
+
+    from siliconlab.bench.workloads import TextStream
+    from siliconlab.data import real_text_stream
+
+    texts = tuple(real_text_stream(12, seed=3))
+    timing = dataclasses.replace(TimingConfig.quick(), min_iters=len(texts))
+    units = [get_unit("torch-cpu-fp32"), get_unit("onnxruntime-cpu-fp32")]
+    result = run_plan(_plan(tiny_bert, artifact_cache, units, workloads=[TextStream(batch=1, texts=texts)],
+                            timing=timing))  # fmt: skip
+    rows = result["results"]
+    assert len(rows) == 2 and all(row["stream_passes"] >= 1 for row in rows)
+    assert rows[0]["tokens_per_sequence"] == rows[1]["tokens_per_sequence"]
+    assert all(row["iterations"] % len(texts) == 0 for row in rows)

@@ -139,6 +139,9 @@ def build_plan(options: BenchOptions) -> BenchPlan:
     source = resolve(options.model)
     loaded = source.load()
     workloads = choose_workloads(options, loaded.tokenizer, loaded.max_length)
+    streams = [max(len(w.texts) // w.batch, 1) for w in workloads if isinstance(w, wl.TextStream)]
+    if streams and timing.min_iters < max(streams):  # at least one whole pass over the texts per unit
+        timing = dataclasses.replace(timing, min_iters=max(streams))
     config = {k: int(getattr(loaded.config, k)) for k in MODEL_DIMENSIONS}
     return BenchPlan(
         source=source,

@@ -107,8 +107,16 @@ class Measurement:
 
     def row(self, kind: str, config: _Config, rounds: bool) -> dict[str, Any]:
         """The result row; `rounds` adds each burst's median, for round-by-round speedups of interleaved units."""
-        samples = np.concatenate(self.samples)
-        row = _row(kind, self.batches, samples, self.measured, self.energy, self.cold_ms, config)
+        samples, measured = np.concatenate(self.samples), list(self.measured)
+        passes = len(measured) // len(self.batches)
+        if len(self.batches) > 1 and passes:
+            # A stream is measured in whole passes, so every unit's figures cover the same texts equally often
+            # (a slow unit that stopped mid-stream would otherwise be judged on a different, shorter subset).
+            keep = passes * len(self.batches)
+            samples, measured = samples[:keep], measured[:keep]
+        row = _row(kind, self.batches, samples, measured, self.energy, self.cold_ms, config)
+        if len(self.batches) > 1:
+            row["stream_passes"] = passes
         if rounds:
             row["rounds"] = {"count": len(self.samples), "p50_ms": [float(np.median(s) * 1e3) for s in self.samples]}
         return row
