@@ -20,7 +20,7 @@ def _result(p50: float, spread: float, model: str = "minilm", cpu: str = "x", th
         "latency_ms": {"p50": p50, "p50_ci_low": p50 - spread, "p50_ci_high": p50 + spread},
     }
     return {
-        "schema": "siliconlab.bench/2",
+        "schema": "siliconlab.bench/3",
         "model": model,
         "machine": {"cpu": cpu, "gpus": []},
         "settings": {"threads": threads},

@@ -41,6 +41,10 @@ class BenchOptions:
     min_seconds: float | None = None
     floor: bool = True
     interleave: bool = True
+    omp_wait_policy: str = "passive"  # 'passive', 'active' or 'default' (leave OpenMP's own setting alone)
+
+
+OMP_POLICIES = ("passive", "active", "default")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,13 @@ class BenchPlan:
     interleave: bool = True
     #: Units left out because they cannot be timed here (name -> reason); only when all units were asked for.
     skipped: dict[str, str] = field(default_factory=dict)
+    #: OpenMP's wait policy in every timed unit process (docs/benchmarking.md, "Baseline threading").
+    omp_wait_policy: str = "passive"
+
+    @property
+    def process_env(self) -> dict[str, str]:
+        """Environment of the timed unit processes: OpenMP reads its wait policy when torch loads."""
+        return {} if self.omp_wait_policy == "default" else {"OMP_WAIT_POLICY": self.omp_wait_policy.upper()}
 
     @property
     def interleaved(self) -> bool:
@@ -77,6 +88,8 @@ def timing_config(options: BenchOptions) -> TimingConfig:
 
 
 def _check(options: BenchOptions) -> None:
+    if options.omp_wait_policy not in OMP_POLICIES:
+        raise UsageError(f"--omp-wait-policy must be one of {', '.join(OMP_POLICIES)}, got '{options.omp_wait_policy}'")
     """The checks that need neither the model nor the units, so a typo fails before anything is loaded."""
     if options.workload not in ("fixed", "text"):
         raise UsageError(f"--workload must be 'fixed' or 'text', got '{options.workload}'")
@@ -156,4 +169,5 @@ def build_plan(options: BenchOptions) -> BenchPlan:
         quick=options.quick,
         interleave=options.interleave,
         skipped=skipped,
+        omp_wait_policy=options.omp_wait_policy,
     )

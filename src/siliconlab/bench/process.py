@@ -45,11 +45,11 @@ class WorkerProcess:
     The child sees the parent's import path, so units defined outside the package run isolated too.
     """
 
-    def __init__(self, job_path: Path, mode: str):
+    def __init__(self, job_path: Path, mode: str, env: dict[str, str] | None = None):
         self.mode = mode
         self.stderr_path = job_path.with_suffix(f".{mode}.stderr")
         self._stderr = self.stderr_path.open("w")
-        env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)} | (env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "siliconlab.bench.worker", str(job_path), mode],
             stdin=subprocess.PIPE,

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from siliconlab.bench.contention import unstable
 from siliconlab.convert.manifest import write_json_atomic
 from siliconlab.errors import UsageError
 
@@ -60,6 +61,8 @@ def _speedup(row: dict[str, Any]) -> str:
     if not row.get("speedup"):
         return "n/a"
     spread = row.get("speedup_rounds")
+    if unstable(row):  # never a headline: the ratio moved by more than UNSTABLE_RANGE between rounds
+        return f"unstable ({spread['min']:.2f}–{spread['max']:.2f})"
     if spread and row["unit"] and abs(spread["max"] - spread["min"]) > 0.005:
         return f"{row['speedup']:.2f}x ({spread['min']:.2f}–{spread['max']:.2f})"
     return f"{row['speedup']:.2f}x"
@@ -72,8 +75,9 @@ def _cells(row: dict[str, Any]) -> list[str]:
     parity = row.get("parity") or {}
     cos = parity.get("cosine_min")
     gpu = row.get("gpu_memory_mb")
+    contended = (row.get("contention") or {}).get("flagged")
     return [
-        row["unit"],
+        row["unit"] + (" !" if contended else ""),  # "!": measured under contention (see the note under the table)
         row.get("workload_label") or f"B{row['batch']} S{row['seq']}",
         f"{lat['p50']:.2f}",
         ci,
@@ -101,11 +105,28 @@ def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def title_of(result: dict[str, Any]) -> str:
+    from siliconlab.bench.charts import device_names
+
     machine = result["machine"]
     return (
-        f"{result['model']} on {machine['cpu']} ({machine['cores_physical']} cores), "
+        f"{result['model']} on {device_names(result)} ({machine['cores_physical']} CPU cores), "
         f"{result['settings']['threads']} threads, baseline {result['settings']['baseline']}"
     )
+
+
+def contention_notes(result: dict[str, Any]) -> list[str]:
+    """One line per workload measured under contention (rows marked '!' in the table), and the load before."""
+    notes, seen = [], set()
+    for row in result["results"]:
+        window = row.get("contention") or {}
+        label = row.get("workload_label")
+        if window.get("flagged") and label not in seen:
+            seen.add(label)
+            notes.append(f"! {label} measured under contention: {'; '.join(window['reasons'])} — rerun when quiet")
+    before = (result.get("machine_load") or {}).get("before") or {}
+    if before.get("flagged"):
+        notes.append(f"the machine was busy before timing started: {'; '.join(before['reasons'])}")
+    return notes
 
 
 #: The columns `bench` prints by default: they fit a 100-column terminal. `--wide` prints all of COLUMNS.
@@ -135,6 +156,8 @@ def print_table(result: dict[str, Any], console: Console, wide: bool = False) ->
             console.width = width
     else:
         console.print(table)
+    for note in contention_notes(result):
+        console.print(f"[yellow]{note}[/]", highlight=False)
     for failure in result["failures"]:
         console.print(f"[red]{failure['unit']} failed[/]: {failure['error']}", highlight=False)
     energy_reasons = {(r.get("energy") or {}).get("reason") for r in result["results"]} - {"", None}
@@ -183,9 +206,32 @@ def markdown(result: dict[str, Any], charts: list[Path]) -> str:
     reasons = sorted({(r.get("energy") or {}).get("reason") for r in result["results"]} - {"", None})
     if reasons:
         lines += ["", "Energy n/a: " + "; ".join(reasons)]
+    lines += _load_lines(result)
     if result["failures"]:
         lines += ["", "## Failures", ""] + [f"- **{f['unit']}**: {f['error']}" for f in result["failures"]]
     if charts:
         lines += ["", "## Charts", ""] + [f"![{c.stem}]({c.name})" for c in charts]
     lines += ["", "How to read this: docs/benchmarking.md", ""]
     return "\n".join(lines)
+
+
+def _load_lines(result: dict[str, Any]) -> list[str]:
+    """The machine-load section: before timing, and per workload while it was timed."""
+    load = result.get("machine_load") or {}
+    if not load:
+        return []
+
+    def fmt(window: dict[str, Any]) -> str:
+        parts = [f"{name} mean {window[name]['mean']:g} / max {window[name]['max']:g}"
+                 for name in ("other_cores", "steal_pct", "load_1m") if name in window]  # fmt: skip
+        return ", ".join(parts) + (" — **flagged**" if window.get("flagged") else "")
+
+    lines = ["", "## Machine load", "", f"- before timing: {fmt(load.get('before') or {})}"]
+    seen = set()
+    for row in result["results"]:
+        label = row.get("workload_label")
+        if row.get("contention") and label not in seen:
+            seen.add(label)
+            lines.append(f"- while timing {label}: {fmt(row['contention'])}")
+    policy = result["settings"].get("omp_wait_policy", "default")
+    return lines + [f"- OpenMP wait policy in every unit process: {policy} (docs/benchmarking.md)"]

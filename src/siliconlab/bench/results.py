@@ -1,4 +1,4 @@
-"""The result document of one bench run (schema siliconlab.bench/2): its header, its rows, and the figures
+"""The result document of one bench run (schema siliconlab.bench/3): its header, its rows, and the figures
 derived from rows of several units (speedup against the baseline, fraction of the machine's floor)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from siliconlab.bench.machine import machine_info
 from siliconlab.bench.plan import BenchPlan
 from siliconlab.units.base import Unit
 
-RESULT_SCHEMA = "siliconlab.bench/2"
+RESULT_SCHEMA = "siliconlab.bench/3"  # 3: machine_load, row contention, stream_passes, baseline threading
 
 
 def new_result(plan: BenchPlan) -> dict[str, Any]:
@@ -29,6 +29,7 @@ def new_result(plan: BenchPlan) -> dict[str, Any]:
             "threads": plan.threads,
             "timing": plan.timing.to_dict(),
             "baseline": plan.baseline,
+            "omp_wait_policy": plan.omp_wait_policy,
             "units": [unit.name for unit in plan.units],
             "workloads": [w.settings() for w in plan.workloads],
             "isolation": "one process per unit"

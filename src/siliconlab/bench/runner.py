@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from siliconlab.bench.contention import ContentionWatch
 from siliconlab.bench.floor import measure_floors
 from siliconlab.bench.plan import BenchPlan
 from siliconlab.bench.process import WorkerProcess
@@ -94,6 +95,7 @@ class _Session:
     events: Events
     result: dict[str, Any] = field(init=False)
     jobs: list[Path] = field(default_factory=list)
+    watch: ContentionWatch | None = None
 
     def __post_init__(self) -> None:
         self.result = new_result(self.plan)
@@ -148,7 +150,7 @@ class _Session:
     def load(self, unit: Unit, artifact_dir: str, manifest: dict[str, Any]) -> _Timed | None:
         """Start the unit's timing process on its artifact and wait until it has loaded."""
         self.events.on_unit(unit.name, "loading")
-        worker = WorkerProcess(self.write_job(unit, artifact_dir), "serve")
+        worker = WorkerProcess(self.write_job(unit, artifact_dir), "serve", env=self.plan.process_env)
         if worker.receive("loaded", self.plan.start_timeout_s) is None:
             self.fail(unit.name, worker.death(), skipped=len(self.plan.workloads))
             worker.close()
@@ -200,6 +202,7 @@ class _Session:
             capped = elapsed >= timing.max_seconds * max(len(active), 1) and rounds >= min(3, wanted)
             if (rounds >= wanted and enough) or capped:
                 break
+        load_window = self.watch.window(started, time.perf_counter()) if self.watch is not None else None
         for timed in [t for t in group if t.alive]:
             reply = timed.worker.request({"cmd": "finish", "index": index, "rounds": plan.interleaved}, "row",
                                          BURST_GRACE_S)  # fmt: skip
@@ -207,6 +210,8 @@ class _Session:
                 self.drop(timed, index)
                 continue
             row = unit_row(plan, timed.unit, timed.manifest, reply["row"])
+            if self.watch is not None:
+                row["contention"] = load_window
             self.result["results"].append(row)
             self.events.on_checkpoint(self.result)  # persist first: an interrupt now keeps this row
             self.events.on_row(row)
@@ -215,6 +220,8 @@ class _Session:
 def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
     session = _Session(plan, events or Events())
     result = session.result
+    session.events.on_unit("machine", "checking the load before timing")
+    session.watch = ContentionWatch().start()
     if plan.measure_floor:
         session.events.on_unit("machine floor", "measuring GEMM rates")
         result["floors"] = measure_floors({u.device for u in plan.units}, plan.threads, quick=plan.quick)
@@ -225,6 +232,7 @@ def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
     finally:
         for job in session.jobs:
             job.unlink(missing_ok=True)
+        result["machine_load"] = session.watch.stop()
     finish(result, plan.baseline)
     result["complete"] = True
     return result

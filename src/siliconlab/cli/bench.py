@@ -50,6 +50,10 @@ def bench(
         bool, typer.Option(help="Time the units in alternating short bursts (ratios hold on a noisy machine).")
     ] = True,
     wide: Annotated[bool, typer.Option("--wide", help="Show every column of the results table.")] = False,
+    omp_wait_policy: Annotated[
+        str,
+        typer.Option(help="OpenMP wait policy of the unit processes: passive, active, or default (leave it alone)."),
+    ] = "passive",
 ) -> None:
     """Time MODEL on each available unit, each in its own process.
 
@@ -80,6 +84,7 @@ def bench(
         min_seconds=min_seconds,
         floor=floor,
         interleave=interleave,
+        omp_wait_policy=omp_wait_policy,
     )
     plan = build_plan(options)
     for name, reason in plan.skipped.items():

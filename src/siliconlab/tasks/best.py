@@ -25,8 +25,6 @@ DEFAULT_ORDER = (
     "openvino-cpu-fp32",
     "torch-cpu-fp32",
 )
-#: A speedup whose round-by-round range (max/min) is wider than this was measured under contention.
-UNSTABLE_RANGE = 1.5
 
 
 def machine_fingerprint(machine: dict[str, Any]) -> str:
@@ -35,11 +33,9 @@ def machine_fingerprint(machine: dict[str, Any]) -> str:
 
 
 def is_stable(row: dict[str, Any]) -> bool:
-    if row.get("contention", {}).get("flagged"):
-        return False
-    rounds = row.get("speedup_rounds") or {}
-    low, high = rounds.get("min"), rounds.get("max")
-    return not (low and high and high / low > UNSTABLE_RANGE)
+    from siliconlab.bench.contention import flagged
+
+    return not flagged(row)
 
 
 def write_record(model_dir: Path, result: dict[str, Any]) -> Path | None:
