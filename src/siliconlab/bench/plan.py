@@ -125,6 +125,18 @@ def select(options: BenchOptions) -> tuple[list[Unit], dict[str, str]]:
     return selected, skipped
 
 
+def stream_texts(model: str, count: int) -> list[str]:
+    """The real-text workload's texts: a task model's own kind of text (reviews for sentiment, messages for
+    spam; from the training side of its split), else the mixed stream of reviews and SMS."""
+    from siliconlab.data import real_text_stream
+    from siliconlab.data.tasks import TASKS, split
+
+    if model in TASKS:
+        frame = split(model, "train", limit=count)
+        return frame["text"].sample(frac=1.0, random_state=7).tolist()
+    return real_text_stream(count)
+
+
 def choose_workloads(options: BenchOptions, tokenizer, max_length: int) -> list[Workload]:
     batches, seqs = list(options.batches), list(options.seqs)
     if options.text is not None:
@@ -135,9 +147,7 @@ def choose_workloads(options: BenchOptions, tokenizer, max_length: int) -> list[
     if options.budget_ms is not None:
         return wl.budget_search(seqs, options.budget_ms, max_length)
     if options.workload == "text":
-        from siliconlab.data import real_text_stream
-
-        return wl.text_stream(real_text_stream(options.texts), batches)
+        return wl.text_stream(stream_texts(options.model, options.texts), batches)
     return wl.fixed_grid(batches, seqs, max_length)
 
 

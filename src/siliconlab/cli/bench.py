@@ -93,6 +93,7 @@ def bench(
     err.print(f"bench {plan.source.name}: {units_n} unit(s) x {workloads_n} workload(s), {plan.threads} thread(s)")
     result, paths = _run_with_progress(plan, out)
     _write_and_print(result, paths, charts, wide)
+    _remember(plan, result)
     if units.strip() != "all":  # every unit the user named must have produced a row
         produced = {row["unit"] for row in result["results"]}
         missing = [u.name for u in plan.units if u.name not in produced]
@@ -157,3 +158,13 @@ def _write_and_print(result: dict[str, Any], paths: dict[str, Path], charts: boo
         console.print(f"chart: {chart}", highlight=False)
     if not result["results"]:
         raise SiliconlabError("no unit produced a result")
+
+
+def _remember(plan: BenchPlan, result: dict[str, Any]) -> None:
+    """Keep this model's batch-1 real-text ranking in the artifact store: `siliconlab.load(unit="best")` reads it."""
+    from siliconlab.convert.pipeline import model_folder_name
+    from siliconlab.tasks.best import write_record
+
+    path = write_record(plan.cache_dir / model_folder_name(plan.source), result)
+    if path is not None:
+        err.print(f"best-unit record for `siliconlab.load('{plan.source.name}')`: {path}", highlight=False)
