@@ -72,3 +72,10 @@ def test_a_text_stream_is_timed_for_at_least_one_whole_pass(tiny_bert: Path, tmp
     plan = build_plan(BenchOptions(cache_dir=tmp_path, model=str(tiny_bert), units="torch-cpu-fp32",
                                    workload="text", texts=60, quick=True))  # fmt: skip
     assert plan.timing.min_iters >= 60
+
+
+@pytest.mark.skipif(__import__("sys").platform == "darwin", reason="CoreML runs on macOS: nothing to refuse there")
+def test_a_named_unit_that_cannot_run_here_is_refused_before_any_work(tiny_bert: Path, tmp_path: Path):
+    with pytest.raises(UsageError, match="cannot time here — coreml-ane: CoreML prediction needs macOS"):
+        build_plan(BenchOptions(cache_dir=tmp_path, model=str(tiny_bert), units="coreml-ane,torch-cpu-fp32"))
+    assert not any(tmp_path.iterdir()), "nothing converted"
