@@ -48,5 +48,5 @@ def test_one_failing_unit_does_not_stop_the_others(tiny_bert: Path, tmp_path: Pa
 
     outcomes = convert_all(resolve(str(tiny_bert)), [Exploding(), get_unit("onnxruntime-cpu-fp32")], tmp_path, 1)
     assert [o.status for o in outcomes] == ["failed", "converted"]
-    assert outcomes[0].error == "RuntimeError: exporter crashed"  # one line, no traceback
+    assert outcomes[0].error == "exporter crashed"  # one line: no traceback, no exception class
     assert not list((tmp_path / tiny_bert.name).glob(".torch-cpu-fp32.tmp-*"))  # the work folder is cleaned up

@@ -78,9 +78,11 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def output_dir(path: Path, option: str = "--out") -> Path:
-    """Check an output folder before any work: it must be (or become) a writable folder, not a file."""
+    """Check an output folder before any work: it must be (or become) a writable folder, not a file. Folders
+    made for the check are removed again; the command creates them when it has something to write."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} is a file, not a folder")
+    missing = [p for p in (path, *path.parents) if not p.exists()]  # created for the probe, removed after it
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".siliconlab-write-test-{os.getpid()}"
@@ -88,6 +90,12 @@ def output_dir(path: Path, option: str = "--out") -> Path:
         probe.unlink()
     except OSError as exc:
         raise UsageError(f"{option} {path} is not a writable folder ({exc.strerror or exc})") from None
+    finally:
+        for folder in missing:  # deepest first: nothing is left behind if the command then fails on bad input
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     return path
 
 

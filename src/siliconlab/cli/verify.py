@@ -37,6 +37,8 @@ def verify(
         table.add_row(str(unit_folder), result.unit, result.files, result.parity, verdict)
     console.print(table)
     bad = [r for r in results if not r.ok]
+    for result in bad:  # the reasons once more, unwrapped, for logs and for grep
+        console.print(f"defect: {result.unit}: {result.files}", highlight=False, soft_wrap=True)
     if bad:
         raise SiliconlabError(
             f"{len(bad)} of {len(results)} artifact(s) have defects: {', '.join(r.unit for r in bad)}"
