@@ -12,6 +12,7 @@ from rich.table import Table
 from siliconlab.bench.contention import unstable
 from siliconlab.convert.manifest import write_json_atomic
 from siliconlab.errors import UsageError
+from siliconlab.tables import print_table as print_whole
 
 COLUMNS = (
     "unit",
@@ -146,16 +147,7 @@ def print_table(result: dict[str, Any], console: Console, wide: bool = False) ->
         if not wide:  # the round-by-round range of the speedup is a --wide detail
             cells["speedup"] = cells["speedup"].split(" (")[0]
         table.add_row(*(cells[column] for column in columns))
-    if wide:  # print at the table's own width, past the console's if need be
-        natural = console.measure(table, options=console.options.update(width=10_000)).maximum
-        width = console.width
-        console.width = max(width, natural)
-        try:
-            console.print(table)
-        finally:
-            console.width = width
-    else:
-        console.print(table)
+    print_whole(console, table, wide)
     for note in contention_notes(result):
         console.print(f"[yellow]{note}[/]", highlight=False)
     for failure in result["failures"]:

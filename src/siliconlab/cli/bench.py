@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -66,26 +67,10 @@ def bench(
     from siliconlab.bench.plan import BenchOptions, build_plan
 
     output_dir(out)
-    options = BenchOptions(
-        cache_dir=cache,
-        model=model,
-        units=units,
-        batches=tuple(int_list(batch, "--batch")),
-        seqs=tuple(int_list(seq, "--seq")),
-        workload=workload,
-        text=text,
-        texts=texts,
-        budget_ms=budget_ms,
-        baseline=baseline,
-        threads=threads,
-        quick=quick,
-        warmup=warmup,
-        min_iters=min_iters,
-        min_seconds=min_seconds,
-        floor=floor,
-        interleave=interleave,
-        omp_wait_policy=omp_wait_policy,
-    )
+    given = dict(locals())  # the options, by the names BenchOptions shares with this command's parameters
+    shared = {f.name for f in dataclasses.fields(BenchOptions)} - {"cache_dir", "batches", "seqs"}
+    options = BenchOptions(cache_dir=cache, batches=tuple(int_list(batch, "--batch")),
+                           seqs=tuple(int_list(seq, "--seq")), **{name: given[name] for name in shared})  # fmt: skip
     plan = build_plan(options)
     for name, reason in plan.skipped.items():
         err.print(f"  skipping {name}: {reason} (name it in --units to time it)")

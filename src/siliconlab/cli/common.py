@@ -119,13 +119,6 @@ def resolve_threads(threads: int | None) -> int:
 
 def print_wide(table: Table, wide: bool) -> None:
     """Print a table; with `wide`, at its own full width even past the console's (`--wide`: every column whole)."""
-    if not wide:
-        console.print(table)
-        return
-    natural = console.measure(table, options=console.options.update(width=10_000)).maximum
-    width = console.width
-    console.width = max(width, natural)
-    try:
-        console.print(table)
-    finally:
-        console.width = width
+    from siliconlab.tables import print_table
+
+    print_table(console, table, wide)
