@@ -33,7 +33,9 @@ def units(
         # Only the reason wraps (between words); the short columns stay whole.
         table.add_column(column, no_wrap=wide or column != "why not", ratio=1 if column == "why not" else None)
     for row in rows:
-        if row["available"]:
+        if row["available"] and not row["timed"]:  # runs, but `bench all` leaves it out: say why
+            available, reason = "[yellow]not timed[/]", row["timing_reason"]
+        elif row["available"]:
             available, reason = "[green]yes[/]", ""
         elif row.get("convertible"):
             available, reason = "[yellow]converts[/]", row["reason"]

@@ -132,7 +132,10 @@ class Unit(ABC):
         """Load an artifact folder written by convert()."""
 
     def describe(self) -> dict[str, Any]:
+        """One notion of availability, shown the same by `units`, `bench` and `load`: runs here (available),
+        is timed by `bench ... all` (timed), or only converts here (convertible), each with its reason."""
         available = self.availability()
+        timed = self.timing_availability() if available.ok else available
         return {
             "unit": self.name,
             "engine": self.engine,
@@ -140,6 +143,8 @@ class Unit(ABC):
             "precision": self.precision,
             "available": available.ok,
             "reason": available.reason,
+            "timed": timed.ok,
+            "timing_reason": "" if timed.ok else timed.reason,
             "convertible": available.ok or self.conversion_availability().ok,
         }
 
