@@ -41,7 +41,7 @@ class BenchOptions:
     min_seconds: float | None = None
     floor: bool = True
     interleave: bool = True
-    omp_wait_policy: str = "passive"  # 'passive', 'active' or 'default' (leave OpenMP's own setting alone)
+    omp_wait_policy: str = "default"  # 'passive', 'active' or 'default' (leave OpenMP's own setting alone)
 
 
 OMP_POLICIES = ("passive", "active", "default")
@@ -65,7 +65,7 @@ class BenchPlan:
     #: Units left out because they cannot be timed here (name -> reason); only when all units were asked for.
     skipped: dict[str, str] = field(default_factory=dict)
     #: OpenMP's wait policy in every timed unit process (docs/benchmarking.md, "Baseline threading").
-    omp_wait_policy: str = "passive"
+    omp_wait_policy: str = "default"
 
     @property
     def process_env(self) -> dict[str, str]:

@@ -54,7 +54,7 @@ def bench(
     omp_wait_policy: Annotated[
         str,
         typer.Option(help="OpenMP wait policy of the unit processes: passive, active, or default (leave it alone)."),
-    ] = "passive",
+    ] = "default",
 ) -> None:
     """Time MODEL on each available unit, each in its own process.
 
