@@ -37,7 +37,10 @@ def bench(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the JSON, Markdown and PNG results.")] = Path(
         "results"
     ),
-    cache: Annotated[Path, typer.Option(help="Artifact cache (converted models are reused).")] = DEFAULT_CACHE,
+    cache: Annotated[
+        Path,
+        typer.Option("--artifacts", "--cache", help="The artifact store: what `convert --out DIR` wrote is reused."),
+    ] = DEFAULT_CACHE,
     threads: Annotated[int | None, typer.Option(help="CPU threads per unit (default: physical cores).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Fewer iterations: a fast look, not a result to quote.")] = (
         False
