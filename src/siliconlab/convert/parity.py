@@ -23,9 +23,12 @@ from siliconlab.models.wrapper import EncoderWithHead
 from siliconlab.text import encode
 from siliconlab.units.base import Runner
 
-#: Classifier gates: (label agreement, max probability difference) for fp32 units and for the others.
+#: Classifier gates. fp32 units: every label the same and no class probability more than 1e-3 away. Reduced
+#: precision (int8, fp16): >= 99 % of labels the same and the *mean* class-probability difference <= 0.03 —
+#: a text near the decision boundary can move by more (its label may even flip: that is what the 1 % allows),
+#: so the maximum is reported, not gated; a broken artifact moves the mean.
 FP32_AGREEMENT, FP32_PROB_DIFF = 1.0, 1e-3
-REDUCED_AGREEMENT, REDUCED_PROB_DIFF = 0.99, 0.15
+REDUCED_AGREEMENT, REDUCED_PROB_DIFF_MEAN = 0.99, 0.03
 AGREEMENT_TEXTS = 300
 
 
@@ -42,6 +45,7 @@ class ParityReport:
     #: Classifiers only: share of agreement texts with the reference's label, and the largest probability gap.
     label_agreement: float | None = None
     prob_diff_max: float | None = None
+    prob_diff_mean: float | None = None
     agreement_texts: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,7 +56,7 @@ class ParityReport:
         labels = ""
         if self.label_agreement is not None:
             labels = (f", labels agree on {self.label_agreement:.1%} of {self.agreement_texts} texts, "
-                      f"probability diff max {self.prob_diff_max:.2g}")  # fmt: skip
+                      f"probability diff mean {self.prob_diff_mean:.2g} max {self.prob_diff_max:.2g}")  # fmt: skip
         return (
             f"pooled cosine min {self.cosine_min:.6f} (needs >= {self.threshold}){token}, "
             f"max abs error {self.max_abs:.3g}, worst sentence #{self.worst_sentence}{labels}"
@@ -130,12 +134,21 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def label_parity(runner: Runner, model: LoadedModel, reference: Reference) -> tuple[float, float]:
-    """(share of texts whose label matches the reference, largest class-probability difference)."""
+def labels_close(threshold: float, agreement: float, diff_mean: float, diff_max: float) -> bool:
+    """The classifier gate: fp32 units (threshold >= 0.99999) agree on every label within 1e-3 probability;
+    reduced-precision units on >= 99 % of labels with a mean probability difference <= 0.03."""
+    if threshold >= 0.99999:
+        return agreement >= FP32_AGREEMENT and diff_max <= FP32_PROB_DIFF
+    return agreement >= REDUCED_AGREEMENT and diff_mean <= REDUCED_PROB_DIFF_MEAN
+
+
+def label_parity(runner: Runner, model: LoadedModel, reference: Reference) -> tuple[float, float, float]:
+    """(share of texts whose label matches the reference, mean and max class-probability difference)."""
     got = batched_logits(runner, model, reference.agreement_texts or [])
     expected = reference.agreement_logits
     agreement = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean())
-    return agreement, float(np.abs(_softmax(got) - _softmax(expected)).max())
+    diff = np.abs(_softmax(got) - _softmax(expected)).max(axis=1)
+    return agreement, float(diff.mean()), float(diff.max())
 
 
 def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -188,12 +201,8 @@ def check_parity(runner: Runner, model: LoadedModel, reference: Reference, thres
         worst_sentence=worst_index,
     )
     if reference.agreement_texts:
-        agreement, prob_diff = label_parity(runner, model, reference)
-        fp32 = threshold >= 0.99999
-        need_agreement, prob_bound = (
-            (FP32_AGREEMENT, FP32_PROB_DIFF) if fp32 else (REDUCED_AGREEMENT, REDUCED_PROB_DIFF)
-        )
-        report.label_agreement, report.prob_diff_max = agreement, prob_diff
+        agreement, diff_mean, diff_max = label_parity(runner, model, reference)
+        report.label_agreement, report.prob_diff_mean, report.prob_diff_max = agreement, diff_mean, diff_max
         report.agreement_texts = len(reference.agreement_texts)
-        report.passed = report.passed and agreement >= need_agreement and prob_diff <= prob_bound
+        report.passed = report.passed and labels_close(threshold, agreement, diff_mean, diff_max)
     return report
