@@ -99,6 +99,10 @@ def _print(result: dict[str, Any]) -> None:
                       f"{row['per_class'][minority]['f1']:.4f}", matrix, f"{row['ms_per_text']:.2f}")  # fmt: skip
     console.print(table)
     console.print(f"confusion rows = truth, columns = predicted, in label order: {', '.join(labels)}")
+    if result["results"] and result["results"][0].get("truncated"):
+        first = result["results"][0]
+        console.print(f"{first['truncated']} of {first['texts']} texts were longer than {first['max_tokens']} tokens "
+                      "and were truncated (as every unit sees them)")  # fmt: skip
 
 
 @handles_errors

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -104,12 +105,21 @@ def evaluate_unit(model: str, unit: str, data: EvalData, cache: Path | None, thr
         raise UsageError(
             f"the data has label(s) {', '.join(unknown[:5])} the model does not know ({', '.join(labels)})"
         )
-    pipeline.classify(data.texts[:8])  # warm-up: first-call allocations are not the unit's speed
-    begin = time.perf_counter()
-    answers = pipeline.classify(data.texts)
-    seconds = time.perf_counter() - begin
+    quiet = logging.getLogger("siliconlab")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # one truncation notice per long review would bury the table; counted below
+    try:
+        pipeline.classify(data.texts[:8])  # warm-up: first-call allocations are not the unit's speed
+        begin = time.perf_counter()
+        answers = pipeline.classify(data.texts)
+        seconds = time.perf_counter() - begin
+    finally:
+        quiet.setLevel(level)
     result = metrics(data.labels, [a["label"] for a in answers], labels)
-    return {"unit": unit, **result, "ms_per_text": seconds * 1e3 / len(data.texts), "texts": len(data.texts)}
+    lengths = [len(ids) for ids in pipeline.loaded.tokenizer(data.texts)["input_ids"]]
+    truncated = sum(length > pipeline.loaded.max_length for length in lengths)
+    return {"unit": unit, **result, "ms_per_text": seconds * 1e3 / len(data.texts), "texts": len(data.texts),
+            "truncated": truncated, "max_tokens": pipeline.loaded.max_length}  # fmt: skip
 
 
 def evaluate(
