@@ -88,7 +88,7 @@ def _print(result: dict[str, Any]) -> None:
     minority = labels[-1] if labels else ""
     table = Table(title=f"eval {result['model']} — {result['data']}")
     for column in ("unit", "accuracy", "Δ vs fp32", "macro-F1", f"F1 {minority}", "confusion", "ms/text"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("unit", "accuracy", "ms/text"))
     for row in result["results"]:
         delta = row["accuracy_delta_points"]
         shown = "ref" if row["unit"] == result["reference_unit"] else f"{delta:+.2f} pt" if delta is not None else "n/a"
