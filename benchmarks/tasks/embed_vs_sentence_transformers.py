@@ -67,7 +67,7 @@ def main() -> None:
     print(f"{len(texts)} real texts, median {statistics.median(tokens):.0f} tokens; "
           f"cosine vs sentence-transformers min {cosine.min():.5f} median {np.median(cosine):.5f}")  # fmt: skip
 
-    floors = {"fp32": cpu_fp32_gemm(threads), "int8": cpu_int8_gemm(threads)}
+    floors = {"fp32": cpu_fp32_gemm(threads) / 1e9, "int8": cpu_int8_gemm(threads) / 1e9}  # GFLOP/s, GOP/s
     precision = "int8" if "int8" in api.unit else "fp32"
     rows = {}
     for batch in (1, 32):
