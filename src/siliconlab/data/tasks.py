@@ -98,3 +98,14 @@ def split_digest(frame: pd.DataFrame) -> str:
     for value in sorted(frame["hash"]):
         digest.update(value.encode())
     return digest.hexdigest()
+
+
+def correction_texts(task: str, count: int = 128) -> list[str]:
+    """Training texts of `task` at their natural lengths, for an int8 classifier's bias correction: never from the
+    test split, and disjoint from the parity and label-agreement sets the conversion is then judged on."""
+    from siliconlab.data import agreement_texts, parity_texts
+
+    judged = set(agreement_texts()) | set(parity_texts())
+    train = split(task, "train")
+    pool = train[~train["text"].isin(judged)]
+    return stratified(pool.iloc[::-1].reset_index(drop=True), count)["text"].tolist()

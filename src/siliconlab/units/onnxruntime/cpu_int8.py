@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from siliconlab.units.base import INT8_COSINE_MIN, Conversion, Unit
 from siliconlab.units.onnxruntime.cpu import ARTIFACT, OrtRunner, export_fused, ort_versions
+from siliconlab.units.onnxruntime.head import HeadSite, correct_bias, expose_input, find_head, hide_input, mean_logits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +34,8 @@ CALIBRATION_TEXTS = 64
 #: Calibration must clear the parity gate with margin before we stop keeping nodes in fp32.
 CALIBRATION_TARGET = 0.993
 MAX_FP32_NODES = 3
+#: Texts whose mean logit shift corrects a classifier head's bias (head.py).
+CORRECTION_TEXTS = 128
 
 
 def _quantize(src: Path, dst: Path, exclude: list[str]) -> None:
@@ -54,6 +57,33 @@ def _quantize(src: Path, dst: Path, exclude: list[str]) -> None:
         )
     finally:
         root.setLevel(level)
+
+
+def _feed(model: LoadedModel, text: str) -> dict[str, np.ndarray]:
+    from siliconlab.text import encode
+
+    ids, mask = encode(model.tokenizer, [text], model.max_length, warn=False)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def _correction_texts(model_name: str, calibration: list[str]) -> list[str]:
+    """The task's own training texts for a built-in task model; the calibration texts for any other."""
+    from siliconlab.data.tasks import TASKS, correction_texts
+
+    return correction_texts(model_name, CORRECTION_TEXTS) if model_name in TASKS else calibration
+
+
+def _finish_head(path: Path, head: HeadSite, feeds: list[dict[str, np.ndarray]], fp32_logits: np.ndarray) -> dict:
+    """Bias-correct the quantized head, drop the calibration output, and say what was done."""
+    import onnx
+
+    shift = fp32_logits - mean_logits(OrtRunner(path, 2), feeds)
+    graph = onnx.load(str(path))
+    correct_bias(graph, head, shift)
+    hide_input(graph, head)
+    onnx.save(graph, str(path))
+    return {"fp32_node": head.matmul, "bias_correction": [round(float(v), 6) for v in shift],
+            "correction_texts": len(feeds)}  # fmt: skip
 
 
 def _pooled(runner: OrtRunner, feeds: list[dict[str, np.ndarray]], batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -94,7 +124,7 @@ class OnnxRuntimeCpuInt8(Unit):
     cosine_min = INT8_COSINE_MIN
     recipe = (
         f"plain-or-smoothquant-a{SMOOTH_ALPHA}-vfold-dynamic-perchannel-rr-greedy{CALIBRATION_TARGET}"
-        "-emb-noskipln-pruned"
+        "-emb-noskipln-pruned-headfp32-biascorr"
     )
     requires = ("onnx", "onnxruntime")
 
@@ -107,17 +137,21 @@ class OnnxRuntimeCpuInt8(Unit):
 
         fused_path, fused = export_fused(model, out_dir)
         graph = onnx.load(str(fused_path))
+        head = find_head(graph)
+        fixed = head.exclude if head else []  # a classifier's head stays fp32 (module docstring of head.py)
+        if head:
+            expose_input(graph, head)
+            onnx.save(graph, str(fused_path))
         texts = calibration_texts(CALIBRATION_TEXTS)
-        feeds = []
-        for text in texts:
-            ids, mask = encode(model.tokenizer, [text], model.max_length, warn=False)
-            feeds.append({"input_ids": ids, "attention_mask": mask})
+        feeds = [_feed(model, text) for text in texts]
         ids, mask = encode(model.tokenizer, texts[:16], model.max_length, warn=False)
         batch = {"input_ids": ids, "attention_mask": mask}
         reference = _pooled(OrtRunner(fused_path, 2), feeds, batch)
+        correction_feeds = [_feed(model, text) for text in _correction_texts(model.name, texts)] if head else []
+        fp32_logits = mean_logits(OrtRunner(fused_path, 2), correction_feeds) if head else None
 
         def trial(source: Path, exclude: list[str]) -> float:
-            _quantize(source, fused_path.with_suffix(".trial.onnx"), exclude)
+            _quantize(source, fused_path.with_suffix(".trial.onnx"), exclude + fixed)
             return _min_cosine(_pooled(OrtRunner(fused_path.with_suffix(".trial.onnx"), 2), feeds, batch), reference)
 
         # Cheapest graph first: plain per-channel int8; then SmoothQuant (one Mul per MatMul, where it does not
@@ -131,7 +165,7 @@ class OnnxRuntimeCpuInt8(Unit):
             pristine = onnx.ModelProto()
             pristine.CopyFrom(graph)
             maxima = activation_channel_max(graph, feeds)
-            smoothed = smooth(graph, maxima, SMOOTH_ALPHA)
+            smoothed = smooth(graph, maxima, SMOOTH_ALPHA, skip=fixed)
             chosen = out_dir / "smoothed.onnx"
             onnx.save(graph, str(chosen))
             first = round(trial(chosen, []), 6)
@@ -154,9 +188,10 @@ class OnnxRuntimeCpuInt8(Unit):
                 history.append(step)
             if set(exclude) & set(candidates):
                 # MatMuls kept in fp32 gain nothing from smoothing: rebuild without their Mul (same function).
-                smoothed = smooth(pristine, maxima, SMOOTH_ALPHA, skip=exclude)
+                smoothed = smooth(pristine, maxima, SMOOTH_ALPHA, skip=exclude + fixed)
                 onnx.save(pristine, str(chosen))
-        _quantize(chosen, fused_path, exclude)
+        _quantize(chosen, fused_path, exclude + fixed)
+        head_record = _finish_head(fused_path, head, correction_feeds, fp32_logits) if head else None
         for leftover in (plain_path, out_dir / "smoothed.onnx", fused_path.with_suffix(".trial.onnx")):
             leftover.unlink(missing_ok=True)
 
@@ -174,6 +209,7 @@ class OnnxRuntimeCpuInt8(Unit):
                 "calibration_texts": len(feeds),
                 "fp32_nodes": exclude,
                 "calibration_search": history,
+                "classifier_head": head_record,
             },
             library_versions=ort_versions(),
         )
