@@ -36,9 +36,22 @@ def check_text(text: object, name: str = "the text") -> str:
     return text
 
 
-def encode(tokenizer: Any, texts: Sequence[str], max_length: int, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
+#: How a text longer than the model's window is cut: keep its beginning, or its beginning and end.
+TRUNCATIONS = ("head", "head+tail")
+
+
+def encode(
+    tokenizer: Any, texts: Sequence[str], max_length: int, warn: bool = True, truncation: str = "head"
+) -> tuple[np.ndarray, np.ndarray]:
     """Tokenize a batch, padding to the longest text; long texts are truncated with a warning
-    (`warn=False` for our own fixed texts, e.g. the parity set on a short-context model)."""
+    (`warn=False` for our own fixed texts, e.g. the parity set on a short-context model).
+
+    `truncation="head+tail"` keeps a long text's first quarter-window and its last three quarters: a review's
+    verdict is often at its end (Sun et al., 2019, "How to Fine-Tune BERT for Text Classification", found
+    head+tail best on IMDB). Measured for the sentiment model on this project's eval slice: +0.4 points at
+    256 tokens (benchmarks/tasks/sentiment_truncation.py)."""
+    if truncation not in TRUNCATIONS:
+        raise UsageError(f"unknown truncation '{truncation}': choose from {', '.join(TRUNCATIONS)}")
     if isinstance(texts, str):
         texts = [texts]
     if not texts:
@@ -55,8 +68,29 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int, warn: bool = T
                 max_length,
                 max_length,
             )
+    if truncation == "head+tail" and max(full_lengths) > max_length:
+        return _head_and_tail(tokenizer, texts, max_length)
     batch = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="np")
     return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+
+
+def _head_and_tail(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's tokens cut to its head and tail around the middle, special tokens added back, padded."""
+    specials = tokenizer.num_special_tokens_to_add(pair=False)
+    keep = max_length - specials
+    head = keep // 4
+    rows = []
+    for body in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+        if len(body) > keep:
+            body = body[:head] + body[len(body) - (keep - head) :]
+        rows.append(tokenizer.build_inputs_with_special_tokens(body))
+    width = max(len(row) for row in rows)
+    ids = np.full((len(rows), width), tokenizer.pad_token_id or 0, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for index, row in enumerate(rows):
+        ids[index, : len(row)] = row
+        mask[index, : len(row)] = 1
+    return ids, mask
 
 
 def fixed_shape_inputs(tokenizer: Any, batch: int, seq: int, text: str) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,9 @@ class MeanPoolClassifier(nn.Module):
 
     pooling = "mean"
 
-    def __init__(self, bert: nn.Module, labels: list[str], weight: torch.Tensor | None = None, bias=None):
+    def __init__(
+        self, bert: nn.Module, labels: list[str], weight: torch.Tensor | None = None, bias=None, truncation="head"
+    ):
         super().__init__()
         self.bert = bert
         self.labels = list(labels)
@@ -47,7 +49,7 @@ class MeanPoolClassifier(nn.Module):
                 self.classifier.bias.copy_(bias if bias is not None else torch.zeros(len(self.labels)))
         self.config = bert.config
         self.config.architectures = [type(bert).__name__]
-        setattr(self.config, HEAD_KEY, {"labels": self.labels, "pooling": self.pooling})
+        setattr(self.config, HEAD_KEY, {"labels": self.labels, "pooling": self.pooling, "truncation": truncation})
         self.config.id2label = dict(enumerate(self.labels))
         self.config.label2id = {label: i for i, label in enumerate(self.labels)}
 
@@ -76,7 +78,8 @@ class MeanPoolClassifier(nn.Module):
         if not head_path.is_file():
             raise FileNotFoundError(f"{path}: the classifier head {HEAD_FILE} is missing")
         tensors = load_file(str(head_path))
-        return cls(bert, spec["labels"], tensors["weight"], tensors["bias"]).eval()
+        truncation = spec.get("truncation", "head")
+        return cls(bert, spec["labels"], tensors["weight"], tensors["bias"], truncation=truncation).eval()
 
 
 def head_logits(classifier: nn.Module, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

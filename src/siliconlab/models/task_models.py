@@ -55,12 +55,17 @@ class TaskModelSource(ModelSource):
         from siliconlab.models.heads import HEAD_KEY
 
         config = self.encoder.config.__class__(**self.encoder.config.to_dict())
-        setattr(config, HEAD_KEY, {"labels": self.labels, "pooling": "mean"})
+        setattr(config, HEAD_KEY, {"labels": self.labels, "pooling": "mean", "truncation": self.truncation})
         return config
 
     @property
     def labels(self) -> list[str]:
         return list(self.record["labels"])
+
+    @property
+    def truncation(self) -> str:
+        """How the head was trained to read long texts (text.encode); a pipeline cuts them the same way."""
+        return str(self.record.get("truncation", "head"))
 
     def load(self, attn_implementation: str = "sdpa") -> LoadedModel:
         from safetensors.torch import load_file
@@ -69,7 +74,9 @@ class TaskModelSource(ModelSource):
 
         encoder = self.encoder.load(attn_implementation)
         tensors = load_file(str(self.weights_path))
-        model = MeanPoolClassifier(encoder.model, self.labels, tensors["weight"], tensors["bias"]).eval()
+        model = MeanPoolClassifier(
+            encoder.model, self.labels, tensors["weight"], tensors["bias"], truncation=self.truncation
+        ).eval()
         return LoadedModel(
             name=self.name,
             model=model,

@@ -72,7 +72,7 @@ def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loa
     from transformers import AutoTokenizer
 
     from siliconlab.convert.pipeline import Converter, load_artifact
-    from siliconlab.models.base import max_length_of
+    from siliconlab.models.base import head_spec, max_length_of
 
     outcome = Converter(source, cache, threads).convert_unit(unit)
     if not outcome.ok:
@@ -82,7 +82,9 @@ def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loa
     task = "classification" if "logits" in runner.output_names else "embedding"
     labels = labels_of(source.config) if task == "classification" else []
     limit = max_length_of(source.config, tokenizer)
-    return Loaded(source.name, task, unit.name, runner, tokenizer, limit, outcome.artifact_dir, labels, why)
+    truncation = (head_spec(source.config) or {}).get("truncation", "head")
+    return Loaded(source.name, task, unit.name, runner, tokenizer, limit, outcome.artifact_dir, labels, why,
+                  truncation)  # fmt: skip
 
 
 def labels_of(config: Any) -> list[str]:

@@ -41,6 +41,7 @@ class Loaded:
     artifact_dir: Path | None
     labels: list[str] = field(default_factory=list)
     why_unit: str = ""
+    truncation: str = "head"  # how long texts are cut (text.encode); a task head says which it was trained on
 
 
 class Pipeline:
@@ -85,7 +86,10 @@ class Pipeline:
         begin = time.perf_counter()
         for start in range(0, len(order), BATCH):
             chunk = order[start : start + BATCH]
-            ids, mask = encode(self.loaded.tokenizer, [texts[i] for i in chunk], self.loaded.max_length)
+            ids, mask = encode(
+                self.loaded.tokenizer, [texts[i] for i in chunk], self.loaded.max_length,
+                truncation=self.loaded.truncation,
+            )  # fmt: skip
             with self._lock:
                 out = self.loaded.runner.run(ids, mask)[output]
             rows.update(zip(chunk, np.asarray(out, dtype=np.float32)))
