@@ -37,3 +37,26 @@ def test_fixed_shape_inputs_fill_every_position(tokenizer):
     ids, mask = fixed_shape_inputs(tokenizer, 3, 40, "hello world")
     assert ids.shape == (3, 40) and mask.all()
     assert ids[0, 0] == tokenizer.cls_token_id and ids[0, -1] == tokenizer.sep_token_id
+
+
+def test_padding_here_matches_the_tokenizers_own_and_head_tail_keeps_both_ends():
+    """encode() pads short batches itself (one tokenizer call): it must give exactly what padding="longest" gives;
+    head+tail keeps the start and the end of a long text within the window."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from siliconlab.models.minilm import tokenizer_directory
+    from siliconlab.text import encode
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_directory())
+    texts = ["a short one", "a somewhat longer sentence with more words in it", "ok"]
+    ids, mask = encode(tokenizer, texts, 64)
+    expected = tokenizer(texts, padding="longest", return_tensors="np")
+    assert np.array_equal(ids, expected["input_ids"]) and np.array_equal(mask, expected["attention_mask"])
+    long = "start " + "middle " * 100 + "finale"
+    head, _ = encode(tokenizer, [long, "x"], 16, warn=False)
+    both, both_mask = encode(tokenizer, [long, "x"], 16, warn=False, truncation="head+tail")
+    assert head.shape == both.shape == (2, 16) and both_mask[1].sum() == 3
+    words = tokenizer.convert_ids_to_tokens(both[0].tolist())
+    assert words[0] == "[CLS]" and words[1] == "start" and words[-2] == "finale" and words[-1] == "[SEP]"
+    assert "finale" not in tokenizer.convert_ids_to_tokens(head[0].tolist())

@@ -58,7 +58,8 @@ def encode(
         raise UsageError("no text given: pass at least one non-empty text")
     single = len(texts) == 1
     texts = [check_text(text, "the text" if single else f"text {index}") for index, text in enumerate(texts)]
-    full_lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+    rows = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    full_lengths = [len(ids) for ids in rows]
     for index, length in enumerate(full_lengths):
         if warn and length > max_length:
             log.warning(
@@ -68,28 +69,48 @@ def encode(
                 max_length,
                 max_length,
             )
-    if truncation == "head+tail" and max(full_lengths) > max_length:
-        return _head_and_tail(tokenizer, texts, max_length)
+    if max(full_lengths) <= max_length:  # the common case: one tokenizer call, padded here
+        return _padded(tokenizer, rows)
+    if truncation == "head+tail":
+        return _head_and_tail(tokenizer, rows, max_length)
     batch = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="np")
     return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
 
 
-def _head_and_tail(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each text's tokens cut to its head and tail around the middle, special tokens added back, padded."""
-    specials = tokenizer.num_special_tokens_to_add(pair=False)
-    keep = max_length - specials
+def _head_and_tail(tokenizer: Any, rows: list[list[int]], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row (special tokens included) cut to its head and tail around the middle, its special tokens kept."""
+    prefix, suffix = _special_ends(tokenizer)
+    keep = max_length - prefix - suffix
     head = keep // 4
-    rows = []
-    for body in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+    cut = []
+    for row in rows:
+        body = row[prefix : len(row) - suffix]
         if len(body) > keep:
             body = body[:head] + body[len(body) - (keep - head) :]
-        rows.append(tokenizer.build_inputs_with_special_tokens(body))
+        cut.append(row[:prefix] + body + row[len(row) - suffix :])
+    return _padded(tokenizer, cut)
+
+
+def _special_ends(tokenizer: Any) -> tuple[int, int]:
+    """How many special tokens the tokenizer puts before and after a text ([CLS] ... [SEP]: 1 and 1)."""
+    plain = tokenizer(["x"], add_special_tokens=False)["input_ids"][0]
+    full = tokenizer(["x"], add_special_tokens=True)["input_ids"][0]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start : start + len(plain)] == plain:
+            return start, len(full) - start - len(plain)
+    return 0, 0
+
+
+def _padded(tokenizer: Any, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token rows padded to the longest, on the tokenizer's padding side, with its pad id (as padding="longest")."""
     width = max(len(row) for row in rows)
     ids = np.full((len(rows), width), tokenizer.pad_token_id or 0, dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)
+    left = getattr(tokenizer, "padding_side", "right") == "left"
     for index, row in enumerate(rows):
-        ids[index, : len(row)] = row
-        mask[index, : len(row)] = 1
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[index, span] = row
+        mask[index, span] = 1
     return ids, mask
 
 

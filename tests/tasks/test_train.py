@@ -32,9 +32,12 @@ def test_logistic_fit_separates_separable_data_and_is_deterministic():
 @pytest.mark.slow
 def test_retraining_on_a_fixed_subset_gives_identical_heads(tmp_path: Path, artifact_cache: Path, monkeypatch):
     monkeypatch.setenv("SILICONLAB_CACHE", str(artifact_cache))
-    records = [train_head("spam", tmp_path / name, rows=40, unit="torch-cpu-fp32") for name in ("a", "b")]
-    heads = [(tmp_path / name / "spam.safetensors").read_bytes() for name in ("a", "b")]
-    assert heads[0] == heads[1]
+    records = [
+        train_head("spam", tmp_path / name, rows=40, unit="torch-cpu-fp32", reuse_features=reuse)
+        for name, reuse in (("a", False), ("b", False), ("c", True))  # c: from the features a and b cached
+    ]
+    heads = [(tmp_path / name / "spam.safetensors").read_bytes() for name in ("a", "b", "c")]
+    assert heads[0] == heads[1] == heads[2]
     assert records[0]["train_digest"] == records[1]["train_digest"]
     assert records[0]["test_digest"] not in (records[0]["train_digest"],)
 

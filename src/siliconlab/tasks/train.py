@@ -64,7 +64,7 @@ def accuracy(weight: np.ndarray, bias: np.ndarray, x: np.ndarray, y: np.ndarray)
     return float(((x @ weight.T + bias).argmax(axis=1) == y).mean())
 
 
-def embed(texts: list[str], unit: str | None, threads: int | None) -> tuple[np.ndarray, str]:
+def embed(texts: list[str], unit: str | None, threads: int | None, reuse: bool = True) -> tuple[np.ndarray, str]:
     """Sentence embeddings from the first fp32 unit that runs here (or the one named), kept as a plain .npy in
     the cache keyed by the texts and settings, so refitting a head (another L2, another seed) is instant."""
     import hashlib
@@ -75,7 +75,7 @@ def embed(texts: list[str], unit: str | None, threads: int | None) -> tuple[np.n
     for text in texts:
         key.update(text.encode("utf-8", "surrogateescape") + b"\0")
     path = default_cache().parent / "features" / f"{key.hexdigest()[:24]}.npz"
-    if path.is_file():
+    if reuse and path.is_file():
         with np.load(path, allow_pickle=False) as saved:
             return saved["x"], str(saved["unit"])
     x, used = _embed(texts, unit, threads)
@@ -108,7 +108,12 @@ def _embed(texts: list[str], unit: str | None, threads: int | None) -> tuple[np.
 
 
 def train_head(
-    task: str, out_dir: Path, rows: int | None = None, unit: str | None = None, threads: int | None = None
+    task: str,
+    out_dir: Path,
+    rows: int | None = None,
+    unit: str | None = None,
+    threads: int | None = None,
+    reuse_features: bool = True,
 ) -> dict[str, Any]:
     """Fit the head for `task`, write `<task>.safetensors` + `<task>.json` into out_dir, return the record."""
     from safetensors.numpy import save_file
@@ -122,7 +127,7 @@ def train_head(
     labels = list(TASKS[task].labels)
     train = split(task, "train", limit=rows or DEFAULT_ROWS[task])
     begin = time.perf_counter()
-    x, embed_unit = embed(train["text"].tolist(), unit, threads)
+    x, embed_unit = embed(train["text"].tolist(), unit, threads, reuse=reuse_features)
     embed_s = time.perf_counter() - begin
     y = train["label"].map({name: i for i, name in enumerate(labels)}).to_numpy()
     cut = int(len(train) * (1 - VALIDATION_SHARE))
