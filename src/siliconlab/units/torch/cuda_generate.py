@@ -50,6 +50,7 @@ class _Slot:
     mask: torch.Tensor | None  #: [B, max_len] 1 = real slot; None when no row is padded
     hist: torch.Tensor  #: [B, max_len] generated tokens, written on the device
     n: torch.Tensor  #: [1] how many tokens `hist` holds
+    write: torch.Tensor  #: [1] the cache slot the next token fills (read by the fused step)
     logits: torch.Tensor | None = None  #: [B, vocab] the last prefill's or step's logits
     graph: Any = None  #: torch.cuda.CUDAGraph once captured
     static_logits: torch.Tensor | None = None  #: the graph's output: rewritten in place by every replay
@@ -71,6 +72,7 @@ class StaticCacheDecoder:
         device: Any = None,
         max_batch: int = 1,
         max_len: int = 2048,
+        fuse: bool = False,
     ) -> None:
         import torch
 
@@ -85,6 +87,14 @@ class StaticCacheDecoder:
         self.max_batch, self.max_len = max_batch, max_len
         self._slots: dict[tuple[int, bool], _Slot] = {}
         self._step_fn: Callable[..., torch.Tensor] = self._step
+        self._fused: Any = None
+        if fuse:
+            from siliconlab.units.torch.fused_llama import FusedLlamaStep, fusable
+
+            why = fusable(self.model)
+            if why is not None:
+                raise UsageError(f"fuse=True: {why}")
+            self._fused = FusedLlamaStep(self.model)
         #: Seconds from `prefill` being called to its first token being ready on the device (last call).
         self.ttft: float | None = None
         #: Seconds the last `generate` spent after its first token, and the tokens per row it made in them.
@@ -110,7 +120,7 @@ class StaticCacheDecoder:
 
         cache = StaticCache(config=self.model.config, max_cache_len=self.max_len)
         mask = longs(batch, self.max_len) if padded else None
-        return _Slot(cache, longs(batch, 1), longs(batch, 1), mask, longs(batch, self.max_len), longs(1))
+        return _Slot(cache, longs(batch, 1), longs(batch, 1), mask, longs(batch, self.max_len), longs(1), longs(1))
 
     def _slot(self, batch: int, padded: bool) -> _Slot:
         key = (batch, padded)
@@ -140,12 +150,19 @@ class StaticCacheDecoder:
         cache: Any,
         hist: torch.Tensor,
         n: torch.Tensor,
+        write: torch.Tensor,
     ) -> torch.Tensor:
         """One token for every row: forward, greedy argmax, and the buffer updates — all on the device."""
         import torch
 
-        out = self.model(input_ids=tok, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
-        logits = out.logits[:, -1, :]
+        if self._fused is not None:
+            logits = self._fused(tok, pos, mask, cache, write)
+            write.add_(1)
+        else:
+            out = self.model(
+                input_ids=tok, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True
+            )
+            logits = out.logits[:, -1, :]
         nxt = torch.argmax(logits, dim=-1, keepdim=True)
         hist.index_copy_(1, n, nxt)
         tok.copy_(nxt)
@@ -155,7 +172,7 @@ class StaticCacheDecoder:
 
     def _run_step(self, slot: _Slot) -> torch.Tensor:
         """Advance one token (eagerly here; `CudaGraphGenerator` replays its graph instead)."""
-        slot.logits = self._step_fn(slot.tok, slot.pos, slot.mask, slot.cache, slot.hist, slot.n)
+        slot.logits = self._step_fn(slot.tok, slot.pos, slot.mask, slot.cache, slot.hist, slot.n, slot.write)
         return slot.logits
 
     # -- public API --------------------------------------------------------------------------------------------
@@ -217,6 +234,7 @@ class StaticCacheDecoder:
             slot.pos.copy_(positions[:, -1:] + 1)
             slot.hist[:, 0].copy_(first)
             slot.n.fill_(1)
+            slot.write.fill_(seq)
         self._synchronize()
         self.ttft = time.perf_counter() - start
         self._current = slot
@@ -259,11 +277,11 @@ class StaticCacheDecoder:
             while made < max_new_tokens:
                 self._run_step(slot)
                 made += 1
-                if made - sent >= stream_every or made == max_new_tokens:
-                    if on_token is not None or eos_token_id is not None:
-                        sent = self._emit(slot, sent, made, on_token, done, eos_token_id)
-                        if eos_token_id is not None and bool(done.all()):
-                            break
+                boundary = made - sent >= stream_every or made == max_new_tokens
+                if boundary and (on_token is not None or eos_token_id is not None):
+                    sent = self._emit(slot, sent, made, on_token, done, eos_token_id)
+                    if eos_token_id is not None and bool(done.all()):
+                        break
         tokens = slot.hist[:, :made].cpu()
         self.decode_seconds = time.perf_counter() - t_first
         self.decode_steps, self.last_batch = made - 1, batch
@@ -323,8 +341,9 @@ class CudaGraphGenerator(StaticCacheDecoder):
     """`StaticCacheDecoder` on a CUDA device with each batch size's decode step captured as one CUDA graph.
 
     `compile=True` (Inductor mode `max-autotune-no-cudagraphs`) or a mode name compiles the step before the
-    capture; compilation and capture happen on first use of a batch size (inside the first `prefill`/
-    `generate` of that size), not in `__init__`. Raises `SiliconlabError` when no CUDA device is usable.
+    capture; `fuse=True` (Llama-family models) decodes with `FusedLlamaStep` (one QKV and one gate-up GEMV per
+    layer) instead of the HF forward. Compilation and capture happen on first use of a batch size (inside the
+    first `prefill`/`generate` of that size), not in `__init__`. Raises `SiliconlabError` without a CUDA device.
     """
 
     def __init__(
@@ -335,13 +354,15 @@ class CudaGraphGenerator(StaticCacheDecoder):
         max_batch: int = 1,
         max_len: int = 2048,
         compile: bool | str = False,
+        fuse: bool = False,
     ) -> None:
         import torch
 
         if not torch.cuda.is_available():
             why = availability().reason or "torch.cuda.is_available() is False"
             raise SiliconlabError(f"CudaGraphGenerator needs a CUDA device: {why}")
-        super().__init__(model, dtype=dtype or torch.bfloat16, device="cuda", max_batch=max_batch, max_len=max_len)
+        dtype = dtype or torch.bfloat16
+        super().__init__(model, dtype=dtype, device="cuda", max_batch=max_batch, max_len=max_len, fuse=fuse)
         self.compile_mode = (DEFAULT_COMPILE_MODE if compile is True else compile) or None
         if self.compile_mode:
             self._step_fn = torch.compile(self._step, mode=self.compile_mode, dynamic=False)
@@ -361,7 +382,7 @@ class CudaGraphGenerator(StaticCacheDecoder):
         import torch
 
         def step() -> torch.Tensor:
-            return self._step_fn(slot.tok, slot.pos, slot.mask, slot.cache, slot.hist, slot.n)
+            return self._step_fn(slot.tok, slot.pos, slot.mask, slot.cache, slot.hist, slot.n, slot.write)
 
         with torch.no_grad():
             if slot.mask is not None:
@@ -393,6 +414,7 @@ class CudaGraphGenerator(StaticCacheDecoder):
         slot.tok.zero_()
         slot.pos.zero_()
         slot.n.zero_()
+        slot.write.zero_()
 
     def _run_step(self, slot: _Slot) -> torch.Tensor:
         slot.graph.replay()
