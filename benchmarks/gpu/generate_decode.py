@@ -88,10 +88,24 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def make_generator(model: Any, dtype: torch.dtype, compile_mode: str = "") -> StaticCacheDecoder:
+def make_generator(model: Any, dtype: torch.dtype, compile_mode: str = "", fuse: bool = False) -> StaticCacheDecoder:
     if DEVICE == "cpu":
-        return StaticCacheDecoder(model, dtype=dtype, max_batch=max(BATCHES), max_len=MAX_LEN)
-    return CudaGraphGenerator(model, dtype=dtype, max_batch=max(BATCHES), max_len=MAX_LEN, compile=compile_mode)
+        return StaticCacheDecoder(model, dtype=dtype, max_batch=max(BATCHES), max_len=MAX_LEN, fuse=fuse)
+    return CudaGraphGenerator(
+        model, dtype=dtype, max_batch=max(BATCHES), max_len=MAX_LEN, compile=compile_mode, fuse=fuse
+    )
+
+
+#: name -> (fused Llama step?, compile the step?, extra Inductor config, batch sizes (None = BATCHES))
+VARIANTS: dict[str, tuple[bool, bool, dict[str, Any], list[int] | None]] = {
+    "graph-eager-step-bf16": (False, False, {}, None),
+    "graph-compiled-step-bf16": (False, True, {}, None),
+    "graph-fused-step-bf16": (True, False, {}, None),
+    "graph-fused-compiled-bf16": (True, True, {}, None),
+    "graph-fused-compiled-pdl-bf16": (True, True, {"triton.enable_pdl": True}, [1]),
+}
+DEFAULT_VARIANTS = "graph-eager-step-bf16,graph-fused-step-bf16,graph-fused-compiled-bf16,graph-fused-compiled-pdl-bf16"
+SELECTED = [v for v in os.environ.get("VARIANTS", DEFAULT_VARIANTS).split(",") if v]
 
 
 def hf_generate(model: Any, ids: torch.Tensor, new: int, static: bool) -> torch.Tensor:
@@ -162,14 +176,17 @@ def free_run(name: str, gen: StaticCacheDecoder, prompts: torch.Tensor) -> None:
     )
 
 
-def parity(base: Any, gens: dict[str, StaticCacheDecoder], prompts: torch.Tensor, with_fp32: bool) -> None:
+def parity(
+    base: Any, gens: dict[str, StaticCacheDecoder], prompts: torch.Tensor, with_fp32: bool, fuse: bool = False
+) -> None:
     ref = copy.deepcopy(base).to(DEVICE)
     with torch.no_grad():
         cont = hf_generate(ref, prompts.to(DEVICE), FORCED, static=False)
         full = torch.cat([prompts.to(DEVICE), cont], dim=1)
         ref_logits = ref(full).logits[:, PROMPT - 1 : PROMPT + FORCED - 1].float().cpu()
     cont = cont.cpu()
-    checked = {**gens, "graph-eager-step-fp32": make_generator(ref, torch.float32)} if with_fp32 else gens
+    fp32_name = ("graph-fused-step" if fuse else "graph-eager-step") + "-fp32"
+    checked = {**gens, fp32_name: make_generator(ref, torch.float32, fuse=fuse)} if with_fp32 else gens
     for name, gen in checked.items():
         teacher_forced(name, gen, prompts, cont, ref_logits)
         free_run(name, gen, prompts[:1])
@@ -217,8 +234,9 @@ def device_step_ms(gen: StaticCacheDecoder, ids: torch.Tensor, steps: int = 100)
     return start.elapsed_time(end) / steps
 
 
-def kernels_per_step(gen: StaticCacheDecoder, ids: torch.Tensor) -> int | None:
-    """Device kernels one decode step launches (the step run un-captured under the profiler)."""
+def kernels_per_step(name: str, gen: StaticCacheDecoder, ids: torch.Tensor) -> int | None:
+    """Device kernels one decode step launches (the step run un-captured under the profiler); the top kernels by
+    time go to RESULTS["kernel_breakdown"]."""
     if DEVICE != "cuda":
         return None
     from torch.profiler import ProfilerActivity, profile
@@ -226,17 +244,27 @@ def kernels_per_step(gen: StaticCacheDecoder, ids: torch.Tensor) -> int | None:
     gen.prefill(ids, _reserve=4)
     slot = gen._current
     with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
-        gen._step_fn(slot.tok, slot.pos, slot.mask, slot.cache, slot.hist, slot.n)
+        gen._step_fn(slot.tok, slot.pos, slot.mask, slot.cache, slot.hist, slot.n, slot.write)
         torch.cuda.synchronize()
-    return sum(
-        1
+    kernels = [
+        e
         for e in prof.events()
         if e.device_type.name == "CUDA" and "memcpy" not in e.name.lower() and "memset" not in e.name.lower()
-    )
+    ]
+    table: dict[str, list[float]] = {}
+    for e in kernels:
+        row = table.setdefault(e.name[:90], [0, 0.0])
+        row[0] += 1
+        row[1] += e.device_time
+    top = sorted(table.items(), key=lambda kv: -kv[1][1])[:15]
+    RESULTS.setdefault("kernel_breakdown", {})[name] = [
+        {"kernel": k, "count": int(c), "total_us": round(t, 1)} for k, (c, t) in top
+    ]
+    return len(kernels)
 
 
-def time_ttft(model: Any, gens: dict[str, StaticCacheDecoder], ids: torch.Tensor) -> None:
-    for static in (False, True):
+def time_ttft(model: Any, gens: dict[str, StaticCacheDecoder], ids: torch.Tensor, hf: bool) -> None:
+    for static in (False, True) if hf else ():
         name = "hf-generate-static" if static else "hf-generate-dynamic"
         times = timed(lambda s=static: hf_generate(model, ids.to(DEVICE), 1, s))
         RESULTS["ttft"][name] = {
@@ -258,8 +286,14 @@ def time_ttft(model: Any, gens: dict[str, StaticCacheDecoder], ids: torch.Tensor
     save()
 
 
-def time_all(model: Any, gens: dict[str, StaticCacheDecoder], prompts: dict[int, torch.Tensor], hf: bool) -> None:
-    for batch in BATCHES:
+def time_all(
+    model: Any,
+    gens: dict[str, StaticCacheDecoder],
+    prompts: dict[int, torch.Tensor],
+    hf: bool,
+    batches: list[int] | None = None,
+) -> None:
+    for batch in batches or BATCHES:
         ids = prompts[batch]
         rows: dict[str, Any] = RESULTS["time"].setdefault(f"batch{batch}", {})
         if hf:
@@ -272,7 +306,7 @@ def time_all(model: Any, gens: dict[str, StaticCacheDecoder], prompts: dict[int,
             rows[name] = time_graph(gen, batch, ids)
             rows[name]["wall_s_incl_capture"] = time.perf_counter() - start
             RESULTS["device_step_ms"][f"{name}-batch{batch}"] = device_step_ms(gen, ids)
-            RESULTS["kernels_per_step"][f"{name}-batch{batch}"] = kernels_per_step(gen, ids)
+            RESULTS["kernels_per_step"][f"{name}-batch{batch}"] = kernels_per_step(f"{name}-batch{batch}", gen, ids)
             save()
         print_table(batch)
 
@@ -286,6 +320,53 @@ def print_table(batch: int) -> None:
         kern = RESULTS["kernels_per_step"].get(f"{name}-batch{batch}")
         span = f"{row['tok_s_median']:9.1f} ({row['tok_s_min']:.0f}-{row['tok_s_max']:.0f})"
         print(f"{name:34s} {span:>28s} {decode:13.1f} {step or 0:8.3f} {kern or 0:8d}", flush=True)
+
+
+def set_inductor(key: str, value: Any) -> Any:
+    """Set a (dotted) torch._inductor.config option; returns the old value."""
+    import torch._inductor.config as inductor_config
+
+    *path, last = key.split(".")
+    holder = inductor_config
+    for part in path:
+        holder = getattr(holder, part)
+    old = getattr(holder, last)
+    setattr(holder, last, value)
+    return old
+
+
+def run_variant(
+    name: str,
+    base: Any,
+    model_bf16: Any,
+    prompts: torch.Tensor,
+    timing: dict[int, torch.Tensor],
+    ttft_ids: torch.Tensor,
+) -> None:
+    """Parity, then timing, of one decoder variant; a failure is recorded and the run goes on."""
+    fuse, compiled, inductor, batches = VARIANTS[name]
+    if compiled and not COMPILE_MODE:
+        return
+    start = time.perf_counter()
+    saved: dict[str, Any] = {}
+    try:
+        for key, value in inductor.items():
+            saved[key] = set_inductor(key, value)  # AttributeError: this torch lacks the option
+        # The fused step rewires the model's q/k/v and gate/up weights (views of concatenated tensors): give it
+        # its own copy so graphs already captured on model_bf16 keep valid addresses.
+        model = copy.deepcopy(base).to(DEVICE, torch.bfloat16) if fuse else model_bf16
+        gen = make_generator(model, torch.bfloat16, COMPILE_MODE if compiled else "", fuse=fuse)
+        parity(base, {name: gen}, prompts, with_fp32=not compiled and not inductor, fuse=fuse)
+        time_all(model, {name: gen}, timing, hf=False, batches=batches)
+        time_ttft(model, {name: gen}, ttft_ids, hf=False)
+    except Exception as exc:  # one variant failing must not lose the others
+        RESULTS.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"[:2000]
+        print(f"variant {name} failed: {RESULTS['errors'][name]}", flush=True)
+    finally:
+        for key, value in saved.items():
+            set_inductor(key, value)
+    RESULTS.setdefault("variant_wall_s", {})[name] = time.perf_counter() - start
+    save()
 
 
 def main() -> None:
@@ -315,25 +396,12 @@ def main() -> None:
     prompts = torch.randint(0, config.vocab_size, (max(BATCHES), PROMPT), generator=rng)
 
     model_bf16 = copy.deepcopy(base).to(DEVICE, torch.bfloat16)
-    gens: dict[str, StaticCacheDecoder] = {"graph-eager-step-bf16": make_generator(model_bf16, torch.bfloat16)}
-    parity(base, gens, prompts, with_fp32=True)
     timing_prompts = {b: torch.randint(0, config.vocab_size, (b, PROMPT), generator=rng) for b in BATCHES}
-    time_all(model_bf16, gens, timing_prompts, hf=True)
     ttft_ids = torch.randint(0, config.vocab_size, (1, TTFT_PROMPT), generator=rng)
-    time_ttft(model_bf16, gens, ttft_ids)
-    if COMPILE_MODE:
-        name = "graph-compiled-step-bf16"
-        start = time.perf_counter()
-        try:
-            compiled = {name: make_generator(model_bf16, torch.bfloat16, COMPILE_MODE)}
-            parity(base, compiled, prompts, with_fp32=False)
-            RESULTS["env"]["compiled_parity_wall_s"] = time.perf_counter() - start
-            time_all(model_bf16, compiled, timing_prompts, hf=False)
-            time_ttft(model_bf16, compiled, ttft_ids)
-        except Exception as exc:  # a failed compile must not lose the eager-step results above
-            RESULTS["env"]["compile_error"] = f"{type(exc).__name__}: {exc}"[:2000]
-            print(f"compiled variant failed: {RESULTS['env']['compile_error']}", flush=True)
-        RESULTS["env"]["compiled_wall_s"] = time.perf_counter() - start
+    time_all(model_bf16, {}, timing_prompts, hf=True)
+    time_ttft(model_bf16, {}, ttft_ids, hf=True)
+    for name in SELECTED:
+        run_variant(name, base, model_bf16, prompts, timing_prompts, ttft_ids)
     save()
     print(
         "\nTTFT (prompt",
