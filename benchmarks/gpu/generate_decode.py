@@ -88,7 +88,9 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def make_generator(model: Any, dtype: torch.dtype, compile_mode: str = "", fuse: bool = False) -> StaticCacheDecoder:
+def make_generator(
+    model: Any, dtype: torch.dtype, compile_mode: str = "", fuse: bool | str = False
+) -> StaticCacheDecoder:
     if DEVICE == "cpu":
         return StaticCacheDecoder(model, dtype=dtype, max_batch=max(BATCHES), max_len=MAX_LEN, fuse=fuse)
     return CudaGraphGenerator(
@@ -96,15 +98,20 @@ def make_generator(model: Any, dtype: torch.dtype, compile_mode: str = "", fuse:
     )
 
 
-#: name -> (fused Llama step?, compile the step?, extra Inductor config, batch sizes (None = BATCHES))
-VARIANTS: dict[str, tuple[bool, bool, dict[str, Any], list[int] | None]] = {
+#: name -> (fused Llama step: False / True / "sdpa", compile the step?, extra Inductor config, batch sizes or None)
+VARIANTS: dict[str, tuple[bool | str, bool, dict[str, Any], list[int] | None]] = {
     "graph-eager-step-bf16": (False, False, {}, None),
     "graph-compiled-step-bf16": (False, True, {}, None),
     "graph-fused-step-bf16": (True, False, {}, None),
     "graph-fused-compiled-bf16": (True, True, {}, None),
+    "graph-fused-sdpa-compiled-bf16": ("sdpa", True, {}, None),
+    "graph-fused-compiled-combo-bf16": (True, True, {"combo_kernels": True}, [1]),
     "graph-fused-compiled-pdl-bf16": (True, True, {"triton.enable_pdl": True}, [1]),
 }
-DEFAULT_VARIANTS = "graph-eager-step-bf16,graph-fused-step-bf16,graph-fused-compiled-bf16,graph-fused-compiled-pdl-bf16"
+DEFAULT_VARIANTS = (
+    "graph-eager-step-bf16,graph-fused-step-bf16,graph-fused-compiled-bf16,graph-fused-sdpa-compiled-bf16,"
+    "graph-fused-compiled-combo-bf16"
+)
 SELECTED = [v for v in os.environ.get("VARIANTS", DEFAULT_VARIANTS).split(",") if v]
 
 
@@ -177,7 +184,7 @@ def free_run(name: str, gen: StaticCacheDecoder, prompts: torch.Tensor) -> None:
 
 
 def parity(
-    base: Any, gens: dict[str, StaticCacheDecoder], prompts: torch.Tensor, with_fp32: bool, fuse: bool = False
+    base: Any, gens: dict[str, StaticCacheDecoder], prompts: torch.Tensor, with_fp32: bool, fuse: bool | str = False
 ) -> None:
     ref = copy.deepcopy(base).to(DEVICE)
     with torch.no_grad():

@@ -72,7 +72,7 @@ class StaticCacheDecoder:
         device: Any = None,
         max_batch: int = 1,
         max_len: int = 2048,
-        fuse: bool = False,
+        fuse: bool | str = False,
     ) -> None:
         import torch
 
@@ -94,7 +94,7 @@ class StaticCacheDecoder:
             why = fusable(self.model)
             if why is not None:
                 raise UsageError(f"fuse=True: {why}")
-            self._fused = FusedLlamaStep(self.model)
+            self._fused = FusedLlamaStep(self.model, **({"attention": fuse} if isinstance(fuse, str) else {}))
         #: Seconds from `prefill` being called to its first token being ready on the device (last call).
         self.ttft: float | None = None
         #: Seconds the last `generate` spent after its first token, and the tokens per row it made in them.
@@ -341,9 +341,10 @@ class CudaGraphGenerator(StaticCacheDecoder):
     """`StaticCacheDecoder` on a CUDA device with each batch size's decode step captured as one CUDA graph.
 
     `compile=True` (Inductor mode `max-autotune-no-cudagraphs`) or a mode name compiles the step before the
-    capture; `fuse=True` (Llama-family models) decodes with `FusedLlamaStep` (one QKV and one gate-up GEMV per
-    layer) instead of the HF forward. Compilation and capture happen on first use of a batch size (inside the
-    first `prefill`/`generate` of that size), not in `__init__`. Raises `SiliconlabError` without a CUDA device.
+    capture. `fuse=True` (Llama-family models) decodes with `FusedLlamaStep` instead of the HF forward: one QKV
+    and one gate-up GEMV per layer, attention as fusable reductions (`fuse="sdpa"` keeps torch's SDPA).
+    Compilation and capture happen on first use of a batch size (inside the first `prefill`/`generate` of that
+    size), not in `__init__`. Raises `SiliconlabError` without a CUDA device.
     """
 
     def __init__(
@@ -354,7 +355,7 @@ class CudaGraphGenerator(StaticCacheDecoder):
         max_batch: int = 1,
         max_len: int = 2048,
         compile: bool | str = False,
-        fuse: bool = False,
+        fuse: bool | str = False,
     ) -> None:
         import torch
 

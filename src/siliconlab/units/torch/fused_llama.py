@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+#: "reduce": attention for one query written as plain reductions (scores, softmax, weighted sum, in fp32), which
+#: Inductor fuses with the query's RoPE and the mask (3 small kernels); "sdpa": torch's fused attention (on an
+#: H100 cuDNN's kernel, ~7 us per layer at one query, plus a mask conversion per layer).
+ATTENTION = ("reduce", "sdpa")
 #: Rotary variants whose tables depend only on the position (inv_freq fixed at init).
 _STATIC_ROPE = ("default", "linear", "llama3")
 
@@ -51,10 +55,13 @@ def _concat_shared(modules: list[Any]) -> torch.Tensor:
 class FusedLlamaStep:
     """Decode step for `LlamaForCausalLM`-style models: `__call__` returns logits [B, vocab] for one token/row."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, attention: str = "reduce") -> None:
         why = fusable(model)
         if why is not None:
             raise ValueError(f"cannot fuse this model: {why}")
+        if attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
+        self.attention = attention
         config, inner = model.config, model.model
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
@@ -105,14 +112,13 @@ class FusedLlamaStep:
             layer = cache.layers[index]
             layer.keys.index_copy_(2, write, k)
             layer.values.index_copy_(2, write, v)
-            a = F.scaled_dot_product_attention(
-                q,
-                layer.keys,
-                layer.values,
-                attn_mask=visible,
-                scale=w["scaling"],
-                enable_gqa=self.kv_heads != self.heads,
-            )
+            if self.attention == "sdpa":
+                gqa = self.kv_heads != self.heads
+                a = F.scaled_dot_product_attention(
+                    q, layer.keys, layer.values, attn_mask=visible, scale=w["scaling"], enable_gqa=gqa
+                )
+            else:
+                a = _attend(q, layer.keys, layer.values, visible, w["scaling"])
             x = x + F.linear(a.transpose(1, 2).reshape(batch, 1, nq), w["o"])
             h = _rms_norm(x, *w["ln2"])
             gate, up = F.linear(h, w["gate_up"]).chunk(2, dim=-1)
@@ -146,3 +152,20 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _attend(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Attention of one query per row over the whole static cache: q [B, H, 1, D], keys/values [B, KV, L, D],
+    visible [B or 1, 1, 1, L]. Query heads are grouped as HF's repeat_kv does (head h reads KV head h // (H/KV))."""
+    import torch
+
+    batch, heads, _, dim = q.shape
+    kv_heads = keys.shape[1]
+    qg = q.view(batch, kv_heads, heads // kv_heads, 1, dim).float()  # [B, KV, G, 1, D]
+    scores = (qg * keys.unsqueeze(2).float()).sum(-1) * scale  # [B, KV, G, L]
+    scores = scores.masked_fill(~visible.view(visible.shape[0], 1, 1, -1), float("-inf"))
+    probs = torch.softmax(scores, dim=-1)
+    out = (probs.unsqueeze(-1) * values.unsqueeze(2).float()).sum(3)  # [B, KV, G, D]
+    return out.to(q.dtype).view(batch, heads, 1, dim)
