@@ -98,19 +98,21 @@ def make_generator(
     )
 
 
-#: name -> (fused Llama step: False / True / "sdpa", compile the step?, extra Inductor config, batch sizes or None)
+#: name -> (fused Llama step: False / True (SDPA attention) / "reduce", compile the step?, extra Inductor config,
+#: batch sizes or None = BATCHES)
 VARIANTS: dict[str, tuple[bool | str, bool, dict[str, Any], list[int] | None]] = {
     "graph-eager-step-bf16": (False, False, {}, None),
     "graph-compiled-step-bf16": (False, True, {}, None),
     "graph-fused-step-bf16": (True, False, {}, None),
     "graph-fused-compiled-bf16": (True, True, {}, None),
-    "graph-fused-sdpa-compiled-bf16": ("sdpa", True, {}, None),
-    "graph-fused-compiled-combo-bf16": (True, True, {"combo_kernels": True}, [1]),
+    "graph-fused-reduce-step-bf16": ("reduce", False, {}, None),
+    "graph-fused-reduce-compiled-bf16": ("reduce", True, {}, None),
+    "graph-fused-reduce-compiled-combo-bf16": ("reduce", True, {"combo_kernels": True}, [1]),
     "graph-fused-compiled-pdl-bf16": (True, True, {"triton.enable_pdl": True}, [1]),
 }
 DEFAULT_VARIANTS = (
-    "graph-eager-step-bf16,graph-fused-step-bf16,graph-fused-compiled-bf16,graph-fused-sdpa-compiled-bf16,"
-    "graph-fused-compiled-combo-bf16"
+    "graph-eager-step-bf16,graph-compiled-step-bf16,graph-fused-step-bf16,graph-fused-compiled-bf16,"
+    "graph-fused-reduce-compiled-bf16"
 )
 SELECTED = [v for v in os.environ.get("VARIANTS", DEFAULT_VARIANTS).split(",") if v]
 
@@ -192,7 +194,7 @@ def parity(
         full = torch.cat([prompts.to(DEVICE), cont], dim=1)
         ref_logits = ref(full).logits[:, PROMPT - 1 : PROMPT + FORCED - 1].float().cpu()
     cont = cont.cpu()
-    fp32_name = ("graph-fused-step" if fuse else "graph-eager-step") + "-fp32"
+    fp32_name = {False: "graph-eager-step", True: "graph-fused-step"}.get(fuse, f"graph-fused-{fuse}-step") + "-fp32"
     checked = {**gens, fp32_name: make_generator(ref, torch.float32, fuse=fuse)} if with_fp32 else gens
     for name, gen in checked.items():
         teacher_forced(name, gen, prompts, cont, ref_logits)

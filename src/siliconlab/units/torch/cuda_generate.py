@@ -342,7 +342,7 @@ class CudaGraphGenerator(StaticCacheDecoder):
 
     `compile=True` (Inductor mode `max-autotune-no-cudagraphs`) or a mode name compiles the step before the
     capture. `fuse=True` (Llama-family models) decodes with `FusedLlamaStep` instead of the HF forward: one QKV
-    and one gate-up GEMV per layer, attention as fusable reductions (`fuse="sdpa"` keeps torch's SDPA).
+    and one gate-up GEMV per layer (`fuse="reduce"` also writes attention as fusable reductions).
     Compilation and capture happen on first use of a batch size (inside the first `prefill`/`generate` of that
     size), not in `__init__`. Raises `SiliconlabError` without a CUDA device.
     """
