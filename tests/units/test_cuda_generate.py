@@ -141,6 +141,8 @@ def test_bad_input_is_a_usage_error(llama_reference):
         decoder.generate(torch.zeros((3, 4), dtype=torch.long), 2)
     with pytest.raises(UsageError, match="pad on the left"):
         decoder.generate(ids, 2, attention_mask=torch.tensor([[1] * 7 + [0]]))
+    with pytest.raises(UsageError, match="entries for input_ids"):
+        decoder.generate(ids, 2, attention_mask=torch.ones((1, 5)))
     with pytest.raises(UsageError, match="max_new_tokens"):
         decoder.generate(ids, 0)
     with pytest.raises(UsageError, match="positions"):

@@ -1,10 +1,11 @@
 """Greedy decoding of Hugging Face causal LMs with a static KV cache and the decode step replayed as a CUDA graph.
 
-Why: at batch 1 a small decoder (SmolLM2-135M: 30 layers) launches on the order of a thousand small kernels per
-token. Launched from Python that costs milliseconds (HF `generate` with a static cache: ~316 tokens/s on an
-H100) while the weights need ~0.1 ms of memory traffic. Capturing the whole fixed-shape step (forward, greedy
-argmax, bookkeeping) once and replaying it per token leaves only GPU time; `compile=` lets Inductor fuse the
-step's small kernels before the capture.
+Why: at batch 1 a small decoder (SmolLM2-135M: 30 layers) launches ~1,500 small kernels per token. Launched
+from Python that costs tens of milliseconds (HF `generate` on the lent H100: 25-47 tokens/s) while the weights
+need ~0.1 ms of memory traffic. Capturing the whole fixed-shape step (forward, greedy argmax, bookkeeping) once
+and replaying it per token leaves only GPU time (~300 tokens/s); `compile=` lets Inductor fuse the step's small
+kernels before the capture, and `fuse=True` merges Llama's projections (up to 1,085 tokens/s at batch 1 and
+6,860 at batch 8 there: benchmarks/gpu/NOTES.md, session 4).
 
 `StaticCacheDecoder` is the step logic on any device, eager: fixed shapes and device-side counters only (no
 `.item()`, no host branching between tokens), so that the same code can be captured. `CudaGraphGenerator` adds
@@ -193,7 +194,10 @@ class StaticCacheDecoder:
             raise UsageError(f"prompt {seq} + {new_tokens} new tokens exceed max_len {self.max_len}")
         mask = None
         if attention_mask is not None:
-            mask = torch.as_tensor(attention_mask, dtype=torch.long).reshape(ids.shape)
+            mask = torch.as_tensor(attention_mask, dtype=torch.long)
+            if mask.numel() != ids.numel():
+                raise UsageError(f"attention_mask has {mask.numel()} entries for input_ids of shape {tuple(ids.shape)}")
+            mask = mask.reshape(ids.shape)
             if not bool(mask[:, -1].all()):
                 raise UsageError("attention_mask: pad on the left (every row's last token must be real)")
             if bool(mask.all()):
