@@ -10,6 +10,8 @@ Sections, in order (JSON is rewritten after each, so a run cut short still repor
            graph decoder with the compiled step: batch 1 and 8, prompt 32, 128 new tokens, median of 5;
            TTFT at prompt 256; graph replay device time per token; kernels per step
 Usage (device): PYTHONPATH=src python3 benchmarks/gpu/generate_decode.py  -> $OUT/generate_decode.json
+All default variants take ~9-10 min on an H100 (110-180 s of compilation per compiled variant): pick a subset with
+VARIANTS=name,name (names in VARIANTS below) to stay inside one 10-minute device call.
 Knobs (env): COMPILE_MODE (default max-autotune-no-cudagraphs; "" skips the compiled variant), REPEATS (5),
 NEW_TOKENS (128), PROMPT (32), TTFT_PROMPT (256), BATCHES (1,8), MAX_LEN (512), SMOKE=1 (tiny model; runs on
 the CPU without graphs, to check this script).
@@ -361,6 +363,10 @@ def run_variant(
     try:
         for key, value in inductor.items():
             saved[key] = set_inductor(key, value)  # AttributeError: this torch lacks the option
+        if compiled:
+            # Dynamo would otherwise reuse an earlier variant's compiled step (its guards ignore Inductor options:
+            # run 2's PDL and run 3's combo-kernel variants were silently the base variant).
+            torch._dynamo.reset()
         # The fused step rewires the model's q/k/v and gate/up weights (views of concatenated tensors): give it
         # its own copy so graphs already captured on model_bf16 keep valid addresses.
         model = copy.deepcopy(base).to(DEVICE, torch.bfloat16) if fuse else model_bf16
