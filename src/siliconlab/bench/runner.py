@@ -96,6 +96,8 @@ class _Session:
     result: dict[str, Any] = field(init=False)
     jobs: list[Path] = field(default_factory=list)
     watch: ContentionWatch | None = None
+    #: (unit, workload index) -> the perf_counter spans of its bursts, for bench --monitor's timelines.
+    spans: dict[tuple[str, int], list[tuple[float, float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.result = new_result(self.plan)
@@ -190,7 +192,9 @@ class _Session:
             for timed in active[shift:] + active[:shift]:
                 if plan.interleaved:
                     time.sleep(SETTLE_S)
+                begin = time.perf_counter()
                 reply = timed.worker.request(burst, "burst", self.deadline(timed, burst))
+                self.spans.setdefault((timed.unit.name, index), []).append((begin, time.perf_counter()))
                 if reply is None:
                     self.drop(timed, index)
                     continue
@@ -212,16 +216,44 @@ class _Session:
             row = unit_row(plan, timed.unit, timed.manifest, reply["row"])
             if self.watch is not None:
                 row["contention"] = load_window
+                if self.plan.monitor:
+                    self.add_monitor(row, timed.unit.name, index)
             self.result["results"].append(row)
             self.events.on_checkpoint(self.result)  # persist first: an interrupt now keeps this row
             self.events.on_row(row)
 
+    def add_monitor(self, row: dict[str, Any], unit: str, index: int) -> None:
+        """bench --monitor: the hardware readings over this unit's bursts of this workload, and their flags."""
+        from siliconlab.bench.timeline import apply_flags, clock_reference, row_monitor
+
+        assert self.watch is not None
+        samples = list(self.watch.sampler.samples)
+        row["monitor"] = row_monitor(samples, self.spans.get((unit, index), []), clock_reference(samples))
+        apply_flags(row)
+
+    def monitor_section(self, started: float) -> dict[str, Any]:
+        """result['monitor']: the sampler's setup and cost, and each unit's timeline over the whole run."""
+        from siliconlab.bench.timeline import unit_timeline
+
+        assert self.watch is not None
+        samples, summary = list(self.watch.sampler.samples), self.watch.sampler.summary()
+        per_unit: dict[str, list[tuple[float, float]]] = {}
+        for (unit, _), spans in self.spans.items():
+            per_unit.setdefault(unit, []).extend(spans)
+        units = {unit: unit_timeline(samples, sorted(spans), started) for unit, spans in per_unit.items()}
+        return {"interval_s": summary["interval_s"], "polls": summary["samples"], "cpu_ms": summary["cpu_ms"],
+                "unavailable": summary["unavailable"], "units": units}  # fmt: skip
+
 
 def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
+    from siliconlab.bench.timeline import MONITOR_INTERVAL_S
+
     session = _Session(plan, events or Events())
     result = session.result
     session.events.on_unit("machine", "checking the load before timing")
-    session.watch = ContentionWatch().start()
+    started = time.perf_counter()
+    watch = ContentionWatch(MONITOR_INTERVAL_S, hardware=True) if plan.monitor else ContentionWatch()
+    session.watch = watch.start()
     if plan.measure_floor:
         session.events.on_unit("machine floor", "measuring GEMM rates")
         result["floors"] = measure_floors({u.device for u in plan.units}, plan.threads, quick=plan.quick)
@@ -233,6 +265,8 @@ def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
         for job in session.jobs:
             job.unlink(missing_ok=True)
         result["machine_load"] = session.watch.stop()
+        if plan.monitor:
+            result["monitor"] = session.monitor_section(started)
     finish(result, plan.baseline)
     result["complete"] = True
     return result

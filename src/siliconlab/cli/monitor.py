@@ -23,7 +23,8 @@ def monitor(
     duration: Annotated[float | None, typer.Option(help="Stop by itself after this many seconds.")] = None,
     pid: Annotated[int | None, typer.Option(help="Watch this running process (and its children).")] = None,
     dashboard: Annotated[
-        bool | None, typer.Option("--dashboard/--no-dashboard", help="Show the live dashboard (default: unless --record).")
+        bool | None,
+        typer.Option("--dashboard/--no-dashboard", help="Show the live dashboard (default: unless --record)."),
     ] = None,
 ) -> None:
     """Watch the hardware live: per-core CPU use and clock, load, memory and swap, a watched process, NVIDIA

@@ -110,7 +110,8 @@ def process_panel(view: View) -> Panel | None:
     cpu = _get(values, "proc.cpu_pct")
     text = Text(f"{view.watching}\n")
     text += Text(f"CPU {_fmt(cpu, '.0f', '%')} of one core  RSS {_fmt(_get(values, 'proc.rss_mb'), '.0f', ' MiB')}  ")
-    text += Text(f"threads {_fmt(_get(values, 'proc.threads'), '.0f')}  processes {_fmt(_get(values, 'proc.processes'), '.0f')}")
+    threads, processes = _get(values, "proc.threads"), _get(values, "proc.processes")
+    text += Text(f"threads {_fmt(threads, '.0f')}  processes {_fmt(processes, '.0f')}")
     if "proc" in view.unavailable:
         text += Text(f"\n{view.unavailable['proc']}", style="dim")
     return Panel(text, title="Watched process (with children)")

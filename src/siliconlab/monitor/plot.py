@@ -87,4 +87,5 @@ def draw_panels(panels: Sequence[Panel], path: Path, title: str, xlabel: str = "
 def plot_recording(data: dict[str, list[float]], path: Path, title: str = "recording") -> Path:
     """A recording's panels to `path` (PNG)."""
     seconds = data["t_s"][-1] - data["t_s"][0] if data["t_s"] else 0.0
-    return draw_panels(panels_for(data), path, f"siliconlab monitor: {title} — {len(data['t_s'])} polls, {seconds:.1f} s")
+    heading = f"siliconlab monitor: {title} — {len(data['t_s'])} polls, {seconds:.1f} s"
+    return draw_panels(panels_for(data), path, heading)
