@@ -98,6 +98,7 @@ class _Session:
     watch: ContentionWatch | None = None
     #: (unit, workload index) -> the perf_counter spans of its bursts, for bench --monitor's timelines.
     spans: dict[tuple[str, int], list[tuple[float, float]]] = field(default_factory=dict)
+    row_keys: dict[int, tuple[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.result = new_result(self.plan)
@@ -214,29 +215,25 @@ class _Session:
                 self.drop(timed, index)
                 continue
             row = unit_row(plan, timed.unit, timed.manifest, reply["row"])
+            self.row_keys[id(row)] = (timed.unit.name, index)  # which bursts were this row's (bench --monitor)
             if self.watch is not None:
                 row["contention"] = load_window
-                if self.plan.monitor:
-                    self.add_monitor(row, timed.unit.name, index)
             self.result["results"].append(row)
             self.events.on_checkpoint(self.result)  # persist first: an interrupt now keeps this row
             self.events.on_row(row)
 
-    def add_monitor(self, row: dict[str, Any], unit: str, index: int) -> None:
-        """bench --monitor: the hardware readings over this unit's bursts of this workload, and their flags."""
-        from siliconlab.bench.timeline import apply_flags, clock_reference, row_monitor
-
-        assert self.watch is not None
-        samples = list(self.watch.sampler.samples)
-        row["monitor"] = row_monitor(samples, self.spans.get((unit, index), []), clock_reference(samples))
-        apply_flags(row)
-
     def monitor_section(self, started: float) -> dict[str, Any]:
-        """result['monitor']: the sampler's setup and cost, and each unit's timeline over the whole run."""
-        from siliconlab.bench.timeline import unit_timeline
+        """bench --monitor, once the sampler stopped (so a poll follows every burst): each row's readings over
+        its unit's own bursts and their flags; and result['monitor'], the sampler's cost and unit timelines."""
+        from siliconlab.bench.timeline import apply_flags, clock_reference, row_monitor, unit_timeline
 
         assert self.watch is not None
         samples, summary = list(self.watch.sampler.samples), self.watch.sampler.summary()
+        reference = clock_reference(samples)
+        for row in self.result["results"]:
+            spans = self.spans.get(self.row_keys.get(id(row), ("", -1)), [])
+            row["monitor"] = row_monitor(samples, spans, reference)
+            apply_flags(row)
         per_unit: dict[str, list[tuple[float, float]]] = {}
         for (unit, _), spans in self.spans.items():
             per_unit.setdefault(unit, []).extend(spans)

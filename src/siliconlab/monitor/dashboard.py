@@ -158,6 +158,15 @@ def power_panel(view: View) -> Panel | None:
     return Panel(Text("\n".join(parts)), title="Power") if parts else None
 
 
+def latest_values(samples: Sequence[object], polls: int = 3) -> dict[str, float]:
+    """The newest value of every reading over the last few polls: a delta source skips a poll that comes
+    too soon after the previous one (the one at a sampler's stop, say), and its figure should not blink."""
+    values: dict[str, float] = {}
+    for sample in list(samples)[-polls:]:
+        values.update(sample.values)  # type: ignore[attr-defined]
+    return values
+
+
 def render(view: View) -> RenderableType:
     """One frame: header, CPU, memory, watched process, GPUs, power, command output, unavailable sensors."""
     header = Text(f"siliconlab monitor — {platform.node()}  ", style="bold")

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import psutil
 
-from siliconlab.monitor.dashboard import View, render
+from siliconlab.monitor.dashboard import View, latest_values, render
 from siliconlab.monitor.recording import Recorder, check_path
 from siliconlab.monitor.sampler import Sampler
 from siliconlab.monitor.sources import monitor_sources
@@ -124,7 +124,7 @@ class MonitorRun:
             watching = f"pid {self.child.pid}: {shlex.join(self.options.command or [])}"
         elif self.watched is not None:
             watching = f"pid {self.watched}"
-        return View(values=dict(latest.values) if latest else {}, unavailable=dict(sampler.unavailable),
+        return View(values=latest_values(sampler.samples), unavailable=dict(sampler.unavailable),
                     top=list(procs.top) if procs is not None else [], watching=watching,
                     elapsed_s=time.perf_counter() - self.started, interval_s=self.options.interval,
                     sampler_ms=summary_cost, gpu_names=gpus, output=list(self.output.lines) if self.output else [],
