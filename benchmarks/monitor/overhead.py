@@ -60,7 +60,10 @@ def main() -> None:
     parser.add_argument("--sampler-only", action="store_true")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} logical CPUs, load average now {os.getloadavg()[0]:.2f}")
-    print("\n| interval s | polls | monitor CPU, % of one core | CPU ms per poll | polling thread ms/poll | wall ms/poll |")
+    print(
+        "\n| interval s | polls | monitor CPU, % of one core | CPU ms per poll | polling thread ms/poll "
+        "| wall ms/poll |"
+    )
     print("|---|---|---|---|---|---|")
     for interval in (0.1, 0.5, 1.0):
         c = sampler_cost(interval, args.seconds)
@@ -78,8 +81,10 @@ def main() -> None:
         print(f"| {index} | {'on' if monitor else 'off'} | {r['p50']:.2f} | {r['seq_s']:.1f} | {r['wall']:.1f} | "
               f"{r['other']:.2f} |", flush=True)  # fmt: skip
     off, on = (statistics.median(r["p50"] for r in runs[m]) for m in (False, True))
-    print(f"\nmedian p50: off {off:.2f} ms, on {on:.2f} ms, on/off {on / off:.3f}; "
-          f"load average now {os.getloadavg()[0]:.2f}")
+    print(
+        f"\nmedian p50: off {off:.2f} ms, on {on:.2f} ms, on/off {on / off:.3f}; "
+        f"load average now {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def main() -> None:
     with Sampler(sources, interval=0.5) as sampler:
         time.sleep(args.seconds)
     procs = next(s for s in sources if s.name == "procs")
-    gpus = {int(s.name[3:]): s.device_name for s in sources if s.name.startswith("gpu") and getattr(s, "device_name", "")}
+    gpus = {int(s.name[3:]): getattr(s, "device_name", "") for s in sources if s.name.startswith("gpu")}
     view = View(values=latest_values(sampler.samples), unavailable=sampler.unavailable, top=procs.top,
                 watching=f"pid {args.pid}" if args.pid else "", elapsed_s=args.seconds, interval_s=0.5,
                 sampler_ms=sampler.summary()["cost_ms"]["mean"], gpu_names=gpus)  # fmt: skip
