@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="ABBA blocks of the bench comparison")
     parser.add_argument("--sampler-only", action="store_true")
     args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the unit processes' weight-loading bars
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     print(f"machine: {os.cpu_count()} logical CPUs, load average now {os.getloadavg()[0]:.2f}")
     print(
         "\n| interval s | polls | monitor CPU, % of one core | CPU ms per poll | polling thread ms/poll "
