@@ -30,8 +30,8 @@ def test_monitor_with_a_duration_exits_by_itself():
 @pytest.mark.parametrize("code", [0, 3])
 def test_command_exit_code_is_passed_through(tmp_path: Path, code: int):
     record = tmp_path / "run.csv"
-    result = CliRunner().invoke(app, ["monitor", "--interval", "0.1", "--record", str(record), "--",
-                                      sys.executable, "-c", f"import sys, time; time.sleep(0.5); sys.exit({code})"])  # fmt: skip
+    command = [sys.executable, "-c", f"import sys, time; time.sleep(0.5); sys.exit({code})"]
+    result = CliRunner().invoke(app, ["monitor", "--interval", "0.1", "--record", str(record), "--", *command])
     assert result.exit_code == code, result.output
     data = read_recording(record)
     assert len(data["t_s"]) >= 2  # the first poll and the one at stop, at least (a busy VM may delay the rest)
