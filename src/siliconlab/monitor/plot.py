@@ -62,7 +62,7 @@ def draw_panels(panels: Sequence[Panel], path: Path, title: str, xlabel: str = "
 
     if not panels:
         raise ValueError("nothing to draw: no reading has a value")
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.3 * len(panels) + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.3 * len(panels) + 0.8), sharex=True, squeeze=False)
     for ax, (name, ylabel, series) in zip(axes[:, 0], panels):
         for index, (label, (t, values)) in enumerate(series.items()):
             many = index >= 8
@@ -71,14 +71,14 @@ def draw_panels(panels: Sequence[Panel], path: Path, title: str, xlabel: str = "
         ax.set_title(name, fontsize=9, loc="left")
         ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper right", ncol=min(4, len(series)))
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the data stays visible
     axes[-1, 0].set_xlabel(xlabel)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
     return path
