@@ -3,9 +3,15 @@ recording, and the missing sensors listed with their reasons."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psutil
+import pytest
 from recorded_nvml import RECORDING, RecordedNvml
 
 from siliconlab.monitor.dashboard import View, latest_values, render_text
@@ -47,3 +53,22 @@ def test_latest_values_keep_a_reading_a_poll_skipped():
             self.values = values
 
     assert latest_values([Poll({"a": 1.0, "b": 2.0}), Poll({"a": 3.0})]) == {"a": 3.0, "b": 2.0}
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed: the terminal check needs a pane")
+def test_dashboard_draws_in_a_real_terminal(tmp_path):
+    """`siliconlab monitor` in a tmux pane (its own tmux server socket), read back with capture-pane."""
+    socket = f"siliconlab-test-{os.getpid()}"
+    src = Path(__file__).resolve().parents[2] / "src"
+    command = f"PYTHONPATH={src} {sys.executable} -m siliconlab monitor --duration 6 --interval 0.25; sleep 30"
+    tmux = ["tmux", "-L", socket]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "60", command], check=True)
+    try:
+        screen, deadline = "", time.time() + 40
+        while time.time() < deadline and not ("Memory" in screen and "cpu0" in screen and "%" in screen):
+            time.sleep(0.5)
+            screen = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True, text=True).stdout
+        assert "siliconlab monitor" in screen and "cpu0" in screen and "RAM" in screen, screen
+        assert "unavailable —" in screen or "NVIDIA GPUs" in screen
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
