@@ -27,6 +27,12 @@ def check_path(path: Path) -> Path:
     """The recording's path if its suffix names a format we write; ValueError with one line otherwise."""
     if Path(path).suffix.lower() not in FORMATS:
         raise ValueError(f"--record takes a .csv or .parquet file, got '{path}'")
+    if Path(path).suffix.lower() == ".parquet":
+        try:
+            import pyarrow  # noqa: F401 - checked now, so a run is not lost at the end for want of it
+        except ImportError:
+            raise ValueError("--record FILE.parquet needs pyarrow (pip install 'siliconlab[monitor]'); "
+                             "or record to .csv") from None  # fmt: skip
     return Path(path)
 
 
