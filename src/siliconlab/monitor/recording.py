@@ -103,8 +103,10 @@ def read_recording(path: Path) -> dict[str, list[float]]:
     if not path.is_file():
         raise ValueError(f"no such recording: {path}")
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ValueError(f"reading {path} needs pyarrow (pip install 'siliconlab[monitor]')") from None
         try:
             table = pq.read_table(path)
         except Exception as exc:  # ArrowInvalid: not a parquet file
