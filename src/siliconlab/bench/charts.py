@@ -124,10 +124,42 @@ def throughput_vs_batch(result: dict[str, Any], path: Path) -> Path | None:
     return _line_chart(result, path, "batch", "seq", 2, ("batch size", "sequences / s (at p50)", "throughput vs batch"))
 
 
+def utilisation_timeline(result: dict[str, Any], path: Path) -> Path | None:
+    """bench --monitor: one panel per unit, its CPU and GPU use over the run's time, only while it ran."""
+    from siliconlab.monitor.plot import draw_panels
+
+    units = (result.get("monitor") or {}).get("units") or {}
+    cores = float(result.get("machine", {}).get("cores_logical") or 1)
+    panels = []
+    for unit, timeline in units.items():
+        t, series = timeline["t"], timeline["series"]
+
+        def scaled(key: str, factor: float = 1.0, series: dict[str, list] = series) -> list[float]:
+            return [math.nan if v is None else v * factor for v in series[key]]
+
+        lines = {}
+        if "procs.own_cores" in series:
+            lines["bench processes, % of all cores"] = (t, scaled("procs.own_cores", 100 / cores))
+        if "cpu.busy_pct" in series:
+            lines["machine CPU busy %"] = (t, scaled("cpu.busy_pct"))
+        if "procs.other_cores" in series:
+            lines["other processes, % of all cores"] = (t, scaled("procs.other_cores", 100 / cores))
+        for key in sorted(k for k in series if k.endswith(".util_pct")):
+            lines[f"{key.split('.')[0]} utilisation %"] = (t, scaled(key))
+        if lines:
+            panels.append((unit, "%", lines))
+    if not panels:
+        return None
+    title = f"{result['model']}: hardware use per unit while it was timed — {device_names(result)}"
+    return draw_panels(panels, path, title, xlabel="seconds since the bench began (gaps: other units' turns)")
+
+
 def write_charts(result: dict[str, Any], stem: Path) -> list[Path]:
     made = [
         latency_bars(result, stem.with_name(stem.name + "-latency.png")),
         latency_vs_length(result, stem.with_name(stem.name + "-latency-vs-length.png")),
         throughput_vs_batch(result, stem.with_name(stem.name + "-throughput-vs-batch.png")),
     ]
+    if (result.get("monitor") or {}).get("units"):
+        made.append(utilisation_timeline(result, stem.with_name(stem.name + "-utilisation.png")))
     return [path for path in made if path is not None]

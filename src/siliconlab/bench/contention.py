@@ -37,14 +37,16 @@ def flagged(row: dict[str, Any]) -> bool:
 class ContentionWatch:
     """A background sampler of load average, /proc/stat shares and other processes' CPU, for one bench run."""
 
-    def __init__(self, interval: float = INTERVAL_S):
+    def __init__(self, interval: float = INTERVAL_S, hardware: bool = False):
+        """`hardware` (bench --monitor): the same Sampler also polls clocks, memory, energy and GPUs."""
         from siliconlab.monitor.load import LoadAverage, ProcStat
         from siliconlab.monitor.procs import OtherProcesses
         from siliconlab.monitor.sampler import Sampler
+        from siliconlab.monitor.sources import hardware_sources
 
         own = os.getpid()  # the bench; its worker processes are descendants and count as its own
-        self.sampler = Sampler([LoadAverage(), ProcStat(), OtherProcesses(lambda: [own])], interval=interval,
-                               capacity=100_000)  # fmt: skip
+        sources = [LoadAverage(), ProcStat(), OtherProcesses(lambda: [own])] + (hardware_sources() if hardware else [])
+        self.sampler = Sampler(sources, interval=interval, capacity=100_000)
         self.before: dict[str, Any] = {}
 
     def start(self) -> ContentionWatch:

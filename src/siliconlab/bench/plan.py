@@ -42,6 +42,7 @@ class BenchOptions:
     floor: bool = True
     interleave: bool = True
     omp_wait_policy: str = "default"  # 'passive', 'active' or 'default' (leave OpenMP's own setting alone)
+    monitor: bool = False  # record what the hardware did per unit (bench/timeline.py)
 
 
 OMP_POLICIES = ("passive", "active", "default")
@@ -66,6 +67,8 @@ class BenchPlan:
     skipped: dict[str, str] = field(default_factory=dict)
     #: OpenMP's wait policy in every timed unit process (docs/benchmarking.md, "Baseline threading").
     omp_wait_policy: str = "default"
+    #: Record a hardware timeline per unit (bench --monitor, bench/timeline.py).
+    monitor: bool = False
 
     @property
     def process_env(self) -> dict[str, str]:
@@ -180,4 +183,5 @@ def build_plan(options: BenchOptions) -> BenchPlan:
         interleave=options.interleave,
         skipped=skipped,
         omp_wait_policy=options.omp_wait_policy,
+        monitor=options.monitor,
     )

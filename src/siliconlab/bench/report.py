@@ -124,6 +124,9 @@ def contention_notes(result: dict[str, Any]) -> list[str]:
         if window.get("flagged") and label not in seen:
             seen.add(label)
             notes.append(f"! {label} measured under contention: {'; '.join(window['reasons'])} — rerun when quiet")
+    from siliconlab.bench.timeline import monitor_notes
+
+    notes += monitor_notes(result)  # bench --monitor: rows flagged by their own hardware timeline
     before = (result.get("machine_load") or {}).get("before") or {}
     if before.get("flagged"):
         notes.append(f"the machine was busy before timing started: {'; '.join(before['reasons'])}")
@@ -199,12 +202,21 @@ def markdown(result: dict[str, Any], charts: list[Path]) -> str:
     if reasons:
         lines += ["", "Energy n/a: " + "; ".join(reasons)]
     lines += _load_lines(result)
+    lines += _monitor_lines(result)
     if result["failures"]:
         lines += ["", "## Failures", ""] + [f"- **{f['unit']}**: {f['error']}" for f in result["failures"]]
     if charts:
         lines += ["", "## Charts", ""] + [f"![{c.stem}]({c.name})" for c in charts]
     lines += ["", "How to read this: docs/benchmarking.md", ""]
     return "\n".join(lines)
+
+
+def _monitor_lines(result: dict[str, Any]) -> list[str]:
+    """bench --monitor: the hardware table and the rows it flagged (none without --monitor)."""
+    from siliconlab.bench.timeline import markdown_lines, monitor_notes
+
+    lines = markdown_lines(result)
+    return lines + ([""] + [f"- {note}" for note in monitor_notes(result)] if lines and monitor_notes(result) else [])
 
 
 def _load_lines(result: dict[str, Any]) -> list[str]:

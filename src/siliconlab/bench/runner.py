@@ -96,6 +96,9 @@ class _Session:
     result: dict[str, Any] = field(init=False)
     jobs: list[Path] = field(default_factory=list)
     watch: ContentionWatch | None = None
+    #: (unit, workload index) -> the perf_counter spans of its bursts, for bench --monitor's timelines.
+    spans: dict[tuple[str, int], list[tuple[float, float]]] = field(default_factory=dict)
+    row_keys: dict[int, tuple[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.result = new_result(self.plan)
@@ -190,7 +193,9 @@ class _Session:
             for timed in active[shift:] + active[:shift]:
                 if plan.interleaved:
                     time.sleep(SETTLE_S)
+                begin = time.perf_counter()
                 reply = timed.worker.request(burst, "burst", self.deadline(timed, burst))
+                self.spans.setdefault((timed.unit.name, index), []).append((begin, time.perf_counter()))
                 if reply is None:
                     self.drop(timed, index)
                     continue
@@ -210,18 +215,42 @@ class _Session:
                 self.drop(timed, index)
                 continue
             row = unit_row(plan, timed.unit, timed.manifest, reply["row"])
+            self.row_keys[id(row)] = (timed.unit.name, index)  # which bursts were this row's (bench --monitor)
             if self.watch is not None:
                 row["contention"] = load_window
             self.result["results"].append(row)
             self.events.on_checkpoint(self.result)  # persist first: an interrupt now keeps this row
             self.events.on_row(row)
 
+    def monitor_section(self, started: float) -> dict[str, Any]:
+        """bench --monitor, once the sampler stopped (so a poll follows every burst): each row's readings over
+        its unit's own bursts and their flags; and result['monitor'], the sampler's cost and unit timelines."""
+        from siliconlab.bench.timeline import apply_flags, clock_reference, row_monitor, unit_timeline
+
+        assert self.watch is not None
+        samples, summary = list(self.watch.sampler.samples), self.watch.sampler.summary()
+        reference = clock_reference(samples)
+        for row in self.result["results"]:
+            spans = self.spans.get(self.row_keys.get(id(row), ("", -1)), [])
+            row["monitor"] = row_monitor(samples, spans, reference)
+            apply_flags(row)
+        per_unit: dict[str, list[tuple[float, float]]] = {}
+        for (unit, _), spans in self.spans.items():
+            per_unit.setdefault(unit, []).extend(spans)
+        units = {unit: unit_timeline(samples, sorted(spans), started) for unit, spans in per_unit.items()}
+        return {"interval_s": summary["interval_s"], "polls": summary["samples"], "cpu_ms": summary["cpu_ms"],
+                "unavailable": summary["unavailable"], "units": units}  # fmt: skip
+
 
 def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
+    from siliconlab.bench.timeline import MONITOR_INTERVAL_S
+
     session = _Session(plan, events or Events())
     result = session.result
     session.events.on_unit("machine", "checking the load before timing")
-    session.watch = ContentionWatch().start()
+    started = time.perf_counter()
+    watch = ContentionWatch(MONITOR_INTERVAL_S, hardware=True) if plan.monitor else ContentionWatch()
+    session.watch = watch.start()
     if plan.measure_floor:
         session.events.on_unit("machine floor", "measuring GEMM rates")
         result["floors"] = measure_floors({u.device for u in plan.units}, plan.threads, quick=plan.quick)
@@ -233,6 +262,8 @@ def run_plan(plan: BenchPlan, events: Events | None = None) -> dict[str, Any]:
         for job in session.jobs:
             job.unlink(missing_ok=True)
         result["machine_load"] = session.watch.stop()
+        if plan.monitor:
+            result["monitor"] = session.monitor_section(started)
     finish(result, plan.baseline)
     result["complete"] = True
     return result

@@ -58,6 +58,9 @@ def bench(
         str,
         typer.Option(help="OpenMP wait policy of the unit processes: passive, active, or default (leave it alone)."),
     ] = "default",
+    monitor: Annotated[
+        bool, typer.Option("--monitor", help="Record what the hardware did per unit: timelines, chart, flags.")
+    ] = False,
 ) -> None:
     """Time MODEL on each available unit, each in its own process.
 

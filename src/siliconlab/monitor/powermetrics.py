@@ -169,7 +169,8 @@ def take_complete(buffer: str) -> tuple[list[PowerSample], str]:
 
 
 class PowermetricsSource(Source):
-    """CPU+GPU+ANE energy on macOS: `energy_j` and per-rail `<rail>_j` cumulative since open(), `power_w` last."""
+    """CPU+GPU+ANE energy on macOS: `energy_j` and per-rail `<rail>_j` cumulative since open(); `power_w` and
+    per-rail `<rail>_w` (cpu_w, gpu_w, ane_w) from the last complete sample."""
 
     name = "powermetrics"
 
@@ -181,6 +182,7 @@ class PowermetricsSource(Source):
         self._buffer = ""
         self.joules: dict[str, float] = {}
         self._power = 0.0
+        self._watts: dict[str, float] = {}
 
     def available(self) -> tuple[bool, str]:
         return powermetrics_available()
@@ -199,6 +201,7 @@ class PowermetricsSource(Source):
             for rail, watts in sample.watts.items():
                 self.joules[rail] = self.joules.get(rail, 0.0) + watts * sample.seconds
             self._power = sample.watts["combined"]
+            self._watts = {rail: watts for rail, watts in sample.watts.items() if rail != "combined"}
 
     def read(self) -> dict[str, float]:
         if self._process is not None and self._output.exists():
@@ -210,6 +213,7 @@ class PowermetricsSource(Source):
         if self._process is not None and self._process.poll() is not None and self._process.returncode != 0:
             raise RuntimeError(f"powermetrics exited with status {self._process.returncode}")
         readings = {f"{rail}_j": joules for rail, joules in self.joules.items() if rail != "combined"}
+        readings |= {f"{rail}_w": watts for rail, watts in self._watts.items()}  # the last complete sample's
         return {"energy_j": self.joules.get("combined", 0.0), "power_w": self._power, **readings}
 
     def close(self) -> None:
