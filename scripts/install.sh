@@ -25,7 +25,7 @@ fi
 
 # The apple extra (coremltools, MLX) installs on macOS and Linux x86_64; where its wheels don't exist (e.g. glibc
 # older than 2.35 for MLX), install the rest and say so: those units then list the missing package as their reason.
-EXTRAS="cpu,serve,demo,batch,generate,dev"
+EXTRAS="cpu,serve,demo,batch,monitor,generate,dev"
 if ! "$PY" -m pip install --quiet -e ".[${EXTRAS},apple]"; then
     echo "note: the 'apple' extra (coremltools, mlx) does not install here; continuing without it" >&2
     "$PY" -m pip install --quiet -e ".[${EXTRAS}]"
