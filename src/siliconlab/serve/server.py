@@ -9,6 +9,7 @@ a small patch that turns one request's error into that request's own error (see 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -140,7 +141,12 @@ class Server:
             return 0.0
         self._stopped.set()
         begin = time.perf_counter()
+        stubs = _backend_stubs()
         self._triton.stop()
+        for stub in stubs:  # when the drain timeout expires Triton exits at once and leaves its stubs running
+            with contextlib.suppress(Exception):
+                if stub.is_running():
+                    stub.kill()
         return time.perf_counter() - begin
 
     def wait(self, stop: threading.Event, poll_s: float = 1.0) -> None:
@@ -148,6 +154,16 @@ class Server:
         while not stop.wait(poll_s):
             if not self._triton.is_alive():
                 raise SiliconlabError(f"the Triton server stopped unexpectedly (its log: {self.log_file})")
+
+
+def _backend_stubs() -> list[Any]:
+    """Our Triton's Python-backend stub processes (children of its tritonserver)."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process().children(recursive=True)
+        return [p for p in children if "triton_python_backend_stub" in " ".join(p.cmdline()[:1])]
+    return []
 
 
 def customize_model_store(folder: Path, binding: Binding) -> None:
