@@ -8,7 +8,7 @@ answer from the batching-off server (cosine >= 0.99: int8 answers shift slightly
 The load generator runs on the same machine as the server.
 
     python benchmarks/serving/batching.py [--unit onnxruntime-cpu-int8] [--seconds 8] [--concurrency 1,4,16]
-        [--configs on:32:2000,off:1:0] [--out benchmarks/serving/results]
+        [--configs on:32:2000,off:1:0] [--cache DIR] [--out benchmarks/serving/results]
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ import numpy as np
 READY = "Ctrl-C or SIGTERM drains and stops."
 
 
-def start_server(unit: str, max_batch: int, delay_us: int) -> tuple[subprocess.Popen, str]:
+def start_server(unit: str, max_batch: int, delay_us: int, cache: Path | None) -> tuple[subprocess.Popen, str]:
     from siliconlab.serve.config import free_port
 
     port = free_port()
     command = [sys.executable, "-m", "siliconlab", "serve", "minilm", "--unit", unit, "--http-port", str(port),
                "--grpc-port", str(free_port()), "--metrics-port", str(free_port()), "--max-batch", str(max_batch),
                "--max-queue-delay-us", str(delay_us), "--max-queue", "4096"]  # fmt: skip
+    command += ["--cache", str(cache)] if cache else []
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in process.stdout:
         if READY in line:
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--configs", default="on:32:2000,off:1:0", help="name:max_batch:delay_us,...")
     parser.add_argument("--texts", type=int, default=256)
+    parser.add_argument("--cache", type=Path, default=None, help="artifact store (default: siliconlab's)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
 
@@ -107,7 +109,7 @@ def main() -> None:
 
     texts = split("spam", "test", limit=args.texts)["text"].tolist()
     configs = [(name, int(b), int(d)) for name, b, d in (c.split(":") for c in args.configs.split(","))]
-    servers = {name: start_server(args.unit, batch, delay) for name, batch, delay in configs}
+    servers = {name: start_server(args.unit, batch, delay, args.cache) for name, batch, delay in configs}
     try:
         first = httpclient.InferenceServerClient(servers[configs[-1][0]][1])
         reference = np.stack([embed_one(first, t) for t in texts])  # single requests: no batch neighbours

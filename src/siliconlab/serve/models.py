@@ -190,7 +190,7 @@ def embedding_binding(name: str, pipeline: Any) -> Binding:
 
 def classifier_binding(name: str, pipeline: Any) -> Binding:
     clip = Clipper(pipeline.loaded.tokenizer, pipeline.loaded.max_length)
-    labels = list(pipeline.loaded.labels)
+    labels = list(pipeline.classify(["label probe"])[0]["scores"])  # the pipeline's names, LABEL_i when unnamed
 
     def run(texts: list[str]) -> Rows:
         clipped, tokens, truncated = clip(texts)
