@@ -66,7 +66,9 @@ def serve(
     bindings = load_bindings(options.models, unit, cache, threads, on_loaded=loaded)
     server = Server(options, bindings)
     err.print("starting Triton …")
+    begin = time.perf_counter()
     server.start()
+    err.print(f"Triton started in {time.perf_counter() - begin:.1f} s", highlight=False)
     stop = threading.Event()
     _on_signals(stop)
     front = None
@@ -110,7 +112,9 @@ def _on_signals(stop: threading.Event) -> None:
 def _print_ready(server: Any, bindings: list[Any], front: Any) -> None:
     from siliconlab.serve.server import curl_line
 
-    console.print(f"[bold green]ready[/]: {', '.join(f'{b.name} ({b.unit})' for b in bindings)}", highlight=False)
+    console.print(
+        f"[bold green]ready[/]: {', '.join(f'{b.name} ({b.unit})' for b in bindings)}", highlight=False, soft_wrap=True
+    )
     console.print(f"  HTTP     {server.http_url}/v2/models/<model>/infer", highlight=False)
     console.print(f"  gRPC     {server.grpc_url}", highlight=False)
     console.print(f"  health   {server.http_url}/v2/health/ready", highlight=False)
