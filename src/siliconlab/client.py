@@ -46,7 +46,7 @@ class Client:
 
             self._client = module.InferenceServerClient(self.url)
         self._module = module
-        self._labels: dict[str, list[str]] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> Client:
         return self
@@ -65,7 +65,13 @@ class Client:
             return False
 
     def infer(self, model: str, texts: list[str], outputs: list[str]) -> dict[str, np.ndarray]:
-        """Raw outputs for texts sent as one request (the server batches it with other clients' requests)."""
+        """Raw outputs, one row per text: requests of up to the model's max batch size each (the server batches
+        them with other clients' requests)."""
+        step = max(1, int(self._config(model).get("max_batch_size", 0)) or len(texts))
+        parts = [self._infer(model, texts[i : i + step], outputs) for i in range(0, len(texts), step)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in outputs}
+
+    def _infer(self, model: str, texts: list[str], outputs: list[str]) -> dict[str, np.ndarray]:
         from tritonclient.utils import InferenceServerException
 
         data = np.array([[t.encode("utf-8") if isinstance(t, str) else bytes(t)] for t in texts], dtype=object)
@@ -103,19 +109,26 @@ class Client:
 
     def labels(self, model: str) -> list[str]:
         """A classifier's label names in the order of its `scores` (from the model config's parameters)."""
-        if model not in self._labels:
+        value = self._config(model).get("parameters", {}).get("labels", {}).get("string_value", "")
+        return value.split(",") if value else []
+
+    def _config(self, model: str) -> dict[str, Any]:
+        """The model's config as JSON-like dicts (both protocols), fetched once."""
+        if model not in self._configs:
             from tritonclient.utils import InferenceServerException
 
             try:
-                config = self._client.get_model_config(model)
+                if self.protocol == "grpc":
+                    from google.protobuf.json_format import MessageToDict
+
+                    message = self._client.get_model_config(model).config
+                    config = MessageToDict(message, preserving_proto_field_name=True)
+                else:
+                    config = self._client.get_model_config(model)
             except InferenceServerException as exc:
                 raise ServeError(f"{model}: {exc.message() or exc}", str(exc.status())) from None
-            if self.protocol == "grpc":
-                value = config.config.parameters["labels"].string_value if "labels" in config.config.parameters else ""
-            else:
-                value = config.get("parameters", {}).get("labels", {}).get("string_value", "")
-            self._labels[model] = value.split(",") if value else []
-        return self._labels[model]
+            self._configs[model] = config
+        return self._configs[model]
 
 
 def _texts(texts: str | list[str]) -> list[str]:

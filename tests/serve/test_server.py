@@ -80,7 +80,8 @@ def test_python_client_over_http_and_grpc(served: Any, protocol: str, minilm: An
     url = server.http_url if protocol == "http" else server.grpc_url
     with Client(url, protocol=protocol) as client:
         assert client.ready() and client.ready("minilm")
-        assert cosine(client.embed(TEXTS), minilm.encode(TEXTS)).min() >= 0.99999
+        many = [f"{i}: {t}" for i, t in enumerate(TEXTS * 5)]  # 20 texts: sent as requests of max batch 8
+        assert cosine(client.embed(many), minilm.encode(many)).min() >= 0.99999
         answers, expected = client.classify(TEXTS[:2]), sentiment.classify(TEXTS[:2])
         assert [a["label"] for a in answers] == [e["label"] for e in expected] == ["positive", "negative"]
         for got, want in zip(answers, expected):

@@ -114,6 +114,7 @@ class Server:
         o = self.options
         return TritonConfig(http_address=o.host, http_port=o.http_port, grpc_address=o.host, grpc_port=o.grpc_port,
                             metrics_address=o.host, metrics_port=o.metrics_port, allow_metrics=True,
+                            allow_gpu_metrics=Path("/dev/nvidiactl").exists(),  # else DCGM prints an NVML error
                             exit_timeout_secs=o.drain_timeout_s, log_file=self.log_file, log_verbose=o.log_verbose,
                             strict_readiness=True)  # fmt: skip
 
