@@ -1,6 +1,6 @@
 """Dynamic batching on vs off: throughput and latency of `siliconlab serve minilm` at a few concurrencies.
 
-Two servers run side by side (batching on: --max-batch 32 --max-queue-delay-us 2000; off: --max-batch 1), and
+Two servers run side by side (batching on: --max-batch 32 --max-queue-delay-us 500; off: --max-batch 1), and
 the steps alternate between them (on c1, off c1, on c4, ...) so a shared machine's busy and quiet phases fall
 on both alike. Each step is a closed loop: `c` threads, each with its own tritonclient HTTP connection, send
 one real SMS text per request for a fixed time. Every answer is checked against that text's single-request
@@ -8,7 +8,7 @@ answer from the batching-off server (cosine >= 0.99: int8 answers shift slightly
 The load generator runs on the same machine as the server.
 
     python benchmarks/serving/batching.py [--unit onnxruntime-cpu-int8] [--seconds 8] [--concurrency 1,4,16]
-        [--configs on:32:2000,off:1:0] [--cache DIR] [--out benchmarks/serving/results]
+        [--configs on:32:500,off:1:0] [--cache DIR] [--out benchmarks/serving/results]
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--unit", default="onnxruntime-cpu-int8")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", default="1,4,16")
-    parser.add_argument("--configs", default="on:32:2000,off:1:0", help="name:max_batch:delay_us,... (unique names)")
+    parser.add_argument("--configs", default="on:32:500,off:1:0", help="name:max_batch:delay_us,... (unique names)")
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--cache", type=Path, default=None, help="artifact store (default: siliconlab's)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")

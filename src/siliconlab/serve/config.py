@@ -12,11 +12,12 @@ from siliconlab.errors import UsageError
 #: The built-in names `serve` answers under and what `siliconlab.load` calls them.
 SERVED = {"minilm": "minilm", "sentiment": "sentiment", "spam": "spam", "chat": "chat-retrieval"}
 
-#: Dynamic batching defaults, measured on a 2-core VM (docs/serving.md, "Defaults"): batches of up to 32 texts
-#: amortise the per-call overhead of the CPU units, and a 2 ms queue delay lets concurrent requests meet in one
-#: batch while adding at most 2 ms to a lone request.
+#: Dynamic batching defaults (docs/serving.md, "Dynamic batching"): a batch of up to 32 texts amortises the
+#: per-call overhead of the CPU units and only fills when requests are waiting; a 0.5 ms queue delay lets
+#: requests that arrive together meet in one batch while adding little to a lone request (MiniLM int8 answers a
+#: short text in a few ms). When the model is busy, batches form from the queue whatever the delay.
 MAX_BATCH = 32
-MAX_QUEUE_DELAY_US = 2000
+MAX_QUEUE_DELAY_US = 500
 #: Requests a model may hold waiting; beyond it Triton answers "unavailable" (HTTP 503) at once instead of
 #: letting latency grow without bound. 256 is about one second of work for MiniLM int8 on 2 cores.
 MAX_QUEUE = 256
