@@ -90,6 +90,10 @@ class Server:
         from pytriton.utils.workspace import Workspace
 
         python_libdir_on_path()
+        # PyTriton leaves a shared-memory segment registered at exit; multiprocessing's resource tracker (a child
+        # process, so the filter must be in its environment) unlinks it and would print a warning saying so.
+        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
         logging.getLogger("pytriton").setLevel(logging.WARNING)
         workspace = Workspace()
         policy = TritonLifecyclePolicy(launch_triton_on_startup=False, local_model_store=True)
