@@ -14,12 +14,12 @@ SERVED = {"minilm": "minilm", "sentiment": "sentiment", "spam": "spam", "chat": 
 
 #: Dynamic batching defaults (docs/serving.md, "Dynamic batching"): a batch of up to 32 texts amortises the
 #: per-call overhead of the CPU units and only fills when requests are waiting; a 0.5 ms queue delay lets
-#: requests that arrive together meet in one batch while adding little to a lone request (MiniLM int8 answers a
-#: short text in a few ms). When the model is busy, batches form from the queue whatever the delay.
+#: requests that arrive together meet in one batch while adding at most 0.5 ms to a lone request. When the model
+#: is busy, batches form from the queue whatever the delay.
 MAX_BATCH = 32
 MAX_QUEUE_DELAY_US = 500
 #: Requests a model may hold waiting; beyond it Triton answers "unavailable" (HTTP 503) at once instead of
-#: letting latency grow without bound. 256 is about one second of work for MiniLM int8 on 2 cores.
+#: letting latency grow without bound.
 MAX_QUEUE = 256
 #: Seconds Triton waits for in-flight requests on SIGTERM/Ctrl-C before it exits anyway.
 DRAIN_TIMEOUT_S = 10
