@@ -1,0 +1,110 @@
+"""Server options: what `siliconlab serve` parsed, checked once before anything loads."""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from siliconlab.errors import UsageError
+
+#: The built-in names `serve` answers under and what `siliconlab.load` calls them.
+SERVED = {"minilm": "minilm", "sentiment": "sentiment", "spam": "spam", "chat": "chat-retrieval"}
+
+#: Dynamic batching defaults (docs/serving.md, "Dynamic batching"): a batch of up to 32 texts amortises the
+#: per-call overhead of the CPU units and only fills when requests are waiting; a 0.5 ms queue delay lets
+#: requests that arrive together meet in one batch while adding at most 0.5 ms to a lone request. When the model
+#: is busy, batches form from the queue whatever the delay.
+MAX_BATCH = 32
+MAX_QUEUE_DELAY_US = 500
+#: Requests a model may hold waiting; beyond it Triton answers "unavailable" (HTTP 503) at once instead of
+#: letting latency grow without bound.
+MAX_QUEUE = 256
+#: Seconds Triton waits for in-flight requests on SIGTERM/Ctrl-C before it exits anyway.
+DRAIN_TIMEOUT_S = 10
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything the server needs besides the models themselves."""
+
+    models: tuple[str, ...] = ("minilm",)
+    unit: str = "best"
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    max_batch: int = MAX_BATCH
+    max_queue_delay_us: int = MAX_QUEUE_DELAY_US
+    max_queue: int = MAX_QUEUE
+    openai_port: int | None = None
+    drain_timeout_s: int = DRAIN_TIMEOUT_S
+    threads: int | None = None
+    cache: Path | None = None
+    log_verbose: int = 0
+
+    def ports(self) -> dict[str, int]:
+        named = {"--http-port": self.http_port, "--grpc-port": self.grpc_port, "--metrics-port": self.metrics_port}
+        if self.openai_port is not None:
+            named["--openai-port"] = self.openai_port
+        return named
+
+    def check(self) -> ServeOptions:
+        """Refuse bad options in one line before any model loads (ports are probed, not assumed free)."""
+        if not self.models:
+            raise UsageError("no model given: serve one or more of " + ", ".join(SERVED))
+        for name in self.models:
+            served_name(name)
+        if len(set(map(served_name, self.models))) != len(self.models):
+            raise UsageError(f"a model is named twice: {' '.join(self.models)}")
+        for option, value in (("--max-batch", self.max_batch), ("--max-queue", self.max_queue)):
+            if value < 1:
+                raise UsageError(f"{option} must be >= 1, got {value}")
+        if self.max_queue_delay_us < 0:
+            raise UsageError(f"--max-queue-delay-us must be >= 0, got {self.max_queue_delay_us}")
+        if self.drain_timeout_s < 1:
+            raise UsageError(f"--drain-timeout must be >= 1 second, got {self.drain_timeout_s}")
+        ports = self.ports()
+        for option, port in ports.items():
+            if not 1 <= port <= 65535:
+                raise UsageError(f"{option} must be a port number 1-65535, got {port}")
+        if len(set(ports.values())) != len(ports):
+            raise UsageError(f"the ports must differ: {', '.join(f'{k} {v}' for k, v in ports.items())}")
+        for option, port in ports.items():
+            probe_port(self.host, port, option)
+        return self
+
+
+def served_name(model: str) -> str:
+    """The name a model answers under: a built-in name, or a local model folder's name."""
+    if model in SERVED or model == "chat-retrieval":
+        return "chat" if model == "chat-retrieval" else model
+    path = Path(model)
+    if path.is_dir():
+        if not _NAME.match(path.name):
+            raise UsageError(f"model folder '{path.name}' cannot be a model name (letters, digits, . _ - only)")
+        return path.name
+    raise UsageError(f"unknown model '{model}': serve {', '.join(SERVED)} or a local model folder")
+
+
+def probe_port(host: str, port: int, option: str) -> None:
+    """Fail fast with the port's name when it is taken (Triton would fail later, less clearly)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except socket.gaierror:
+        raise UsageError(f"--host {host} is not an address of this machine") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {port} on {host} is not free ({exc.strerror or exc})") from None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now (for tests and load tests that start their own server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,247 @@
+"""A thin OpenAI-compatible front (FastAPI + uvicorn) that forwards to the Triton server over gRPC.
+
+Most embedding clients speak the OpenAI API, which Triton does not. The front holds no model: every
+`POST /v1/embeddings` becomes Triton requests (texts in chunks of the batch limit, token-id rows to the
+`-ids` model), so Triton's dynamic batching and bounded queue apply to these clients too. Errors come back in
+OpenAI's JSON shape. Routes are grouped by `routers()`: `/v1/chat/completions` joins there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.text import check_text
+
+#: OpenAI's own limit on inputs per embeddings call.
+MAX_INPUTS = 2048
+#: Triton's error status (gRPC) -> HTTP status and OpenAI error type.
+STATUS = {
+    "StatusCode.INVALID_ARGUMENT": (400, "invalid_request_error"),
+    "StatusCode.NOT_FOUND": (404, "invalid_request_error"),
+    "StatusCode.UNAVAILABLE": (503, "server_error"),
+    "StatusCode.RESOURCE_EXHAUSTED": (429, "rate_limit_error"),
+}
+
+
+class ApiError(Exception):
+    """An OpenAI-shaped error: HTTP status, message, type, and the parameter at fault."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None):  # fmt: skip
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+class EmbeddingsRequest(BaseModel):
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    user: str | None = None
+
+
+class Backend:
+    """The Triton server as the front sees it: its gRPC address, batch limit and the embedding models."""
+
+    def __init__(self, grpc_url: str, max_batch: int, embedding_models: dict[str, int]):
+        self.grpc_url = grpc_url
+        self.max_batch = max_batch
+        self.embedding_models = embedding_models  # name -> width
+        self.client: Any = None
+
+    async def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        from tritonclient.grpc import aio as grpcclient
+        from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+        tensors = []
+        for name, value in inputs.items():
+            tensor = grpcclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
+            tensor.set_data_from_numpy(value)
+            tensors.append(tensor)
+        wanted = [grpcclient.InferRequestedOutput(name) for name in outputs]
+        try:
+            result = await self.client.infer(model, tensors, outputs=wanted)
+        except InferenceServerException as exc:
+            status, kind = STATUS.get(str(exc.status()), (500, "server_error"))
+            raise ApiError(status, exc.message() or str(exc), kind) from None
+        return {name: result.as_numpy(name) for name in outputs}
+
+
+async def embed(backend: Backend, request: EmbeddingsRequest) -> dict[str, Any]:
+    """OpenAI's embeddings response for one request: texts go to `model`, token-id rows to `model-ids`."""
+    if request.model not in backend.embedding_models:
+        known = ", ".join(backend.embedding_models) or "none"
+        raise ApiError(404, f"model '{request.model}' is not served here (embedding models: {known})",
+                       param="model", code="model_not_found")  # fmt: skip
+    width = backend.embedding_models[request.model]
+    if request.dimensions is not None and request.dimensions != width:
+        raise ApiError(400, f"'{request.model}' has {width} dimensions; 'dimensions' cannot change that",
+                       param="dimensions")  # fmt: skip
+    items = [request.input] if isinstance(request.input, str) or _is_ids(request.input) else list(request.input)
+    if not items:
+        raise ApiError(400, "'input' is empty: give a text, a list of texts, or token ids", param="input")
+    if len(items) > MAX_INPUTS:
+        raise ApiError(400, f"'input' holds {len(items)} items; at most {MAX_INPUTS} per call", param="input")
+    if isinstance(items[0], str):
+        vectors, tokens = await _embed_texts(backend, request.model, items)
+    else:
+        vectors, tokens = await _embed_ids(backend, request.model, items)
+    data = [{"object": "embedding", "index": i, "embedding": _encode(v, request.encoding_format)}
+            for i, v in enumerate(vectors)]  # fmt: skip
+    return {"object": "list", "data": data, "model": request.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
+
+
+def _is_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, int) for v in value)
+
+
+async def _embed_texts(backend: Backend, model: str, texts: list[str]) -> tuple[np.ndarray, int]:
+    for index, text in enumerate(texts):
+        try:
+            check_text(text, "input" if len(texts) == 1 else f"input[{index}]")
+        except UsageError as exc:
+            raise ApiError(400, str(exc), param="input") from None
+    chunks = [texts[i : i + backend.max_batch] for i in range(0, len(texts), backend.max_batch)]
+    calls = [backend.infer(model, {"text": np.array([[t.encode()] for t in chunk], dtype=object)},
+                           ["embedding", "tokens"]) for chunk in chunks]  # fmt: skip
+    results = await asyncio.gather(*calls)
+    return np.concatenate([r["embedding"] for r in results]), int(sum(r["tokens"].sum() for r in results))
+
+
+async def _embed_ids(backend: Backend, model: str, rows: list[Any]) -> tuple[np.ndarray, int]:
+    if not all(isinstance(row, list) and row and all(isinstance(v, int) for v in row) for row in rows):
+        raise ApiError(400, "token-id input must be a non-empty list of integers per row", param="input")
+    calls = []
+    for row in rows:
+        ids = np.array([row], dtype=np.int64)
+        calls.append(backend.infer(f"{model}-ids", {"input_ids": ids, "attention_mask": np.ones_like(ids)},
+                                   ["embedding", "tokens"]))  # fmt: skip
+    results = await asyncio.gather(*calls)
+    return np.concatenate([r["embedding"] for r in results]), int(sum(r["tokens"].sum() for r in results))
+
+
+def _encode(vector: np.ndarray, encoding: str) -> Any:
+    if encoding == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return [float(v) for v in vector]
+
+
+# -- routes ----------------------------------------------------------------------------------------------------
+
+
+def models_router(backend: Backend) -> Any:
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "siliconlab"}
+                for name in backend.embedding_models]  # fmt: skip
+        return {"object": "list", "data": data}
+
+    return router
+
+
+def embeddings_router(backend: Backend) -> Any:
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.post("/v1/embeddings")
+    async def embeddings(request: EmbeddingsRequest) -> dict[str, Any]:
+        return await embed(backend, request)
+
+    return router
+
+
+def routers(backend: Backend) -> list[Any]:
+    """Every route group of the front. The generative chat issue adds `chat_router(backend)` for
+    `POST /v1/chat/completions` here (and its models to `GET /v1/models`)."""
+    return [models_router(backend), embeddings_router(backend)]
+
+
+def build_app(backend: Backend) -> Any:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+    from tritonclient.grpc import aio as grpcclient
+
+    @asynccontextmanager
+    async def lifespan(app: Any):
+        backend.client = grpcclient.InferenceServerClient(backend.grpc_url)
+        yield
+        await backend.client.close()
+
+    app = FastAPI(title="siliconlab OpenAI-compatible front", lifespan=lifespan, docs_url=None, redoc_url=None)
+    for router in routers(backend):
+        app.include_router(router)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = first.get("msg", "invalid request")
+        if first.get("type") == "json_invalid":
+            message = f"the body is not valid JSON ({first.get('ctx', {}).get('error', message)})"
+        return JSONResponse(ApiError(400, message, param=where or None).body(), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(ApiError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
+
+    return app
+
+
+class Front:
+    """The front in a background thread of the serving process; `stop()` lets in-flight calls finish."""
+
+    def __init__(self, server: Any, bindings: list[Any], host: str, port: int):
+        from siliconlab.serve.server import _url_host
+
+        texts = [b for b in bindings if b.task == "embedding" and b.inputs[0].name == "text"]
+        widths = {b.name: b.outputs[0].shape[0] for b in texts}
+        self.backend = Backend(server.grpc_url, server.options.max_batch, widths)
+        self.host, self.port = host, port
+        self.url = f"http://{_url_host(host)}:{port}"
+        self._drain_s = server.options.drain_timeout_s
+        self._uvicorn: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(build_app(self.backend), host=self.host, port=self.port, log_level="warning",
+                                timeout_graceful_shutdown=self._drain_s)  # fmt: skip
+        self._uvicorn = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._uvicorn.run, name="openai-front", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._uvicorn.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise SiliconlabError(f"the OpenAI front did not start on {self.url}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join(self._drain_s + 5)
