@@ -156,7 +156,7 @@ class JsonlFormat(Format):
                 for name, values in columns.items():
                     value = values[position]
                     row[name] = value.tolist() if hasattr(value, "tolist") else value
-                target.write(json.dumps(row, ensure_ascii=False) + "\n")
+                target.write(json.dumps(row) + "\n")  # ASCII: no raw U+2028 for readers that split lines on it
 
 
 class CsvFormat(Format):

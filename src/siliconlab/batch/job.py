@@ -109,9 +109,7 @@ def write_errors(parts: list[Path], out: Path) -> Path | None:
 
 
 def error_lines(start: int, errors: dict[int, str]) -> str:
-    return "".join(
-        json.dumps({"row": start + i, "reason": errors[i]}, ensure_ascii=False) + "\n" for i in sorted(errors)
-    )
+    return "".join(json.dumps({"row": start + i, "reason": errors[i]}) + "\n" for i in sorted(errors))
 
 
 def finish(handler: Any, data_parts: list[Path], error_parts: list[Path], out: Path) -> Path | None:
