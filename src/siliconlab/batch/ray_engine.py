@@ -139,8 +139,7 @@ def _run_on_ray(
 
     started = not ray.is_initialized()
     if started:
-        kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": 2, "include_dashboard": False}
-        ray.init(log_to_driver=False, logging_level="WARNING", configure_logging=False, **kwargs)
+        _start_ray(address)
     try:
         dataset = _dataset(options, handler, actors)
         data, failed = [], []
@@ -160,6 +159,23 @@ def _run_on_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+def _start_ray(address: str | None) -> None:
+    """A local Ray (2 CPUs, no dashboard) or the cluster at `address`; one retry, since a raylet on a busy
+    machine can miss Ray's fixed 30 s start-up wait."""
+    import ray
+
+    kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": 2, "include_dashboard": False}
+    for attempt in (1, 2):
+        try:
+            ray.init(log_to_driver=False, logging_level="WARNING", configure_logging=False, **kwargs)
+            return
+        except Exception as exc:  # Ray raises bare Exception / ConnectionError when it cannot start or connect
+            ray.shutdown()
+            if attempt == 2:
+                where = f"at {address}" if address else "locally"
+                raise SiliconlabError(f"Ray could not start {where}: {str(exc).splitlines()[0][:300]}") from None
 
 
 def _dataset(options: JobOptions, handler: Format, actors: int) -> Any:
