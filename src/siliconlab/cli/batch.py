@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
 from siliconlab.cli.common import console, err, handles_errors
 from siliconlab.errors import UsageError
 
@@ -25,13 +26,8 @@ def batch(
         str, typer.Option("--unit", help="A unit name, or 'best' (fastest stable unit benched here).")
     ] = "best",
     tokens_per_batch: Annotated[
-        int | None,
-        typer.Option(
-            "--tokens-per-batch",
-            help="Padded tokens per runner call (rows x longest). [default: 8192]",
-            show_default=False,
-        ),
-    ] = None,
+        int, typer.Option("--tokens-per-batch", help="Padded tokens per runner call (rows x longest).")
+    ] = DEFAULT_TOKENS_PER_BATCH,
     engine: Annotated[
         str, typer.Option("--engine", help="local (resumable) or ray (Ray Data; a local Ray unless --address).")
     ] = "local",
@@ -45,11 +41,10 @@ def batch(
         bool, typer.Option("--overwrite", help="Replace an existing output (and discard an unfinished job's parts).")
     ] = False,
     chunk_rows: Annotated[
-        int | None, typer.Option("--chunk-rows", hidden=True, help="Rows per commit and bucketing window.")
-    ] = None,
+        int, typer.Option("--chunk-rows", hidden=True, help="Rows per commit and bucketing window.")
+    ] = DEFAULT_CHUNK_ROWS,
 ) -> None:
     """Run a task model over a file: embeddings or labels for every row, length-bucketed, resumable after a crash."""
-    from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
     from siliconlab.batch.job import JobOptions
 
     if engine not in ENGINES:
@@ -60,7 +55,7 @@ def batch(
         raise UsageError(f"--actors must be >= 1, got {actors}")
     options = JobOptions(
         model, input_file, out, text_field, unit,
-        tokens_per_batch or DEFAULT_TOKENS_PER_BATCH, chunk_rows or DEFAULT_CHUNK_ROWS, overwrite,
+        tokens_per_batch, chunk_rows, overwrite,
     )  # fmt: skip
     with _Bar() as bar:
         try:
