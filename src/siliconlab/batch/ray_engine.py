@@ -154,11 +154,21 @@ def _run_on_ray(
     except SiliconlabError:
         raise
     except Exception as exc:  # Ray wraps reader/actor failures; say the cause in one line
-        cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise SiliconlabError(f"the Ray job failed: {cause[:400]}") from None
+        raise SiliconlabError(f"the Ray job failed: {_cause(exc)}") from None
     finally:
         if started:
             ray.shutdown()
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost error under Ray's wrappers (RayTaskError.cause / __cause__), as one line."""
+    for _ in range(8):
+        inner = getattr(exc, "cause", None) or exc.__cause__
+        if not isinstance(inner, BaseException) or inner is exc:
+            break
+        exc = inner
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
 
 
 def _start_ray(address: str | None) -> None:
