@@ -27,6 +27,7 @@ def test_ray_output_equals_the_local_engine(tmp_path: Path, texts: list[str], ru
     local = run_job(JobOptions("minilm", source, tmp_path / "local.jsonl", unit=UNIT, chunk_rows=64))
     ray = ray_engine.run_job(JobOptions("minilm", source, tmp_path / "ray.jsonl", unit=UNIT, chunk_rows=64))
     assert (ray.rows, ray.written, ray.errors) == (local.rows, local.written, local.errors) == (25, 24, 1)
+    assert ray.unit == local.unit == UNIT
     ours = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
     theirs = [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text().splitlines()]
     assert [(r["id"], r["text"]) for r in theirs] == [(r["id"], r["text"]) for r in ours]

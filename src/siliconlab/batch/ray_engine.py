@@ -28,6 +28,7 @@ from siliconlab.batch.job import (
 from siliconlab.errors import SiliconlabError, UsageError
 
 ERROR = "__siliconlab_error"
+UNIT = "__siliconlab_unit"  # the unit each actor resolved ("best" is decided per actor), reported by the driver
 
 
 class _Everything:
@@ -64,7 +65,10 @@ class AnswerActor:
             present = [v for v in full if v is not None]
             column = _arrow_column(name, present, self.runner.labels)
             batch = batch.append_column(name, _spread(column, [i in where for i in range(len(texts))]))
-        return batch.append_column(ERROR, pa.array(errors, type=pa.string()))
+        batch = batch.append_column(ERROR, pa.array(errors, type=pa.string()))
+        return batch.append_column(
+            UNIT, pa.array([self.runner.unit] * len(texts), type=pa.string()).dictionary_encode()
+        )
 
 
 def _spread(column: Any, present: list[bool]) -> Any:
@@ -237,7 +241,9 @@ def _write_batch(handler: Format, batch: Any, part: Path, errors_part: Path, res
             columns[name] = list(flat.reshape(len(good), -1)) if good else []
         else:
             columns[name] = column.to_pylist()
-    base = batch.drop_columns([*handler.result_columns, ERROR])
+    units = sorted(set(batch.column(UNIT).to_pylist()) | set(result.unit.split(", ")) - {"best"})
+    result.unit = ", ".join(units)
+    base = batch.drop_columns([*handler.result_columns, ERROR, UNIT])
     if handler.name == "jsonl":
         rows: Any = base.to_pylist()
     elif handler.name == "csv":
