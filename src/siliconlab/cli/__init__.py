@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from siliconlab import __version__
-from siliconlab.cli import bench, cache, compare, convert, evaluate, inventory, monitor, serve, tasks, verify
+from siliconlab.cli import batch, bench, cache, compare, convert, evaluate, inventory, monitor, serve, tasks, verify
 from siliconlab.cli.common import console
 from siliconlab.cli.help import Command, Group
 
@@ -54,3 +54,4 @@ app.command("train-head", cls=Command)(evaluate.train_head)
 app.command(cls=Command)(monitor.monitor)
 app.command(cls=Command)(monitor.plot)
 app.command(cls=Command)(serve.serve)
+app.command(cls=Command)(batch.batch)

@@ -1,0 +1,238 @@
+"""Streamed readers and writers for JSONL, CSV and Parquet: a file is read in fixed row ranges (chunks), never whole.
+
+Each chunk carries the rows as the output will write them back (JSONL: dicts; CSV: lists of cells; Parquet:
+an Arrow table) and the text field's values, with a reason for each row that has no usable text. Chunk
+outputs go to part files; `assemble` joins the parts in order into the final file. CSV cells are kept as
+strings exactly as read (undecodable bytes survive the round trip through surrogateescape).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from siliconlab.errors import UsageError
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long reviews are fine; the tokenizer truncates
+
+
+@dataclass
+class Chunk:
+    """Rows [start, start + count) of the input; `rows` is None for a chunk the journal already holds."""
+
+    index: int
+    start: int
+    count: int
+    texts: list[Any] = field(default_factory=list)
+    problems: dict[int, str] = field(default_factory=dict)
+    rows: Any = None
+    position: float = 0.0
+
+
+def format_of(path: Path, option: str) -> str:
+    name = FORMATS.get(path.suffix.lower())
+    if name is None:
+        raise UsageError(f"{option} {path.name}: the format comes from the suffix: .jsonl, .csv or .parquet")
+    return name
+
+
+def fsync_replace(tmp: Path, path: Path) -> None:
+    """Make a finished file durable, then give it its name in one step: readers see all of it or nothing."""
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class Format:
+    """One input file's format: its chunks, its part files, the final output."""
+
+    name = "?"
+    progress_unit = "bytes"
+
+    def __init__(self, path: Path, text_field: str, task: str, labels: list[str] | None = None):
+        self.path = path
+        self.text_field = text_field
+        self.task = task
+        self.labels = labels or []
+        self.total = float(path.stat().st_size)
+
+    @property
+    def result_columns(self) -> tuple[str, ...]:
+        from siliconlab.batch.task import RESULT_COLUMNS
+
+        return RESULT_COLUMNS[self.task]
+
+    def check(self) -> None:
+        """Refuse at once what would fail every row: a missing text column, a result column name taken."""
+
+    def chunks(self, chunk_rows: int, done: set[int]) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def write_part(self, path: Path, chunk: Chunk, good: list[int], columns: dict[str, list[Any]]) -> None:
+        raise NotImplementedError
+
+    def assemble(self, parts: list[Path], out: Path) -> None:
+        """Concatenate text parts in order (Parquet overrides)."""
+        with open(out, "wb") as target:
+            self._header(target)
+            for part in parts:
+                with open(part, "rb") as source:
+                    while block := source.read(1 << 20):
+                        target.write(block)
+
+    def _header(self, target: Any) -> None:
+        """Bytes before the first part (CSV's header line)."""
+
+    def _collision(self, names: list[str]) -> None:
+        taken = [c for c in self.result_columns if c in names]
+        if taken:
+            raise UsageError(
+                f"{self.path.name} already has a column named {', '.join(repr(t) for t in taken)}, "
+                "which the results would overwrite: rename it first"
+            )
+
+
+class JsonlFormat(Format):
+    """One JSON object per non-blank line; a row is a non-blank line (blank lines are not rows)."""
+
+    name = "jsonl"
+
+    def chunks(self, chunk_rows: int, done: set[int]) -> Iterator[Chunk]:
+        chunk = Chunk(0, 0, 0, rows=[])
+        with open(self.path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                if chunk.index not in done:
+                    self._parse(chunk, raw, number)
+                chunk.count += 1
+                if chunk.count == chunk_rows:
+                    chunk.position = handle.tell()
+                    yield self._finish(chunk, done)
+                    chunk = Chunk(chunk.index + 1, chunk.start + chunk.count, 0, rows=[])
+            chunk.position = self.total
+        if chunk.count:
+            yield self._finish(chunk, done)
+
+    @staticmethod
+    def _finish(chunk: Chunk, done: set[int]) -> Chunk:
+        if chunk.index in done:
+            chunk.rows, chunk.texts = None, []
+        return chunk
+
+    def _parse(self, chunk: Chunk, raw: bytes, number: int) -> None:
+        local = chunk.count
+        row: Any = None
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            chunk.problems[local] = (
+                f"line {number} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+            )
+        except ValueError as exc:
+            chunk.problems[local] = f"line {number} is not valid JSON ({exc})"
+        if local not in chunk.problems and not isinstance(row, dict):
+            chunk.problems[local] = f"line {number} is not a JSON object"
+        elif local not in chunk.problems and self.text_field not in row:
+            chunk.problems[local] = f"line {number} has no field '{self.text_field}'"
+        elif local not in chunk.problems and any(c in row for c in self.result_columns):
+            chunk.problems[local] = (
+                f"line {number} already has a field named like a result ({', '.join(self.result_columns)})"
+            )
+        chunk.rows.append(row if local not in chunk.problems else None)
+        chunk.texts.append(row.get(self.text_field) if local not in chunk.problems else None)
+
+    def write_part(self, path: Path, chunk: Chunk, good: list[int], columns: dict[str, list[Any]]) -> None:
+        with open(path, "w", encoding="utf-8") as target:
+            for position, local in enumerate(good):
+                row = dict(chunk.rows[local])
+                for name, values in columns.items():
+                    value = values[position]
+                    row[name] = value.tolist() if hasattr(value, "tolist") else value
+                target.write(json.dumps(row) + "\n")  # ASCII: no raw U+2028 for readers that split lines on it
+
+
+class CsvFormat(Format):
+    """A header line, then one record per row (quoted newlines allowed); cells stay strings."""
+
+    name = "csv"
+
+    def check(self) -> None:
+        with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            self.header = next(csv.reader(handle), [])
+        if self.header and self.text_field not in self.header:
+            raise UsageError(f"{self.path.name} has no column '{self.text_field}' (columns: {', '.join(self.header)})")
+        self._collision(self.header)
+        self.column = self.header.index(self.text_field) if self.header else 0
+
+    def chunks(self, chunk_rows: int, done: set[int]) -> Iterator[Chunk]:
+        consumed = [0]
+
+        def lines(handle: Any) -> Iterator[str]:
+            for raw in handle:
+                consumed[0] += len(raw)
+                yield raw.decode("utf-8", "surrogateescape")
+
+        chunk = Chunk(0, 0, 0, rows=[])
+        with open(self.path, "rb") as handle:
+            records = csv.reader(lines(handle))
+            next(records, None)  # the header
+            for cells in records:
+                if not cells:
+                    continue
+                if chunk.index not in done:
+                    self._add(chunk, cells)
+                chunk.count += 1
+                if chunk.count == chunk_rows:
+                    chunk.position = consumed[0]
+                    yield JsonlFormat._finish(chunk, done)
+                    chunk = Chunk(chunk.index + 1, chunk.start + chunk.count, 0, rows=[])
+        chunk.position = self.total
+        if chunk.count:
+            yield JsonlFormat._finish(chunk, done)
+
+    def _add(self, chunk: Chunk, cells: list[str]) -> None:
+        if len(cells) != len(self.header):
+            chunk.problems[chunk.count] = f"record has {len(cells)} cells, the header has {len(self.header)}"
+        chunk.rows.append(cells)
+        chunk.texts.append(cells[self.column] if chunk.count not in chunk.problems else None)
+
+    def write_part(self, path: Path, chunk: Chunk, good: list[int], columns: dict[str, list[Any]]) -> None:
+        with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as target:
+            writer = csv.writer(target)
+            for position, local in enumerate(good):
+                extra = [_cell(values[position]) for values in columns.values()]
+                writer.writerow([*chunk.rows[local], *extra])
+
+    def _header(self, target: Any) -> None:
+        if self.header:
+            with open(
+                target.fileno(), "w", encoding="utf-8", errors="surrogateescape", newline="", closefd=False
+            ) as text:
+                csv.writer(text).writerow([*self.header, *self.result_columns])
+
+
+def _cell(value: Any) -> str:
+    """A result as one CSV cell: embeddings and score maps as JSON, numbers as their shortest repr."""
+    if hasattr(value, "tolist"):
+        return json.dumps(value.tolist())
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def open_format(path: Path, text_field: str, task: str, labels: list[str] | None = None) -> Format:
+    """The reader/writer for `path`, checked against the text field (and result column names)."""
+    from siliconlab.batch.parquet import ParquetFormat
+
+    kinds = {"jsonl": JsonlFormat, "csv": CsvFormat, "parquet": ParquetFormat}
+    handler = kinds[format_of(path, "--input")](path, text_field, task, labels)
+    handler.check()
+    return handler

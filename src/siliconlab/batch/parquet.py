@@ -1,0 +1,105 @@
+"""Parquet in and out with pyarrow, a row group's worth at a time: results become typed columns
+(embedding: list<float32>; prediction: string; score: float64; scores: a struct with one float64 per label)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from siliconlab.batch.io import Chunk, Format
+from siliconlab.errors import UsageError
+
+
+class ParquetFormat(Format):
+    name = "parquet"
+    progress_unit = "rows"
+
+    def check(self) -> None:
+        import pyarrow.parquet as pq
+
+        try:
+            self.file = pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a file that is not Parquet
+            raise UsageError(f"{self.path.name} is not a readable Parquet file ({exc})") from None
+        self.schema = self.file.schema_arrow
+        if self.text_field not in self.schema.names:
+            raise UsageError(
+                f"{self.path.name} has no column '{self.text_field}' (columns: {', '.join(self.schema.names)})"
+            )
+        self._collision(self.schema.names)
+        self.total = float(self.file.metadata.num_rows)
+
+    def chunks(self, chunk_rows: int, done: set[int]) -> Iterator[Chunk]:
+        import pyarrow as pa
+
+        pending: list[Any] = []
+        held = 0
+        index = start = 0
+        for batch in self.file.iter_batches(batch_size=chunk_rows):
+            pending.append(batch)
+            held += batch.num_rows
+            while held >= chunk_rows:
+                table = pa.Table.from_batches(pending, schema=self.schema)
+                yield self._chunk(index, start, table.slice(0, chunk_rows), done)
+                rest = table.slice(chunk_rows)
+                pending, held = rest.to_batches(), rest.num_rows
+                index, start = index + 1, start + chunk_rows
+        if held:
+            yield self._chunk(index, start, pa.Table.from_batches(pending, schema=self.schema), done)
+
+    def _chunk(self, index: int, start: int, table: Any, done: set[int]) -> Chunk:
+        chunk = Chunk(index, start, table.num_rows, position=float(start + table.num_rows))
+        if index in done:
+            return chunk
+        chunk.rows = table
+        chunk.texts = table.column(self.text_field).to_pylist()
+        for local, text in enumerate(chunk.texts):
+            if text is None:
+                chunk.problems[local] = f"field '{self.text_field}' is null"
+        return chunk
+
+    def result_schema(self) -> Any:
+        import pyarrow as pa
+
+        if self.task == "embedding":
+            fields = [pa.field("embedding", pa.list_(pa.float32()))]
+        else:
+            scores = pa.struct([pa.field(label, pa.float64()) for label in self.labels])
+            fields = [pa.field("prediction", pa.string()), pa.field("score", pa.float64()), pa.field("scores", scores)]
+        schema = self.schema
+        for item in fields:
+            schema = schema.append(item)
+        return schema
+
+    def write_part(self, path: Path, chunk: Chunk, good: list[int], columns: dict[str, list[Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = chunk.rows.take(pa.array(good, type=pa.int64()))
+        for name, values in columns.items():
+            table = table.append_column(name, _arrow_column(name, values, self.labels))
+        pq.write_table(table.cast(self.result_schema()), path)
+
+    def assemble(self, parts: list[Path], out: Path) -> None:
+        import pyarrow.parquet as pq
+
+        with pq.ParquetWriter(out, self.result_schema()) as writer:
+            for part in parts:
+                writer.write_table(pq.read_table(part))
+
+
+def _arrow_column(name: str, values: list[Any], labels: list[str]) -> Any:
+    import pyarrow as pa
+
+    if name == "embedding":
+        width = len(values[0]) if values else 0
+        flat = np.asarray(values, dtype=np.float32).reshape(-1)
+        offsets = np.arange(len(values) + 1, dtype=np.int32) * width
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float32()))
+    if name == "scores":
+        arrays = [pa.array([row[label] for row in values], type=pa.float64()) for label in labels]
+        return pa.StructArray.from_arrays(arrays, names=labels) if labels else pa.array([{}] * len(values))
+    return pa.array(values, type=pa.string() if name == "prediction" else pa.float64())
