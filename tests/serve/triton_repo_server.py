@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-STAND_IN = '''
+STAND_IN = """
 import json
 import numpy as np
 import onnxruntime as ort
@@ -38,12 +38,13 @@ class TritonPythonModel:
     def execute(self, requests):
         responses = []
         for request in requests:
-            feed = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in ("input_ids", "attention_mask")}
+            names = ("input_ids", "attention_mask")
+            feed = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in names}
             out = self.session.run(self.outputs, feed)
             tensors = [pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in zip(self.outputs, out)]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses
-'''
+"""
 
 
 def python_stand_in(model_dir: Path) -> None:
@@ -79,7 +80,9 @@ def tritonserver(repository: Path, work: Path, timeout: float = 60.0) -> Iterato
     libs = Path(pytriton.__file__).parent.parent / "nvidia_pytriton.libs"
     env = dict(os.environ)
     # The stub links libpython: under pyenv that library is in LIBDIR, not on the loader's default path.
-    env["LD_LIBRARY_PATH"] = ":".join(filter(None, [sysconfig.get_config_var("LIBDIR"), str(libs), env.get("LD_LIBRARY_PATH")]))
+    env["LD_LIBRARY_PATH"] = ":".join(
+        filter(None, [sysconfig.get_config_var("LIBDIR"), str(libs), env.get("LD_LIBRARY_PATH")])
+    )
     env["PATH"] = f"{Path(os.sys.executable).parent}:{env['PATH']}"
     http, grpc, metrics = free_port(), free_port(), free_port()
     command = [

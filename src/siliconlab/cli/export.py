@@ -28,7 +28,9 @@ def export_triton(
         str | None, typer.Option("--name", help="Model name in the repository.", show_default="the model's name")
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out folder.")] = False,
-    cache: Annotated[Path, typer.Option("--cache", help="The artifact store to convert into or reuse.")] = DEFAULT_CACHE,
+    cache: Annotated[
+        Path, typer.Option("--cache", help="The artifact store to convert into or reuse.")
+    ] = DEFAULT_CACHE,
     threads: Annotated[int | None, typer.Option(help="CPU threads for conversion and parity runs.")] = None,
 ) -> None:
     """Write a Triton model repository: tokenizer (Python backend), each unit's parity-gated ONNX graph

@@ -1,1 +1,6 @@
-"""Serving: the embedded Triton server, the Triton model-repository export and the load test."""
+"""Serving: the task pipelines behind NVIDIA Triton (PyTriton), plus a thin OpenAI-compatible front.
+
+`config.py` the options, `models.py` the per-model inference callables, `server.py` binding, startup and drain,
+`openai_front.py` `/v1/embeddings` forwarded to Triton. Heavy imports (pytriton, tritonclient, fastapi) happen
+inside the functions that need them.
+"""

@@ -43,6 +43,10 @@ class TritonPythonModel:
         for request in requests:
             logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy()
             labels, score, scores = self.answer(logits)
-            tensors = [pb_utils.Tensor("label", labels), pb_utils.Tensor("score", score), pb_utils.Tensor("scores", scores)]
+            tensors = [
+                pb_utils.Tensor("label", labels),
+                pb_utils.Tensor("score", score),
+                pb_utils.Tensor("scores", scores),
+            ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses
