@@ -47,7 +47,7 @@ def error_kind(exc: BaseException) -> str:
             code = int(status)
             return "rejected" if code in (429, 503) else "4xx" if code < 500 else "5xx"
         return "connection" if "connect" in str(exc).lower() else "other"
-    if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.startswith("aiohttp"):
+    if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.startswith(("aiohttp", "httpx")):
         return "connection"
     return "other"
 

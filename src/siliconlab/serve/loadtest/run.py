@@ -203,11 +203,13 @@ def summarize(mode: str, level: float, tally: Tally, seconds: float, server: dic
     }
 
 
-async def run_plan(plan: LoadPlan, on_step: Any = None) -> tuple[list[dict], dict[str, Any]]:
-    """Every step of the plan against one server; rows come back as they finish (on_step(row))."""
+async def run_plan(plan: LoadPlan, on_step: Any = None, client: Any = None) -> tuple[list[dict], dict[str, Any]]:
+    """Every step of the plan against one server; rows come back as they finish (on_step(row)). `client`: any
+    object with TritonLoadClient's async interface (a peer server's client, in benchmarks/serving/)."""
     plan.validate()
     connections = max((*plan.concurrency, 1)) if not plan.rates else MAX_OUTSTANDING
-    async with TritonLoadClient(plan.url, plan.protocol, plan.model, connections) as client:
+    client = client or TritonLoadClient(plan.url, plan.protocol, plan.model, connections)
+    async with client:
         await client.ready()
         checker = Checker(plan.check)
         warm = time.perf_counter()
