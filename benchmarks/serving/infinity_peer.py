@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +46,19 @@ def build(venv: Path, optimum: bool) -> None:
     if optimum:
         result = subprocess.run([*pip, OPTIMUM])
         print(f"optimum engine {'installed' if result.returncode == 0 else 'did not install'}")
+
+
+def onnx_folder(venv: Path, model_dir: Path, out: Path) -> Path:
+    """infinity's optimum engine loads an ONNX file from the model folder and exports none itself: a copy of
+    the folder plus `onnx/model.onnx`, exported by optimum-cli from infinity's own venv."""
+    folder = out / "minilm-with-onnx"
+    if (folder / "onnx" / "model.onnx").is_file():
+        return folder
+    shutil.copytree(model_dir, folder, dirs_exist_ok=True)
+    export = [str(venv / "bin" / "optimum-cli"), "export", "onnx", "--model", str(model_dir),
+              "--task", "feature-extraction", str(folder / "onnx")]  # fmt: skip
+    subprocess.run(export, check=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True)
+    return folder
 
 
 class InfinityClient:
@@ -132,16 +146,16 @@ def sweep(name: str, url: str, args: argparse.Namespace, texts: tuple[str, ...],
         )
 
     rows, _ = asyncio.run(run_plan(plan, progress, client))
-    return [{"server": name} | row for row in rows]
+    return [{"peer": name} | row for row in rows]
 
 
 def table(rows: list[dict], concurrency: list[int]) -> str:
     head = "| server | " + " | ".join(f"c={c} req/s · p50 · p99 ms" for c in concurrency) + " |"
     lines = [head, "|---|" + "---|" * len(concurrency)]
-    for server in dict.fromkeys(r["server"] for r in rows):
+    for server in dict.fromkeys(r["peer"] for r in rows):
         cells = []
         for c in concurrency:
-            row = next(r for r in rows if r["server"] == server and r["concurrency"] == c)
+            row = next(r for r in rows if r["peer"] == server and r["concurrency"] == c)
             bad = (
                 f" ({row['wrong']} wrong, {sum(row['errors'].values())} errors)"
                 if row["wrong"] or row["errors"]
@@ -177,9 +191,10 @@ def main() -> None:
         if f"infinity-{engine}" in skip:
             continue
         try:
-            with InfinityServer(args.venv, model_dir, engine, args.out / f"infinity-{engine}.log") as url:
+            folder = model_dir if engine == "torch" else onnx_folder(args.venv, model_dir, args.out)
+            with InfinityServer(args.venv, folder, engine, args.out / f"infinity-{engine}.log") as url:
                 rows += sweep(name, url, args, texts, InfinityClient(url, max(args.concurrency)))
-        except RuntimeError as exc:
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
             print(f"{name}: {exc}")
     for label, extra in (("batching on", []), ("batching off", ["--max-batch", "1"])):
         name = f"siliconlab serve, {label}"
