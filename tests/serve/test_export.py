@@ -164,3 +164,17 @@ def test_python_parts_and_ensembles_answer_in_the_embedded_tritonserver(
             with pytest.raises(InferenceServerException, match=why):
                 infer("emb", bad, ["embedding"])
         assert infer("emb", texts[:1], ["embedding"])["embedding"].shape == (1, 64)  # still answering
+
+
+def test_gpu_and_tensorrt_configs_parse() -> None:
+    from siliconlab.serve.export.templates import Tensor, onnx_config
+
+    ids = [Tensor("input_ids", "TYPE_INT64", (-1,)), Tensor("attention_mask", "TYPE_INT64", (-1,))]
+    text = onnx_config(
+        "m-gpu", ids, [Tensor("logits", "TYPE_FP32", (2,))], BATCHING, gpu=True, threads=4, tensorrt=True
+    )
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+    assert not config.parameters  # ORT's CPU thread settings only for CPU instances
+    accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator[0]
+    assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP16"
