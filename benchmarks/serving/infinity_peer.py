@@ -50,14 +50,16 @@ def build(venv: Path, optimum: bool) -> None:
 
 def onnx_folder(venv: Path, model_dir: Path, out: Path) -> Path:
     """infinity's optimum engine loads an ONNX file from the model folder and exports none itself: a copy of
-    the folder plus `onnx/model.onnx`, exported by optimum-cli from infinity's own venv."""
+    the folder plus `model.onnx` (the plain transformer, output `last_hidden_state`, which infinity pools
+    itself), exported by optimum-cli from infinity's own venv."""
     folder = out / "minilm-with-onnx"
-    if (folder / "onnx" / "model.onnx").is_file():
+    if (folder / "model.onnx").is_file():
         return folder
     shutil.copytree(model_dir, folder, dirs_exist_ok=True)
-    export = [str(venv / "bin" / "optimum-cli"), "export", "onnx", "--model", str(model_dir),
-              "--task", "feature-extraction", str(folder / "onnx")]  # fmt: skip
+    export = [str(venv / "bin" / "optimum-cli"), "export", "onnx", "--model", str(model_dir), "--task",
+              "feature-extraction", "--library-name", "transformers", str(out / "onnx-export")]  # fmt: skip
     subprocess.run(export, check=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True)
+    shutil.move(out / "onnx-export" / "model.onnx", folder / "model.onnx")
     return folder
 
 
@@ -105,14 +107,20 @@ class InfinityServer:
 
     def __init__(self, venv: Path, model_dir: Path, engine: str, log: Path):
         self.port = free_port()
-        self.command = [str(venv / "bin" / "infinity_emb"), "v2", "--model-id", str(model_dir), "--port",
+        # optimum: infinity 0.0.78 hands optimum the ONNX file's path as found under --model-id, and optimum 2.x
+        # wants it relative to the model folder: so run in that folder with --model-id "." (torch: any path).
+        self.cwd = model_dir.resolve() if engine == "optimum" else None
+        model_id = "." if self.cwd else str(model_dir)
+        self.command = [str(venv / "bin" / "infinity_emb"), "v2", "--model-id", model_id, "--port",
                         str(self.port), "--host", "127.0.0.1", "--engine", engine, "--device", "cpu"]  # fmt: skip
         self.log = log
 
     def __enter__(self) -> str:
         env = dict(os.environ, HF_HUB_OFFLINE="1", INFINITY_ANONYMOUS_USAGE_STATS="0", DO_NOT_TRACK="1")
         self.handle = self.log.open("w")
-        self.process = subprocess.Popen(self.command, env=env, stdout=self.handle, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.command, env=env, stdout=self.handle, stderr=subprocess.STDOUT, cwd=self.cwd
+        )
         url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -192,7 +200,7 @@ def main() -> None:
             continue
         try:
             folder = model_dir if engine == "torch" else onnx_folder(args.venv, model_dir, args.out)
-            with InfinityServer(args.venv, folder, engine, args.out / f"infinity-{engine}.log") as url:
+            with InfinityServer(args.venv, folder, engine, (args.out / f"infinity-{engine}.log").resolve()) as url:
                 rows += sweep(name, url, args, texts, InfinityClient(url, max(args.concurrency)))
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             print(f"{name}: {exc}")
