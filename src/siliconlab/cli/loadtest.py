@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -92,7 +93,7 @@ def loadtest(
     served = model or (os.path.basename(target.rstrip("/")) if managed else "minilm")
     LoadPlan(url="http://127.0.0.1:1", model=served, **plan_args).validate()  # bad options: before any server starts
     plan_args["texts"] = tuple(real_text_stream(texts))
-    log_path = (out or Path.cwd()) / "serve.log"
+    log_path = out / "serve.log" if out else Path(tempfile.gettempdir()) / f"siliconlab-loadtest-{os.getpid()}.log"
     with (
         ManagedServer(target, _serve_args(unit, max_batch, max_queue_delay_us, max_queue), log_path)
         if managed
