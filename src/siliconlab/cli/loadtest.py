@@ -41,9 +41,15 @@ def loadtest(
     model: Annotated[
         str | None, typer.Option("--model", help="Model name on the server.", show_default="minilm / the MODEL")
     ] = None,
-    concurrency: Annotated[str, typer.Option("--concurrency", "-c", help="Closed-loop steps: concurrent requests.")] = (
-        "1,2,4,8,16"
-    ),
+    concurrency: Annotated[
+        str | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            help="Closed-loop steps: concurrent requests.",
+            show_default="1,2,4,8,16 without --rate",
+        ),
+    ] = None,
     rate: Annotated[
         str | None, typer.Option("--rate", help="Open-loop steps: Poisson arrival rates, requests/s (comma list).")
     ] = None,
@@ -82,7 +88,7 @@ def loadtest(
     managed = not looks_like_url(target)
     plan_args: dict[str, Any] = dict(
         protocol=protocol, texts=("placeholder",),
-        concurrency=tuple(int_list(concurrency, "--concurrency")),
+        concurrency=tuple(int_list(concurrency, "--concurrency")) if concurrency else () if rate else (1, 2, 4, 8, 16),
         rates=_rates(rate), duration=duration, requests=requests, timeout=timeout, check=check,
     )  # fmt: skip
     if not managed:
