@@ -72,12 +72,9 @@ def loadtest(
     """Load a Triton server with real texts: per step throughput, p50/p90/p99, errors by kind, Triton's queue
     vs compute time; `--check` proves every answer. Given a MODEL, starts `siliconlab serve` on loopback
     ports itself, runs, and stops it. The load generator shares this machine's cores with a local server."""
-    import asyncio
-
     from siliconlab.data import real_text_stream
-    from siliconlab.serve.loadtest import report
-    from siliconlab.serve.loadtest.run import LoadPlan, run_plan
-    from siliconlab.serve.loadtest.target import ManagedServer, check_target, looks_like_url, normalise_url
+    from siliconlab.serve.loadtest.run import LoadPlan
+    from siliconlab.serve.loadtest.target import check_target, looks_like_url, normalise_url
 
     if protocol not in ("http", "grpc"):
         raise UsageError(f"--protocol must be http or grpc, got '{protocol}'")
@@ -99,12 +96,26 @@ def loadtest(
     served = model or (os.path.basename(target.rstrip("/")) if managed else "minilm")
     LoadPlan(url="http://127.0.0.1:1", model=served, **plan_args).validate()  # bad options: before any server starts
     plan_args["texts"] = tuple(real_text_stream(texts))
+    serve_args = _serve_args(unit, max_batch, max_queue_delay_us, max_queue)
+    record = _run(target, None if managed else url, served, plan_args, serve_args, out)
+    rows = record["rows"]
+    if check is not None and any(r["wrong"] or r["accepted_lost"] for r in rows):
+        raise typer.Exit(1)
+
+
+def _run(
+    target: str, url: str | None, served: str, plan_args: dict[str, Any], serve_args: list[str], out: Path | None
+) -> dict[str, Any]:
+    """Start the server when given a MODEL (url None), run the plan with a live table, write the report."""
+    import asyncio
+
+    from siliconlab.serve.loadtest import report
+    from siliconlab.serve.loadtest.run import LoadPlan, run_plan
+    from siliconlab.serve.loadtest.target import ManagedServer
+
+    managed, protocol, check = url is None, plan_args["protocol"], plan_args["check"]
     log_path = out / "serve.log" if out else Path(tempfile.gettempdir()) / f"siliconlab-loadtest-{os.getpid()}.log"
-    with (
-        ManagedServer(target, _serve_args(unit, max_batch, max_queue_delay_us, max_queue), log_path)
-        if managed
-        else (contextlib.nullcontext()) as server
-    ):
+    with ManagedServer(target, serve_args, log_path) if managed else (contextlib.nullcontext()) as server:
         if server is not None:
             url = server.url(protocol)
             err.print(f"serving {target} at {url} (log: {log_path})", highlight=False)
@@ -126,8 +137,7 @@ def loadtest(
     if out is not None:
         for path in report.write(record, out):
             console.print(f"wrote {path}", highlight=False)
-    if check is not None and any(r["wrong"] or r["accepted_lost"] for r in rows):
-        raise typer.Exit(1)
+    return record
 
 
 def _plan_dict(plan: Any) -> dict[str, Any]:
