@@ -59,7 +59,9 @@ def check_wiring(parsed: dict[str, model_config_pb2.ModelConfig]) -> None:
 def repos(tiny_bert: Path, tiny_classifier: Path, artifact_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("export")
     emb = export_repository(str(tiny_bert), [UNIT], base / "emb", BATCHING, name="emb", cache=artifact_cache)
-    cls = export_repository(str(tiny_classifier), [UNIT], base / "cls", BATCHING, name="cls", cache=artifact_cache)
+    cls = export_repository(  # no length buckets: each request padded to its own longest text
+        str(tiny_classifier), [UNIT], base / "cls", BATCHING, name="cls", cache=artifact_cache, buckets=()
+    )
     return emb, cls
 
 
@@ -149,6 +151,10 @@ def test_python_parts_and_ensembles_answer_in_the_embedded_tritonserver(
         np.testing.assert_array_equal(tokens["input_ids"][:, : ids.shape[1]], ids)
         np.testing.assert_array_equal(tokens["attention_mask"][:, : ids.shape[1]], mask)
         assert not tokens["attention_mask"][:, ids.shape[1] :].any()
+        exact = infer("cls-tokenizer", texts, ["input_ids"])["input_ids"]
+        np.testing.assert_array_equal(
+            exact, encode(classifier.loaded.tokenizer, texts, classifier.loaded.max_length)[0]
+        )
 
         served = infer("emb", texts, ["embedding"])["embedding"]
         local = embedder.encode(texts)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from siliconlab.cli.common import DEFAULT_CACHE, console, handles_errors, resolve_threads
+from siliconlab.cli.common import DEFAULT_CACHE, console, handles_errors, int_list, resolve_threads
 from siliconlab.errors import UsageError
 
 
@@ -27,6 +27,14 @@ def export_triton(
     name: Annotated[
         str | None, typer.Option("--name", help="Model name in the repository.", show_default="the model's name")
     ] = None,
+    length_buckets: Annotated[
+        str,
+        typer.Option(
+            "--length-buckets",
+            help="Token lengths a request is padded up to, so similar texts batch together; 'none': its own longest "
+            "text (int8 answers then match the Python API exactly, but only equal lengths batch).",
+        ),
+    ] = "16,32,64,128,256,512",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out folder.")] = False,
     cache: Annotated[
         Path, typer.Option("--cache", help="The artifact store to convert into or reuse.")
@@ -48,8 +56,10 @@ def export_triton(
     if max_queue_delay_us < 0:
         raise UsageError(f"--max-queue-delay-us must be >= 0, got {max_queue_delay_us}")
     names = [part.strip() for part in units.split(",") if part.strip()]
+    buckets = () if length_buckets.strip().lower() == "none" else tuple(int_list(length_buckets, "--length-buckets"))
     batching = Batching(max_batch, max_queue_delay_us, instances)
-    result = export_repository(model, names, out, batching, overwrite, name, cache, resolve_threads(threads))
+    threads = resolve_threads(threads)
+    result = export_repository(model, names, out, batching, overwrite, name, cache, threads, buckets)
     table = Table(title=f"Triton repository {result.repository} ({result.task})")
     for column in ("model", "kind", "backend", "unit"):
         table.add_column(column)

@@ -150,7 +150,9 @@ def _cpu_threads() -> int:
     return default_threads()
 
 
-def _tokenizer_model(repo: Path, name: str, artifact_dir: Path, batching: Batching, max_length: int) -> None:
+def _tokenizer_model(
+    repo: Path, name: str, artifact_dir: Path, batching: Batching, max_length: int, buckets: tuple[int, ...]
+) -> None:
     from transformers import AutoTokenizer
 
     if not (artifact_dir / "tokenizer.json").is_file():
@@ -159,8 +161,8 @@ def _tokenizer_model(repo: Path, name: str, artifact_dir: Path, batching: Batchi
     if pad_id is None:
         raise SiliconlabError(f"the tokenizer in {artifact_dir} has no padding token")
     folder = repo / name
-    buckets = sorted({min(b, max_length) for b in LENGTH_BUCKETS} | {max_length})
-    params = {"max_length": str(max_length), "pad_id": str(pad_id), "length_buckets": ",".join(map(str, buckets))}
+    sizes = sorted({min(b, max_length) for b in buckets} | {max_length}) if buckets else []
+    params = {"max_length": str(max_length), "pad_id": str(pad_id), "length_buckets": ",".join(map(str, sizes))}
     text = [Tensor("text", "TYPE_STRING", (1,))]
     ids = [Tensor("input_ids", "TYPE_INT64", (-1,)), Tensor("attention_mask", "TYPE_INT64", (-1,))]
     _write(folder, templates.python_config(name, text, ids, batching, params))
@@ -192,6 +194,7 @@ def export_repository(
     name: str | None = None,
     cache: Path | None = None,
     threads: int | None = None,
+    buckets: tuple[int, ...] = LENGTH_BUCKETS,
 ) -> ExportResult:
     """Convert-or-reuse each unit's artifact (parity-gated), then write the repository; see the module doc."""
     from siliconlab.models import resolve
@@ -205,7 +208,7 @@ def export_repository(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        result = _build(work, source, base, chosen, artifacts, batching)
+        result = _build(work, source, base, chosen, artifacts, batching, buckets)
         if out.exists():
             shutil.rmtree(out)
         work.chmod(0o755)
@@ -230,7 +233,13 @@ def _artifact(source: Any, unit: Any, cache: Path | None, threads: int | None) -
 
 
 def _build(
-    repo: Path, source: Any, base: str, units: list[Any], artifacts: list[Path], batching: Batching
+    repo: Path,
+    source: Any,
+    base: str,
+    units: list[Any],
+    artifacts: list[Path],
+    batching: Batching,
+    buckets: tuple[int, ...],
 ) -> ExportResult:
     from transformers import AutoTokenizer
 
@@ -242,7 +251,7 @@ def _build(
     result = ExportResult(repo, base, task)
     max_length = max_length_of(source.config, AutoTokenizer.from_pretrained(artifacts[0]))
     tokenizer = f"{base}-tokenizer"
-    _tokenizer_model(repo, tokenizer, artifacts[0], batching, max_length)
+    _tokenizer_model(repo, tokenizer, artifacts[0], batching, max_length, buckets)
     result.models.append(ExportedModel(tokenizer, "tokenizer", "python"))
     labels = labels_of(source.config) if task == "classification" else []
     raw_output = "logits" if task == "classification" else "sentence_embedding"

@@ -23,8 +23,9 @@ except ImportError:  # pragma: no cover - imported outside Triton (docs, linters
 
 
 def bucket_length(longest: int, buckets: list[int]) -> int:
-    """The smallest bucket that holds `longest` tokens (the largest bucket is the model's maximum)."""
-    return next((b for b in buckets if b >= longest), buckets[-1])
+    """The smallest bucket that holds `longest` tokens (the largest bucket is the model's maximum); with no
+    buckets, the request's own longest text (exact answers for int8 graphs, less batching)."""
+    return next((b for b in buckets if b >= longest), buckets[-1]) if buckets else longest
 
 
 def decode_text(raw: Any) -> str:
@@ -50,7 +51,8 @@ class TritonPythonModel:
         params = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
         self.max_length = int(params["max_length"])
         self.pad_id = int(params["pad_id"])
-        self.buckets = sorted({min(int(b), self.max_length) for b in params["length_buckets"].split(",")})
+        listed = [b for b in params.get("length_buckets", "").split(",") if b.strip()]
+        self.buckets = sorted({min(int(b), self.max_length) for b in listed})
         folder = Path(args["model_repository"]) / args["model_version"] / "tokenizer"
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
