@@ -32,7 +32,7 @@ def export_triton(
         typer.Option(
             "--length-buckets",
             help="Token lengths a request is padded up to, so similar texts batch together; 'none': its own longest "
-            "text (int8 answers then match the Python API exactly, but only equal lengths batch).",
+            "text (int8 answers closer to the Python API's, but only equal lengths batch).",
         ),
     ] = "16,32,64,128,256,512",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out folder.")] = False,
