@@ -11,7 +11,21 @@ from typing import Annotated
 import typer
 
 from siliconlab import __version__
-from siliconlab.cli import batch, bench, cache, compare, convert, evaluate, inventory, monitor, serve, tasks, verify
+from siliconlab.cli import (
+    batch,
+    bench,
+    cache,
+    compare,
+    convert,
+    evaluate,
+    export,
+    inventory,
+    loadtest,
+    monitor,
+    serve,
+    tasks,
+    verify,
+)
 from siliconlab.cli.common import console
 from siliconlab.cli.help import Command, Group
 
@@ -55,3 +69,5 @@ app.command(cls=Command)(monitor.monitor)
 app.command(cls=Command)(monitor.plot)
 app.command(cls=Command)(serve.serve)
 app.command(cls=Command)(batch.batch)
+app.command("export-triton", cls=Command)(export.export_triton)
+app.command(cls=Command)(loadtest.loadtest)

@@ -1,0 +1,1 @@
+"""`siliconlab loadtest`: closed-loop and open-loop load against a Triton server, with answers checked."""
