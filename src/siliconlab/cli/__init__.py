@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from siliconlab import __version__
-from siliconlab.cli import bench, cache, compare, convert, evaluate, inventory, tasks, verify
+from siliconlab.cli import bench, cache, compare, convert, demo, evaluate, inventory, tasks, verify
 from siliconlab.cli.common import console
 from siliconlab.cli.help import Command, Group
 
@@ -51,3 +51,4 @@ app.command(cls=Command)(tasks.embed)
 app.command(cls=Command)(tasks.chat)
 app.command("eval", cls=Command)(evaluate.eval_command)
 app.command("train-head", cls=Command)(evaluate.train_head)
+app.command(cls=Command)(demo.demo)
