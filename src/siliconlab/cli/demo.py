@@ -42,7 +42,9 @@ def demo(
         typer.Option("--scenario", "-s", help="sentiment, spam (email), chat or search; repeatable (default: all)."),
     ] = None,
     unit: Annotated[str | None, typer.Option("--unit", help="Pin one unit.")] = None,
-    units: Annotated[str | None, typer.Option("--units", help="Comma-separated units (default: every one here).")] = None,
+    units: Annotated[
+        str | None, typer.Option("--units", help="Comma-separated units (default: every one here).")
+    ] = None,
     text: Annotated[
         list[str] | None, typer.Option("--text", "-t", help="Answer this text and exit (repeatable).")
     ] = None,

@@ -136,7 +136,8 @@ def ask(key: str, engine: Any, text: str) -> Answer:
         result = engine.reply(text)
         matched = f"matched “{_short(result['matched'], 60)}”, cosine {result['score']:.2f}"
         short = _short(result["reply"], 40)
-        return Answer(f"{result['reply']}  [{matched}]", result["matched"], short, {result["reply"]: result["score"]}, result)
+        scores = {result["reply"]: result["score"]}
+        return Answer(f"{result['reply']}  [{matched}]", result["matched"], short, scores, result)
     if key == "search":
         found = engine.neighbours(text)
         summary = " | ".join(f"{_short(s, 60)} ({score:.2f})" for s, score in found)

@@ -183,11 +183,8 @@ class DemoSession:
         yield current
 
     def answer(self, key: str, text: Any) -> Round:
-        last = None
-        for last in self.stream(key, text):
-            pass
-        assert last is not None
-        return last
+        rounds = list(self.stream(key, text))
+        return rounds[-1]
 
     def summary(self) -> list[dict[str, Any]]:
         """Median latency per (scenario, unit) this session and its speedup over torch-cpu-fp32."""

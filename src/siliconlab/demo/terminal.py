@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from siliconlab.demo.scenarios import SCENARIOS
-from siliconlab.demo.session import REFERENCE, DemoSession, Round
+from siliconlab.demo.session import REFERENCE, DemoSession, Round, check_input
 from siliconlab.errors import SiliconlabError, UsageError
 
 BAR_WIDTH = 24
@@ -104,20 +104,27 @@ def run_texts(
     """Answer each text in each scenario; a bad text is one line and the others still answer. Returns the
     exit code (1 when some text could not be answered)."""
     rounds: list[dict[str, Any]] = []
-    errors: list[dict[str, str]] = []
+    errors: list[dict[str, Any]] = []
+    usable = []
+    for index, text in enumerate(texts):  # bad texts are named before any unit loads; the good ones still run
+        try:
+            usable.append((index, check_input(text)))
+        except UsageError as exc:
+            errors.append({"text": index, "error": str(exc)})
+    if not usable:
+        raise UsageError("; ".join(e["error"] for e in errors) if len(errors) == 1 else
+                         "no text to answer: " + "; ".join(f"text {e['text'] + 1}: {e['error']}" for e in errors))  # fmt: skip
+    for error in errors:
+        err.print(f"[bold red]error:[/] text {error['text'] + 1}: {error['error']} (the others are answered)",
+                  highlight=False)  # fmt: skip
     for key in keys:
         session.prepare(key, None if as_json else _loading(err, key))
-    for index, text in enumerate(texts):
+    for _, text in usable:
         for key in keys:
-            try:
-                if as_json:
-                    rounds.append(session.answer(key, text).as_dict())
-                else:
-                    show_round(session, key, text, console)
-            except UsageError as exc:
-                errors.append({"text": index, "scenario": key, "error": str(exc)})
-                err.print(f"[bold red]error:[/] text {index + 1}: {exc}", highlight=False)
-                break  # the same text fails every scenario's check: say it once
+            if as_json:
+                rounds.append(session.answer(key, text).as_dict())
+            else:
+                show_round(session, key, text, console)
     if as_json:
         document = {"units": session.units, "failures": session.failures, "rounds": rounds,
                     "summary": session.summary(), "errors": errors}  # fmt: skip

@@ -120,7 +120,7 @@ def _bench_tab(gr: Any, session: DemoSession, results: Path) -> None:
         rows = benchtab.result_rows(found[0]) if found else []
         return benchtab.describe(found, results), rows, benchtab.charts(found[1]) if found else []
 
-    def run(progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], list[str], str]:
+    def run(progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], list[str], str]:  # noqa: B008 (Gradio's way)
         def on_progress(done: int, total: int, line: str) -> None:
             progress((done, total), desc=line)
 
