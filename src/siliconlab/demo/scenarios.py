@@ -7,6 +7,7 @@ Examples are drawn from the held-out test splits, never from what a head was tra
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -102,7 +103,30 @@ class SearchIndex:
     def __init__(self, embedder: Any):
         self.embedder = embedder
         self.sentences = search_sentences()
-        self.vectors = embedder.encode(list(self.sentences))
+        self.vectors = self._embeddings()
+
+    def _embeddings(self) -> np.ndarray:
+        """Embedded once per unit artifact and kept beside it (plain .npy), keyed by the sentences and the
+        artifact's manifest, so the demo starts fast and a rebuilt artifact gets fresh embeddings."""
+        import hashlib
+
+        artifact = self.embedder.loaded.artifact_dir
+        path = None
+        if artifact is not None and (artifact / "manifest.json").is_file():
+            digest = hashlib.sha256("\n".join(self.sentences).encode())
+            digest.update((artifact / "manifest.json").read_bytes())
+            path = artifact.parent / ".demo-search" / f"{self.embedder.unit}-{digest.hexdigest()[:16]}.npy"
+            if path.is_file():
+                cached = np.load(path, allow_pickle=False)
+                if cached.shape[0] == len(self.sentences):
+                    return cached
+        vectors = self.embedder.encode(list(self.sentences))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}-{os.getpid()}.tmp.npy")
+            np.save(tmp, vectors, allow_pickle=False)
+            tmp.replace(path)
+        return vectors
 
     def neighbours(self, text: str, k: int = TOP_K) -> list[tuple[str, float]]:
         query = self.embedder.encode([text])[0]

@@ -112,8 +112,8 @@ def run_texts(
         except UsageError as exc:
             errors.append({"text": index, "error": str(exc)})
     if not usable:
-        raise UsageError("; ".join(e["error"] for e in errors) if len(errors) == 1 else
-                         "no text to answer: " + "; ".join(f"text {e['text'] + 1}: {e['error']}" for e in errors))  # fmt: skip
+        listed = "; ".join(f"text {e['text'] + 1}: {e['error']}" for e in errors)
+        raise UsageError(errors[0]["error"] if len(errors) == 1 else f"no text to answer: {listed}")
     for error in errors:
         err.print(f"[bold red]error:[/] text {error['text'] + 1}: {error['error']} (the others are answered)",
                   highlight=False)  # fmt: skip

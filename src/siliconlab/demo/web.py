@@ -7,6 +7,7 @@ is answered with a friendly line on the page, never a traceback.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ INTRO = (
 def _frame(rows: list[dict[str, Any]]) -> Any:
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=["unit", "ms"])
+    return pd.DataFrame(rows, columns=["unit", "ms"]).astype({"unit": str, "ms": float})  # ms: a quantity axis
 
 
 def _outputs(current: Round | None, session: DemoSession, key: str, message: str = "") -> tuple[Any, ...]:
@@ -72,17 +73,27 @@ def _summary_rows(session: DemoSession, key: str) -> list[list[Any]]:
              None if r["speedup_vs_fp32"] is None else round(r["speedup_vs_fp32"], 2)] for r in rows]  # fmt: skip
 
 
+_requests = itertools.count(1)
+
+
 def respond(session: DemoSession, key: str, text: Any) -> Iterator[tuple[Any, ...]]:
-    """Stream a round to the page: the first unit's answer at once, the others as they come."""
+    """Stream a round to the page: the first unit's answer at once, the others as they come; the last
+    output says how the request ended (numbered, so a page or a test can tell one request from the next)."""
+    number = next(_requests)
     try:
         for current in session.stream(key, text):
-            yield _outputs(current, session, key)
+            answered = sum(r.ms is not None for r in current.results)
+            state = "done" if current.done else "answering"
+            yield (
+                *_outputs(current, session, key),
+                f"{state} · request {number} · {answered}/{len(current.results)} units",
+            )
     except UsageError as exc:
-        yield _outputs(None, session, key, f"⚠️ {exc}")
+        yield *_outputs(None, session, key, f"⚠️ {exc}"), f"done · request {number} · not answered"
     except Exception as exc:  # the page gets one line; the log keeps the details
         log.exception("demo request failed")
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        yield _outputs(None, session, key, f"⚠️ Something went wrong: {first}")
+        yield *_outputs(None, session, key, f"⚠️ Something went wrong: {first}"), f"done · request {number} · failed"
 
 
 def _scenario_tab(gr: Any, session: DemoSession, key: str) -> None:
@@ -99,13 +110,14 @@ def _scenario_tab(gr: Any, session: DemoSession, key: str) -> None:
             button = gr.Button("Answer", variant="primary", elem_id=f"{key}-submit", scale=1)
         gr.Examples([[e] for e in examples(key)], inputs=text, label="examples from the real data")
         answer = gr.Markdown(elem_id=f"{key}-answer")
+        status = gr.Markdown(elem_id=f"{key}-status")
         with gr.Row():
             scores = gr.Label(label="scores", num_top_classes=3, elem_id=f"{key}-scores", visible=key != "chat")
             chart = gr.BarPlot(_frame([]), x="unit", y="ms", title="latency per unit (ms)", y_title="ms",
                                x_label_angle=-20, elem_id=f"{key}-chart")  # fmt: skip
         table = gr.Dataframe(headers=TABLE_HEADERS, label="this request", elem_id=f"{key}-table", wrap=True)
         summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="session: median per unit", elem_id=f"{key}-summary")
-        outputs = [answer, scores, chart, table, summary]
+        outputs = [answer, scores, chart, table, summary, status]
 
         def handler(value: Any) -> Iterator[tuple[Any, ...]]:
             yield from respond(session, key, value)
