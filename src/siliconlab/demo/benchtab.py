@@ -18,6 +18,7 @@ from typing import Any
 
 #: Sentences of the quick bench's real-text workload: enough for a median, short enough for a demo.
 QUICK_TEXTS = 20
+TABLE_CHARS = set("┏┃┡│└")
 
 
 @lru_cache(maxsize=1)
@@ -66,9 +67,8 @@ def _num(value: Any) -> float | None:
 
 
 def charts(path: Path) -> list[str]:
-    """The PNG charts bench wrote beside a result (a folder with the result's stem)."""
-    folder = path.with_suffix("")
-    return [str(p) for p in sorted(folder.glob("*.png"))] if folder.is_dir() else []
+    """The PNG charts bench wrote beside a result: `<stem>-<chart>.png` in the same folder."""
+    return [str(p) for p in sorted(path.parent.glob(f"{path.stem}-*.png"))]
 
 
 def describe(found: tuple[dict[str, Any], Path] | None, results: Path) -> str:
@@ -107,7 +107,8 @@ def run_quick_bench(units: list[str], results: Path, on_progress: Callable[[int,
             tail = (tail + [line])[-12:]
             if " p50 " in line:
                 done += 1
-            on_progress(min(done, total), total, line.strip()[:100])
+            if line.lstrip()[:1] not in TABLE_CHARS:  # the final table's rows say nothing new
+                on_progress(min(done, total), total, line.strip()[:100])
         code = process.wait()
     return code, "\n".join(tail)
 
