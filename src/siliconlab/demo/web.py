@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,13 @@ def serve(
     for key in keys:
         session.prepare(key, _loading(err, key))
     app = build_app(session, keys, skipped, results)
-    err.print(f"demo page on http://{host}:{port or '(a free port)'} — Ctrl-C to stop", highlight=False)
+    launch(app, host, port, share, results, block=False)
+    err.print(f"demo page on {app.local_url}" + (f" and {app.share_url}" if app.share_url else "")
+              + " — Ctrl-C to stop", highlight=False)  # fmt: skip
     try:
-        launch(app, host, port, share, results, block=True)
+        while app.is_running:  # Gradio's own block_thread prints a line of its own on Ctrl-C
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        err.print("stopping the demo page")
     finally:
         app.close()
