@@ -115,3 +115,12 @@ def test_bad_input_gets_a_friendly_line(page, text: str, expected: str):
         assert answer.split()[0] in ("positive", "negative"), answer
     else:
         assert answer.startswith("⚠️") and expected in answer, answer
+
+
+def test_machine_and_benchmark_tabs(page):
+    page.get_by_role("tab", name="Machine").click()
+    units = page.locator("#machine-units").inner_text()
+    assert "torch-cpu-fp32" in units and "onnxruntime-cpu-fp32" in units
+    page.get_by_role("tab", name="Benchmark").click()
+    assert "No bench result of this machine" in page.locator("#bench-info").inner_text()
+    assert page.locator("#bench-run").is_visible()
