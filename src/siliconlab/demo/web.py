@@ -115,7 +115,7 @@ def _scenario_tab(gr: Any, session: DemoSession, key: str) -> None:
         with gr.Row():
             scores = gr.Label(label="scores", num_top_classes=3, elem_id=f"{key}-scores", visible=key != "chat")
             chart = gr.BarPlot(_frame([]), x="unit", y="ms", title="latency per unit (ms)", y_title="ms",
-                               x_label_angle=-20, elem_id=f"{key}-chart")  # fmt: skip
+                               y_lim=[0, None], x_label_angle=-20, elem_id=f"{key}-chart")  # fmt: skip
         table = gr.Dataframe(headers=TABLE_HEADERS, label="this request", elem_id=f"{key}-table", wrap=True)
         summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="session: median per unit", elem_id=f"{key}-summary")
         outputs = [answer, scores, chart, table, summary, status]
