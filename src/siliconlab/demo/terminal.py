@@ -13,7 +13,7 @@ from rich.text import Text
 
 from siliconlab.demo.scenarios import SCENARIOS
 from siliconlab.demo.session import REFERENCE, DemoSession, Round, check_input
-from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.errors import UsageError
 
 BAR_WIDTH = 24
 
@@ -155,10 +155,8 @@ def interactive(session: DemoSession, keys: list[str], console: Console, err: Co
                     err.print(f"[yellow]{exc}[/]", highlight=False)
             if len(keys) == 1:
                 break
-    except (KeyboardInterrupt, EOFError):
+    except (KeyboardInterrupt, EOFError):  # Ctrl-C / Ctrl-D: leave cleanly, with the session's summary
         console.print()
-    except SiliconlabError:
-        raise
     table = summary_table(session)
     if table is not None:
         console.print(table)
