@@ -42,3 +42,7 @@ def test_quick_bench_command_is_a_small_real_text_bench(tmp_path: Path):
     command = benchtab.quick_bench_command(["onnxruntime-cpu-fp32", "torch-cpu-fp32"], tmp_path)
     assert command[1:5] == ["-m", "siliconlab", "bench", "minilm"]
     assert "--quick" in command and command[command.index("--units") + 1] == "onnxruntime-cpu-fp32,torch-cpu-fp32"
+
+
+def test_progress_follows_the_benchs_own_plan():
+    assert benchtab.PLANNED.search("bench minilm: 2 unit(s) x 1 workload(s), 2 thread(s)").groups() == ("2", "1")

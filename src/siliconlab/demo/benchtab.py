@@ -9,6 +9,7 @@ demo's own units are quiet while it measures.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from typing import Any
 #: Sentences of the quick bench's real-text workload: enough for a median, short enough for a demo.
 QUICK_TEXTS = 20
 TABLE_CHARS = set("┏┃┡│└")
+#: bench's first line: "bench minilm: 2 unit(s) x 1 workload(s), 2 thread(s)"
+PLANNED = re.compile(r"(\d+) unit\(s\) x (\d+) workload\(s\)")
 
 
 @lru_cache(maxsize=1)
@@ -105,6 +108,9 @@ def run_quick_bench(units: list[str], results: Path, on_progress: Callable[[int,
             if not line.strip():
                 continue
             tail = (tail + [line])[-12:]
+            planned = PLANNED.search(line)
+            if planned:  # bench adds its baseline unit: its own count of rows is the one to follow
+                total = int(planned.group(1)) * int(planned.group(2))
             if " p50 " in line:
                 done += 1
             if line.lstrip()[:1] not in TABLE_CHARS:  # the final table's rows say nothing new
