@@ -146,7 +146,9 @@ def _bench_tab(gr: Any, session: DemoSession, results: Path) -> None:
         info, rows, images = current()
         header = gr.Markdown(info, elem_id="bench-info")
         table = gr.Dataframe(value=rows, headers=BENCH_HEADERS, label="latest result", elem_id="bench-table")
-        gallery = gr.Gallery(value=images, label="charts", columns=2, height="auto", elem_id="bench-charts")
+        gallery = gr.Gallery(
+            value=images, label="charts", columns=2, height=480, object_fit="contain", elem_id="bench-charts"
+        )
         gr.Markdown(f"The quick bench times MiniLM on the demo's units ({', '.join(session.units)}) on "
                     f"{benchtab.QUICK_TEXTS} real sentences; the demo's units pause while it runs.")  # fmt: skip
         button = gr.Button("Run a quick bench", elem_id="bench-run")
