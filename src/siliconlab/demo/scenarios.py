@@ -77,7 +77,8 @@ def _labelled(task: str) -> Any:
 def _test_examples(task: str, label: str, count: int, max_words: int = 30) -> list[str]:
     frame = _labelled(task)
     part = frame[(frame["split"] == "test") & (frame["label"] == label)].sort_values("hash")["text"]
-    return [t for t in part if 5 <= len(t.split()) <= max_words][:count]
+    # ASCII only: the SMS file is read as latin-1, so its few non-ASCII rows (e.g. "£") would show as mojibake
+    return [t for t in part if 5 <= len(t.split()) <= max_words and t.isascii()][:count]
 
 
 @lru_cache(maxsize=4)
@@ -93,7 +94,10 @@ def examples(key: str) -> tuple[str, ...]:
         prompts = [p for p, _, _ in corpus_pairs() if p.endswith("?") and len(p.split()) >= 3]
         return tuple(prompts[i] for i in (0, 7, 21, 40) if i < len(prompts))
     if key == "search":
-        return tuple(_test_examples("sentiment", "positive", 1, 20) + _test_examples("sentiment", "negative", 1, 20))
+        # other held-out reviews than the sentiment tab's
+        return tuple(
+            _test_examples("sentiment", "positive", 4, 20)[2:] + _test_examples("sentiment", "negative", 4, 20)[2:]
+        )
     raise KeyError(key)
 
 

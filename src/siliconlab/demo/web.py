@@ -114,10 +114,8 @@ def _scenario_tab(gr: Any, session: DemoSession, key: str) -> None:
         status = gr.Markdown(elem_id=f"{key}-status")
         with gr.Row():
             scores = gr.Label(label="scores", num_top_classes=3, elem_id=f"{key}-scores", visible=key != "chat")
-            # bars in answering order (the default unit first)
             chart = gr.BarPlot(_frame([]), x="unit", y="ms", title="latency per unit (ms)", y_title="ms",
-                               y_lim=[0, None], x_label_angle=-20, elem_id=f"{key}-chart",
-                               sort=list(session.engines.get(key, {})) or None)  # fmt: skip
+                               y_lim=[0, None], x_label_angle=-20, elem_id=f"{key}-chart")  # fmt: skip
         table = gr.Dataframe(headers=TABLE_HEADERS, label="this request", elem_id=f"{key}-table", wrap=True)
         summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="session: median per unit", elem_id=f"{key}-summary")
         outputs = [answer, scores, chart, table, summary, status]
