@@ -17,6 +17,7 @@ from siliconlab.cli import (
     cache,
     compare,
     convert,
+    demo,
     evaluate,
     export,
     inventory,
@@ -71,3 +72,4 @@ app.command(cls=Command)(serve.serve)
 app.command(cls=Command)(batch.batch)
 app.command("export-triton", cls=Command)(export.export_triton)
 app.command(cls=Command)(loadtest.loadtest)
+app.command(cls=Command)(demo.demo)
