@@ -111,11 +111,13 @@ def test_overwrite_replaces_only_after_success(repos, tiny_bert: Path, artifact_
 
 
 def test_deploy_manifests_parse_and_name_the_repository() -> None:
-    for path in [*(ROOT / "deploy").rglob("*.yaml")]:
+    manifests = [p for folder in ("k8s", "kserve") for p in (ROOT / "deploy" / folder).rglob("*.yaml")]
+    assert manifests
+    for path in manifests:
         documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
         assert documents, path
         assert all({"apiVersion", "kind", "metadata"} <= set(d) for d in documents), path
-    kinds = {d["kind"] for p in (ROOT / "deploy").rglob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d}
+    kinds = {d["kind"] for p in manifests for d in yaml.safe_load_all(p.read_text()) if d}
     assert {"InferenceService", "ServingRuntime", "Deployment", "Service"} <= kinds
 
 
