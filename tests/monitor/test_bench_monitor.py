@@ -64,7 +64,8 @@ def test_bench_with_monitor_writes_timelines(tiny_bert: Path, artifact_cache: Pa
     assert row["monitor"]["samples"] >= 1 and "cpu.busy_pct" in row["monitor"]["readings"]
     assert "procs.own_cores" in row["monitor"]["readings"] and "clock.mean_mhz" in row["monitor"]["readings"]
     section = result["monitor"]
-    assert section["interval_s"] == 0.25 and "rapl" in section["unavailable"] or "rapl" not in section["unavailable"]
+    assert section["interval_s"] == 0.25
+    assert all(isinstance(why, str) and why for why in section["unavailable"].values())  # each missing sensor: why
     timeline = section["units"]["torch-cpu-fp32"]
     assert len(timeline["t"]) == len(timeline["series"]["cpu.busy_pct"]) >= 2
     assert any(v is not None and not math.isnan(v) for v in timeline["series"]["procs.own_cores"])
