@@ -47,3 +47,11 @@ def save_tiny_llama(path: Path, max_positions: int = 128, seed: int = 5) -> Path
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_chat(tiny_llama: Path, artifact_cache: Path):  # noqa: ANN201 - a tasks.generate.GenerativeChat
+    """The tiny Llama converted (parity-gated) and loaded once on torch-cpu-fp32 for the pipeline tests."""
+    import siliconlab
+
+    return siliconlab.load(str(tiny_llama), unit="torch-cpu-fp32", cache=artifact_cache, threads=1)

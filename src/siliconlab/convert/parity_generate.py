@@ -117,11 +117,12 @@ def check_generation_parity(
     agree, cosines = teacher_forced(runner, reference)
     prefixes = []
     for prompt, tokens in zip(reference.prompts, reference.continuations):
-        free = runner.generate(prompt, FREE_RUN)[0]
-        same = free[:FREE_RUN] == tokens[: len(free[:FREE_RUN])]
-        prefixes.append(int(np.argmin(same)) if not same.all() else len(same))
+        count = min(FREE_RUN, len(tokens))
+        free = runner.generate(prompt, count)[0]
+        same = free[:count] == tokens[:count] if len(free) >= count else np.zeros(count, dtype=bool)
+        prefixes.append(int(np.argmin(same)) if not same.all() else count)
     agreement = float(np.mean(agree))
-    free_match = float(np.mean([p >= FREE_RUN for p in prefixes]))
+    free_match = float(np.mean([p >= min(FREE_RUN, len(t)) for p, t in zip(prefixes, reference.continuations)]))
     passed = agreement >= agreement_min and min(cosines) >= cosine_min and (free_match == 1.0 or not exact_free_run)
     return GenerationParity(
         agreement=agreement,

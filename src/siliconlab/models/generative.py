@@ -114,9 +114,10 @@ class RandomGenerativeSource(ModelSource):
     architecture_only = True
     task = "generation"
 
-    def __init__(self, name: str, config_factory: str, description: str):
+    def __init__(self, name: str, config_factory: str, description: str, overrides: dict[str, Any] | None = None):
         self.name = name
         self.config_factory = config_factory
+        self.overrides = dict(overrides or {})  # smaller shapes for tests; the built-ins use the defaults
         self.source = f"generated: {config_factory}() defaults ({description}), seeded random weights"
         self.purpose = "architecture only — for timing (random weights and token ids, no readable text)"
 
@@ -124,7 +125,7 @@ class RandomGenerativeSource(ModelSource):
     def config(self) -> Any:
         import transformers
 
-        config = getattr(transformers, self.config_factory)()
+        config = getattr(transformers, self.config_factory)(**self.overrides)
         config.architectures = ["T5ForConditionalGeneration" if config.model_type == "t5" else "GPT2LMHeadModel"]
         return config
 
@@ -160,8 +161,7 @@ def gpt2_source() -> RandomGenerativeSource:
 
 
 def t5_small_source() -> RandomGenerativeSource:
-    source = RandomGenerativeSource("t5-small", "T5Config", "T5-small: 6+6 layers, 512 wide")
-    return source
+    return RandomGenerativeSource("t5-small", "T5Config", "T5-small: 6+6 layers, 512 wide")
 
 
 def chat_prompt_ids(tokenizer: Any, text: str) -> list[int]:

@@ -32,8 +32,8 @@ class TorchDecoderRunner:
         import torch
 
         with torch.inference_mode():
-            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1, :].float().numpy(), out.past_key_values
+            out = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1, :].float().numpy(), out.cache
 
     def prefill(self, input_ids: np.ndarray) -> tuple[np.ndarray, Any]:
         import torch
