@@ -181,7 +181,8 @@ def _stream(bot: Any, message: str, max_new_tokens: int) -> None:
     note = f"{stats['tokens']} tokens, stopped: {stats['stopped']}"
     if stats["truncated_tokens"]:
         note += f", first {stats['truncated_tokens']} message tokens dropped to fit the context"
-    err.print(f"     [dim]{bot.unit}, time to first token {stats['ttft_ms']:.0f} ms, {stats['tokens_per_s']:.1f} tokens/s, "
+    speed = f"time to first token {stats['ttft_ms']:.0f} ms, {stats['tokens_per_s']:.1f} tokens/s"
+    err.print(f"     [dim]{bot.unit}, {speed}, "
               f"{note}[/]", highlight=False)  # fmt: skip
 
 

@@ -131,6 +131,8 @@ def load_decoder(artifact_dir: Path, unit: GenerativeUnit, threads: int) -> Deco
     try:
         runner = unit.load(artifact_dir, threads)
     except Exception as exc:
-        raise SiliconlabError(f"artifact {artifact_dir} is corrupt or incomplete ({one_line(exc)}); convert again") from exc
+        raise SiliconlabError(
+            f"artifact {artifact_dir} is corrupt or incomplete ({one_line(exc)}); convert again"
+        ) from exc
     touch_last_used(artifact_dir)
     return runner

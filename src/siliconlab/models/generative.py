@@ -173,3 +173,12 @@ def chat_prompt_ids(tokenizer: Any, text: str) -> list[int]:
         )
         return list(tokenizer(laid_out, add_special_tokens=False)["input_ids"])
     return list(tokenizer(text)["input_ids"])
+
+
+def require_causal(source: Any) -> None:
+    """Decoder units run causal LMs; T5's encoder-decoder generation is listed (for its shapes) but not built."""
+    if getattr(source.config, "model_type", "") == "t5" or getattr(source.config, "is_encoder_decoder", False):
+        raise UsageError(
+            f"'{source.name}' is an encoder-decoder model: siliconlab's decoder units run causal LMs only "
+            "(T5 generation is not built yet; see docs/generate.md)"
+        )

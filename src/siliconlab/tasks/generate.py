@@ -103,7 +103,8 @@ class GenerativeChat(Pipeline):
             ids = chat_prompt_ids(tokenizer, message)
         if dropped:
             log.warning("the message is longer than the model's context of %d tokens (with %d for the reply): "
-                        "its first %d tokens were dropped", self.loaded.max_length, max_new_tokens, dropped)  # fmt: skip
+                        "its first %d tokens were dropped", self.loaded.max_length, max_new_tokens,
+                        dropped)  # fmt: skip
         return np.asarray([ids], dtype=np.int64), dropped
 
     def stream(self, text: Any, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Iterator[str]:
@@ -189,8 +190,10 @@ def load_generative(source: Any, unit: str, cache: Path, threads: int) -> Genera
     from transformers import AutoTokenizer
 
     from siliconlab.convert.generate import GenerativeConverter, load_decoder
+    from siliconlab.models.generative import require_causal
     from siliconlab.units.decoders import DEFAULT_ORDER, get_decoder_unit
 
+    require_causal(source)
     names = list(DEFAULT_ORDER) if unit == "best" else [unit]
     failures = []
     for name in names:

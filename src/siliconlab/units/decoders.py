@@ -26,7 +26,9 @@ def get_decoder_unit(name: str) -> GenerativeUnit:
     try:
         return DECODER_REGISTRY[name]()
     except KeyError:
-        raise UsageError(f"unit '{name}' cannot run a generative model: choose from {', '.join(DECODER_REGISTRY)}") from None
+        raise UsageError(
+            f"unit '{name}' cannot run a generative model: choose from {', '.join(DECODER_REGISTRY)}"
+        ) from None
 
 
 def select_decoder_units(spec: str | None) -> list[GenerativeUnit]:

@@ -79,8 +79,7 @@ class TorchDecoderRunner:
                 return torch.full((input_ids.shape[0],), stop["now"], dtype=torch.bool)
 
         ids = torch.from_numpy(np.ascontiguousarray(input_ids, dtype=np.int64))
-        # A static cache is sized once for prompt + reply; it needs a streamer only for batch 1.
-        streamer = Streamer() if ids.shape[0] == 1 else None
+        streamer = Streamer()  # put() gets one token per row each step, at any batch size
         with torch.inference_mode():
             out = self.model.generate(
                 ids,
@@ -95,12 +94,7 @@ class TorchDecoderRunner:
                 pad_token_id=_pad_id(self.model),
                 eos_token_id=None,  # stopping is the caller's call (on_token), so bench lengths stay fixed
             )
-        new = out[:, ids.shape[1] :].numpy().astype(np.int64)
-        if streamer is None and on_token is not None:
-            for step in range(new.shape[1]):
-                if on_token(new[:, step]):
-                    return new[:, : step + 1]
-        return new
+        return out[:, ids.shape[1] :].numpy().astype(np.int64)
 
     def synchronize(self) -> None:
         return None
