@@ -75,3 +75,16 @@ def test_architecture_only_models_cannot_chat(artifact_cache) -> None:
 
     with pytest.raises(UsageError, match="architecture only"):
         GenerativeChat(Loaded("gpt2", "chat", "torch-cpu-fp32", None, None, 1024, None))
+
+
+def test_text_pieces_hold_back_an_unfinished_character(tiny_chat) -> None:
+    from siliconlab.tasks.generate import TextPieces
+
+    class Bytes:  # a byte-level tokenizer: one UTF-8 byte per token, like GPT-2's byte fallback
+        def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+            return bytes(ids).decode("utf-8", errors="replace")
+
+    pieces = TextPieces(Bytes())
+    out = [pieces.add(b) for b in "Paris é".encode()]
+    assert "\ufffd" not in "".join(out)
+    assert "".join(out) == "Paris é" and out[-2] == ""  # the first byte of é waits for the second
