@@ -170,11 +170,14 @@ def _stream(bot: Any, message: str, max_new_tokens: int) -> None:
     pieces = bot.stream(message, max_new_tokens)  # input errors are raised here, before "bot>" is printed
     sys.stdout.write("bot> ")
     sys.stdout.flush()
-    first = True
+    first, pending = True, ""
     for piece in pieces:
-        sys.stdout.write(piece.lstrip() if first else piece)
+        if not piece.strip():  # whitespace waits for the next word: a reply's trailing newline is not printed
+            pending += piece
+            continue
+        sys.stdout.write(piece.lstrip() if first else pending + piece)
         sys.stdout.flush()
-        first = False
+        first, pending = False, ""
     sys.stdout.write("\n")
     sys.stdout.flush()
     stats = bot.last_stats
