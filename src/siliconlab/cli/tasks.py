@@ -134,7 +134,9 @@ def chat(
     ),
     text: Annotated[str | None, typer.Option("--text", help="Answer one message and exit.")] = None,
     unit: UnitOption = "best",
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest reply (generative models).")] = 128,
+    max_new_tokens: Annotated[
+        int | None, typer.Option("--max-new-tokens", help="Longest reply (generative models; default 128).")
+    ] = None,
 ) -> None:
     """Chat in the terminal (a prompt loop; empty line, Ctrl-D or Ctrl-C to leave), or answer --text once.
 
@@ -165,7 +167,7 @@ def chat(
             err.print(f"[red]error:[/] {exc}", highlight=False)
 
 
-def _stream(bot: Any, message: str, max_new_tokens: int) -> None:
+def _stream(bot: Any, message: str, max_new_tokens: int | None) -> None:
     """Print the reply piece by piece as it is written (plain stdout writes: rich would buffer a line)."""
     pieces = bot.stream(message, max_new_tokens)  # input errors are raised here, before "bot>" is printed
     sys.stdout.write("bot> ")

@@ -23,6 +23,8 @@ from siliconlab.tasks.pipeline import Loaded, Pipeline, as_list
 from siliconlab.text import check_text
 
 DEFAULT_MAX_NEW_TOKENS = 128
+#: Pieces generation may run ahead of a slow reader.
+AHEAD = 8
 #: Longest reply one call may ask for (a bound on time, not on the model: it is also capped by the context).
 MAX_NEW_TOKENS_LIMIT = 2048
 
@@ -73,7 +75,10 @@ class GenerativeChat(Pipeline):
         self.last_stats: dict[str, Any] = {}
 
     def check_max_new_tokens(self, max_new_tokens: Any) -> int:
+        """The reply's token budget; None: the default (128), capped by a short model's context."""
         limit = min(MAX_NEW_TOKENS_LIMIT, self.loaded.max_length - 1)
+        if max_new_tokens is None:
+            return min(DEFAULT_MAX_NEW_TOKENS, limit)
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
             raise UsageError(f"max_new_tokens must be an integer, got {type(max_new_tokens).__name__}")
         if not 1 <= int(max_new_tokens) <= limit:
@@ -107,7 +112,7 @@ class GenerativeChat(Pipeline):
                         dropped)  # fmt: skip
         return np.asarray([ids], dtype=np.int64), dropped
 
-    def stream(self, text: Any, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Iterator[str]:
+    def stream(self, text: Any, max_new_tokens: int | None = None) -> Iterator[str]:
         """Pieces of the reply's text as they are written; `last_stats` holds the figures once it ends.
         Closing the iterator early (a client that left) stops generation at the next token."""
         max_new_tokens = self.check_max_new_tokens(max_new_tokens)
@@ -115,8 +120,20 @@ class GenerativeChat(Pipeline):
         return self._stream(ids, dropped, max_new_tokens)
 
     def _stream(self, ids: np.ndarray, dropped: int, max_new_tokens: int) -> Iterator[str]:
-        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # Bounded: generation runs at most a few tokens ahead of the reader, so a reader that leaves stops it.
+        pieces: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=AHEAD)
         cancel = threading.Event()
+
+        def put(item: tuple[str, Any]) -> bool:
+            """Hand an item to the reader; False when the reader has left."""
+            while not cancel.is_set():
+                try:
+                    pieces.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         decoder = TextPieces(self.loaded.tokenizer)
         times: list[float] = []
         stop_reason = {"why": "length"}
@@ -127,16 +144,15 @@ class GenerativeChat(Pipeline):
             if token in self.stops:
                 stop_reason["why"] = "end of reply"
                 return True
-            pieces.put(("piece", decoder.add(token)))
-            return cancel.is_set()
+            return not put(("piece", decoder.add(token)))
 
         def work() -> None:
             try:
                 with self._lock:
                     self.loaded.runner.generate(ids, max_new_tokens, on_token)
-                pieces.put(("done", None))
+                put(("done", None))
             except Exception as exc:  # reported to the reader, not lost in a thread
-                pieces.put(("error", exc))
+                put(("error", exc))
 
         begin = time.perf_counter()
         thread = threading.Thread(target=work, name="siliconlab-generate", daemon=True)
@@ -151,12 +167,13 @@ class GenerativeChat(Pipeline):
                     raise SiliconlabError(f"generation failed on {self.unit}: {value}") from value
                 else:
                     break
+        except GeneratorExit:
+            stop_reason["why"] = "stopped by the caller"
+            raise
         finally:
             cancel.set()
             thread.join()
-        if cancel.is_set() and stop_reason["why"] == "length" and len(times) < max_new_tokens:
-            stop_reason["why"] = "stopped by the caller"
-        self._record(begin, times, ids.shape[1], dropped, decoder, stop_reason["why"])
+            self._record(begin, times, ids.shape[1], dropped, decoder, stop_reason["why"])
 
     def _record(self, begin: float, times: list[float], prompt_tokens: int, dropped: int, decoder: TextPieces,
                 why: str) -> None:  # fmt: skip
@@ -178,7 +195,7 @@ class GenerativeChat(Pipeline):
             "answered": True,
         }
 
-    def reply(self, text: Any, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> dict[str, Any]:
+    def reply(self, text: Any, max_new_tokens: int | None = None) -> dict[str, Any]:
         """{reply, unit, model, ms, ttft_ms, tokens, tokens_per_s, prompt_tokens, truncated_tokens, stopped}."""
         for _ in self.stream(text, max_new_tokens):
             pass
