@@ -77,3 +77,13 @@ def test_models_command_lists_the_generative_models() -> None:
     rows = {row["name"]: row for row in json.loads(result.output)}
     assert rows["smollm2-chat"]["task"] == "generation"
     assert rows["gpt2"]["architecture_only"] and rows["t5-small"]["architecture_only"]
+
+
+def test_t5_is_listed_but_refused_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from siliconlab.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "t5-small", "--quick", "--out", str(tmp_path), "--cache", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "encoder-decoder" in result.output and "Traceback" not in result.output
