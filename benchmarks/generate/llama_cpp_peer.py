@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--setup", action="store_true", help="Create the llama-cpp-python venv first.")
     parser.add_argument("--quick", action="store_true", help="siliconlab bench --quick (32 new tokens).")
     parser.add_argument("--units", default="all")
+    parser.add_argument("--peer-only", action="store_true", help="Time llama.cpp only (no ratio: not a same-run pair).")
     args = parser.parse_args()
     if args.setup:
         setup(args.venv)
@@ -77,20 +78,25 @@ def main() -> None:
 
     threads = args.threads or default_threads()
     source = resolve("smollm2-chat")
-    model = source.load()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source.path)
     spec = {
         "gguf": str(gguf_path()),
         "threads": threads,
         "repeats": 3 if args.quick else 7,
         "new_tokens": 32 if args.quick else args.new_tokens,
-        "ttft_prompts": [prompt_ids(model.tokenizer, 0, 1, n)[0].tolist() for n in TTFT_PROMPTS],
-        "decode_prompt": prompt_ids(model.tokenizer, 0, 1, 32)[0].tolist(),
+        "ttft_prompts": [prompt_ids(tokenizer, 0, 1, n)[0].tolist() for n in TTFT_PROMPTS],
+        "decode_prompt": prompt_ids(tokenizer, 0, 1, 32)[0].tolist(),
     }
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(PEER)
     peer = subprocess.run([str(args.venv / "bin" / "python"), handle.name, json.dumps(spec)], capture_output=True,
                           text=True, check=True)  # fmt: skip
     llama = json.loads(peer.stdout.strip().splitlines()[-1])
+    if args.peer_only:
+        print(json.dumps(llama, indent=1))
+        return
     ours = run_bench(source, select_decoder_units(args.units), default_cache(), threads, args.quick)
     report(llama, ours, threads)
 
