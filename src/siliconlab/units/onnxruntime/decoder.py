@@ -157,7 +157,7 @@ class OnnxRuntimeCpuInt8Decoder(OnnxRuntimeCpuDecoder):
     agreement_min = INT8_AGREEMENT_MIN
     cosine_min = 0.99
     exact_free_run = False
-    recipe = "decoder-int8-dynamic-1"
+    recipe = "decoder-int8-dynamic-2"
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -168,8 +168,10 @@ class OnnxRuntimeCpuInt8Decoder(OnnxRuntimeCpuDecoder):
         level = root.level
         root.setLevel(logging.ERROR)  # the quantizer logs a pre-processing hint on the root logger
         try:
+            # reduce_range (7-bit weights): on AVX2 CPUs without VNNI, u8 x s8 products accumulate through
+            # saturating int16 (vpmaddubsw); full-range weights gave SmolLM2 2 % argmax agreement here.
             quantize_dynamic(str(raw), str(out_dir / ARTIFACT), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul"])  # fmt: skip
+                             reduce_range=True, op_types_to_quantize=["MatMul"])  # fmt: skip
         finally:
             root.setLevel(level)
         raw.unlink()
