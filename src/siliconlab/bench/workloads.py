@@ -20,7 +20,7 @@ from siliconlab.text import encode, fixed_shape_inputs
 FILLER_TEXT = "the quick brown fox jumps over the lazy dog while the band plays on"
 MAX_BUDGET_BATCH = 256
 
-WorkloadKind = Literal["fixed", "text", "budget"]
+WorkloadKind = Literal["fixed", "text", "budget", "generation"]
 Batch = tuple[np.ndarray, np.ndarray]  # (input_ids, attention_mask)
 
 _KINDS: dict[str, type[Workload]] = {}
@@ -111,6 +111,22 @@ class BudgetSearch(Workload):
 
 #: Workloads timed as a stream of calls on prepared inputs, in bursts (everything but the budget search).
 StreamWorkload = FixedShape | TextStream
+
+
+@dataclass(frozen=True)
+class Generation(Workload):
+    """A generative model's chat turn: prefill a `prompt_tokens` prompt for `batch` rows, then `new_tokens`
+    greedy decode steps. Rows report time to first token (p50/p90 over repeats) and decode tokens/s."""
+
+    kind: ClassVar[WorkloadKind] = "generation"
+    times_alone: ClassVar[bool] = True  # one unit at a time: a decode run is its own timed sequence
+    batch: int = 1
+    prompt_tokens: int = 32
+    new_tokens: int = 128
+
+    @property
+    def label(self) -> str:
+        return f"gen b{self.batch} p{self.prompt_tokens} +{self.new_tokens}"
 
 
 def workload_from_json(data: dict[str, Any]) -> Workload:

@@ -71,8 +71,16 @@ def bench(
     Units are timed interleaved (rounds of short bursts) unless --no-interleave.
     """
     from siliconlab.bench.plan import BenchOptions, build_plan
+    from siliconlab.models import is_generative, resolve
 
     output_dir(out)
+    if model in ("smollm2-chat", "gpt2", "t5-small") or Path(model).expanduser().is_dir():
+        source = resolve(model)
+        if is_generative(source):  # decoders: time to first token and tokens/s (bench/generate.py)
+            from siliconlab.cli.bench_generate import bench_generation
+
+            bench_generation(source, units, out, cache, threads, quick)
+            return
     given = dict(locals())  # the options, by the names BenchOptions shares with this command's parameters
     shared = {f.name for f in dataclasses.fields(BenchOptions)} - {"cache_dir", "batches", "seqs"}
     options = BenchOptions(cache_dir=cache, batches=tuple(int_list(batch, "--batch")),

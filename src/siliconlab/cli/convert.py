@@ -48,6 +48,12 @@ def convert(
     from siliconlab.units import select_units
 
     output_dir(out)
+    from siliconlab.models import is_generative
+
+    generative = resolve(model) if model in ("smollm2-chat", "gpt2", "t5-small") or Path(model).is_dir() else None
+    if generative is not None and is_generative(generative):
+        _convert_decoders(generative, units, out, resolve_threads(threads), force)
+        return
     selected = select_units(units)
     for unit in selected:
         unit.configure(ane_optimized=ane_optimized)
@@ -94,3 +100,26 @@ def convert(
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise SiliconlabError(f"{len(failed)} of {len(outcomes)} unit(s) failed: {', '.join(o.unit for o in failed)}")
+
+
+def _convert_decoders(source: Any, units: str, out: Path, threads: int, force: bool) -> None:
+    """A generative model: its decoder units, each gated by teacher-forced generation parity (docs/generate.md)."""
+    from siliconlab.convert.generate import GenerativeConverter
+    from siliconlab.models.generative import require_causal
+    from siliconlab.units.decoders import select_decoder_units
+
+    require_causal(source)
+    converter = GenerativeConverter(source, out, threads)
+    failed = []
+    for unit in select_decoder_units(units):
+        with err.status(f"converting {source.name} for {unit.name}…"):
+            outcome = converter.convert_unit(unit, force=force)
+        parity = outcome.manifest.get("parity") or {}
+        figures = (f"agreement {parity['agreement']:.1%}, logit cosine min {parity['cosine_min']:.6f}, "
+                   f"free run {parity['free_run_match']:.0%} identical") if "agreement" in parity else ""  # fmt: skip
+        console.print(f"  {unit.name}: {outcome.status} {figures} {outcome.error}".rstrip(), highlight=False)
+        if not outcome.ok:
+            failed.append(unit.name)
+    console.print(f"artifacts: {converter.model_dir}", highlight=False)
+    if failed:
+        raise SiliconlabError(f"{len(failed)} unit(s) failed: {', '.join(failed)}")

@@ -129,18 +129,28 @@ def _write_embeddings(out: Path, texts: list[str], vectors: Any) -> None:
 
 @handles_errors
 def chat(
-    model: Annotated[str, typer.Option("--model", help="A chat model.")] = "chat-retrieval",
+    model: Annotated[str, typer.Option("--model", help="chat-retrieval, smollm2-chat or a causal-LM folder.")] = (
+        "chat-retrieval"
+    ),
     text: Annotated[str | None, typer.Option("--text", help="Answer one message and exit.")] = None,
     unit: UnitOption = "best",
+    max_new_tokens: Annotated[
+        int | None, typer.Option("--max-new-tokens", help="Longest reply (generative models; default 128).")
+    ] = None,
 ) -> None:
-    """Chat in the terminal (a prompt loop; empty line, Ctrl-D or Ctrl-C to leave), or answer --text once."""
+    """Chat in the terminal (a prompt loop; empty line, Ctrl-D or Ctrl-C to leave), or answer --text once.
+
+    A generative model streams its reply as it is written, then prints time to first token and tokens/s."""
     from siliconlab.tasks import load
 
-    if model != "chat-retrieval":
-        raise UsageError(f"unknown chat model '{model}': choose chat-retrieval")
     bot = load(model, unit=unit)
+    if "reply" not in getattr(bot, "methods", ()):
+        raise UsageError(f"'{model}' is not a chat model: choose chat-retrieval, smollm2-chat or a causal-LM folder")
+    answer = (lambda m: _stream(bot, m, max_new_tokens)) if "stream" in bot.methods else (lambda m: _answer(bot, m))
+    if "stream" in bot.methods:
+        bot.check_max_new_tokens(max_new_tokens)  # bad option: one line before any prompt
     if text is not None:
-        _answer(bot, text)
+        answer(text)
         return
     err.print(f"chat with {model} on {bot.unit} — empty line or Ctrl-D to leave")
     while True:
@@ -152,9 +162,33 @@ def chat(
         if not message.strip():
             return
         try:
-            _answer(bot, message)
+            answer(message)
         except UsageError as exc:
             err.print(f"[red]error:[/] {exc}", highlight=False)
+
+
+def _stream(bot: Any, message: str, max_new_tokens: int | None) -> None:
+    """Print the reply piece by piece as it is written (plain stdout writes: rich would buffer a line)."""
+    pieces = bot.stream(message, max_new_tokens)  # input errors are raised here, before "bot>" is printed
+    sys.stdout.write("bot> ")
+    sys.stdout.flush()
+    first, pending = True, ""
+    for piece in pieces:
+        if not piece.strip():  # whitespace waits for the next word: a reply's trailing newline is not printed
+            pending += piece
+            continue
+        sys.stdout.write(piece.lstrip() if first else pending + piece)
+        sys.stdout.flush()
+        first, pending = False, ""
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    stats = bot.last_stats
+    note = f"{stats['tokens']} tokens, stopped: {stats['stopped']}"
+    if stats["truncated_tokens"]:
+        note += f", first {stats['truncated_tokens']} message tokens dropped to fit the context"
+    speed = f"time to first token {stats['ttft_ms']:.0f} ms, {stats['tokens_per_s']:.1f} tokens/s"
+    err.print(f"     [dim]{bot.unit}, {speed}, "
+              f"{note}[/]", highlight=False)  # fmt: skip
 
 
 def _answer(bot: Any, message: str) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 from siliconlab.errors import UsageError
 from siliconlab.models.base import OUTPUT_NAMES, LoadedModel, ModelSource
 from siliconlab.models.bert_base import BertBaseSource
+from siliconlab.models.generative import CausalDirectorySource, gpt2_source, t5_small_source
 from siliconlab.models.hf_directory import HFDirectorySource
 from siliconlab.models.minilm import MiniLMSource
+from siliconlab.models.smollm2 import SmolLM2Source
 from siliconlab.models.task_models import TaskModelSource
 
 DEFAULT_MODEL = "minilm"
@@ -20,6 +22,9 @@ BUILTIN: dict[str, Callable[[], ModelSource]] = {
     "bert-base": BertBaseSource,
     "sentiment": lambda: TaskModelSource("sentiment"),
     "spam": lambda: TaskModelSource("spam"),
+    "smollm2-chat": SmolLM2Source,
+    "gpt2": gpt2_source,
+    "t5-small": t5_small_source,
 }
 
 
@@ -35,7 +40,7 @@ def _resolve(name: str) -> ModelSource:
         return BUILTIN[name]()
     path = Path(name).expanduser()
     if path.is_dir():
-        return HFDirectorySource(path)
+        return CausalDirectorySource(path) if _is_generative_dir(path) else HFDirectorySource(path)
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     if path.exists():
         raise UsageError(f"not a directory: {name} (a model is a built-in name, a model directory or a hub id)")
@@ -51,4 +56,21 @@ def _resolve(name: str) -> ModelSource:
     )
 
 
-__all__ = ["BUILTIN", "DEFAULT_MODEL", "OUTPUT_NAMES", "LoadedModel", "ModelSource", "resolve"]
+def _is_generative_dir(path: Path) -> bool:
+    """A folder whose config.json names a causal / encoder-decoder LM architecture (read as plain JSON)."""
+    import json
+
+    from siliconlab.models.generative import is_generative_config
+
+    try:
+        payload = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False  # HFDirectorySource says what is wrong with it
+    return isinstance(payload, dict) and is_generative_config(payload)
+
+
+def is_generative(source: ModelSource) -> bool:
+    return getattr(source, "task", None) == "generation"
+
+
+__all__ = ["BUILTIN", "DEFAULT_MODEL", "OUTPUT_NAMES", "LoadedModel", "ModelSource", "is_generative", "resolve"]

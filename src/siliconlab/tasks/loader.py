@@ -15,6 +15,7 @@ TASK_MODELS = {
     "sentiment": "classification",
     "spam": "classification",
     "chat-retrieval": "chat",
+    "smollm2-chat": "chat",
 }
 
 
@@ -24,8 +25,28 @@ def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, th
         from siliconlab.tasks.chat import RetrievalChat
 
         return RetrievalChat(load("minilm", unit, cache, threads))
+    generative = _generative_source(name)
+    if generative is not None:
+        from siliconlab.bench.machine import default_threads
+        from siliconlab.paths import default_cache
+        from siliconlab.tasks.generate import load_generative
+
+        if threads is not None and threads < 1:
+            raise UsageError(f"threads must be >= 1, got {threads}")
+        cache = Path(cache) if cache is not None else default_cache()
+        return load_generative(generative, unit, cache, threads or default_threads())
     loaded = load_unit(name, unit, cache, threads)
     return ClassifierPipeline(loaded) if loaded.task == "classification" else EmbeddingPipeline(loaded)
+
+
+def _generative_source(name: str) -> Any:
+    """The model source when `name` is a generative model (smollm2-chat, gpt2, a causal-LM folder), else None."""
+    from siliconlab.models import BUILTIN, is_generative, resolve
+
+    if name in BUILTIN or Path(name).expanduser().is_dir():
+        source = resolve(name)
+        return source if is_generative(source) else None
+    return None
 
 
 def load_unit(name: str, unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Loaded:

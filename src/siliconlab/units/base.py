@@ -152,3 +152,76 @@ class Unit(ABC):
 class CpuRunnerMixin:
     def synchronize(self) -> None:
         return None
+
+
+# --- Decoders (generative models) -------------------------------------------------------------------------------
+# Encoder units above are untouched; a decoder unit has the same availability/convert/load shape but loads a
+# DecoderRunner: a prompt is prefilled once, then the reply is written one token at a time from a KV cache.
+
+#: Teacher-forced parity gates for decoder units: per-step argmax agreement with fp32 PyTorch (docs/generate.md).
+FP32_AGREEMENT_MIN = 1.0
+HALF_AGREEMENT_MIN = 0.98
+INT8_AGREEMENT_MIN = 0.95
+
+
+class DecoderRunner(Protocol):
+    """A causal LM on one unit. Ids are int64 [batch, seq]; logits come back as float32 numpy arrays."""
+
+    max_length: int
+
+    def prefill(self, input_ids: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Run the whole prompt: (logits of its last position [batch, vocab], the cache to continue from)."""
+        ...
+
+    def decode_step(self, token_ids: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        """Append one token per row ([batch]): (its logits [batch, vocab], the grown cache)."""
+        ...
+
+    def generate(self, input_ids: np.ndarray, max_new_tokens: int, on_token: TokenCallback | None = None) -> np.ndarray:
+        """Greedy continuation [batch, <= max_new_tokens]; on_token(ids [batch]) is called as each step lands."""
+        ...
+
+    def synchronize(self) -> None: ...
+
+
+class TokenCallback(Protocol):
+    def __call__(self, token_ids: np.ndarray) -> bool | None:
+        """Called with each new step's tokens; returning True stops generation (e.g. end of sequence)."""
+        ...
+
+
+class GreedyDecoderMixin:
+    """generate() from prefill() + decode_step(): the loop every engine without its own generate uses."""
+
+    def generate(self, input_ids: np.ndarray, max_new_tokens: int, on_token: TokenCallback | None = None) -> np.ndarray:
+        import numpy as np
+
+        logits, cache = self.prefill(input_ids)  # type: ignore[attr-defined]
+        steps: list[np.ndarray] = []
+        for step in range(max_new_tokens):
+            token = logits.argmax(axis=-1).astype(np.int64)
+            steps.append(token)
+            if on_token is not None and on_token(token):
+                break
+            if step + 1 < max_new_tokens:
+                logits, cache = self.decode_step(token, cache)  # type: ignore[attr-defined]
+        width = len(steps)
+        return np.stack(steps, axis=1) if width else np.zeros((input_ids.shape[0], 0), dtype=np.int64)
+
+    def synchronize(self) -> None:
+        return None
+
+
+class GenerativeUnit(Unit):
+    """A decoder unit: convert() writes the artifact, load() returns a DecoderRunner (not an encoder Runner)."""
+
+    kind: ClassVar[str] = "decoder"
+    #: Teacher-forced per-step argmax agreement with fp32 PyTorch, and the worst per-step logit cosine.
+    agreement_min: ClassVar[float] = FP32_AGREEMENT_MIN
+    cosine_min: ClassVar[float] = FP32_COSINE_MIN
+    #: Whether the first free-run tokens must equal fp32 PyTorch's (fp32 units: yes).
+    exact_free_run: ClassVar[bool] = True
+
+    @abstractmethod
+    def load(self, artifact_dir: Path, threads: int) -> DecoderRunner:  # type: ignore[override]
+        """Load an artifact folder written by convert()."""
