@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import shutil
 import tempfile
@@ -133,11 +134,29 @@ class Converter:
                 if cached is not None:
                     touch_last_used(artifact_dir)
                     return UnitOutcome(unit.name, "cached", artifact_dir, cached)
+                remembered = self._remembered_failure(unit)
+                if remembered:
+                    return UnitOutcome(unit.name, "failed", error=remembered)
                 if notice:
                     log.warning(notice)
             outcome = self._convert_locked(unit, artifact_dir, available)
             outcome.notice = notice
             return outcome
+
+    def _failure_key(self, unit: Unit) -> dict[str, str]:
+        return {"source_hash": self.source_hash, "recipe": unit.recipe, "siliconlab_version": __version__}
+
+    def _remembered_failure(self, unit: Unit) -> str:
+        """A parity failure of this very model + recipe + version, recorded earlier: converting again would take
+        minutes to fail the same way (e.g. `load(unit="best")` trying units in turn). `--force` retries."""
+        path = self.model_dir / f".{unit.name}.parity-failed.json"
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return ""
+        if any(record.get(key) != value for key, value in self._failure_key(unit).items()):
+            return ""
+        return f"{record.get('error', 'parity failed')} (remembered from an earlier conversion; --force retries)"
 
     def _convert_locked(self, unit: Unit, artifact_dir: Path, available: Availability) -> UnitOutcome:
         self.model_dir.mkdir(parents=True, exist_ok=True)
@@ -146,8 +165,11 @@ class Converter:
         try:
             manifest = self._build(unit, work, runnable=available)
             failure = _parity_failure(manifest)
+            failed_record = self.model_dir / f".{unit.name}.parity-failed.json"
             if failure:
+                write_json_atomic(failed_record, self._failure_key(unit) | {"error": failure})
                 return UnitOutcome(unit.name, "failed", None, manifest, failure)
+            failed_record.unlink(missing_ok=True)
             if artifact_dir.exists():
                 shutil.rmtree(artifact_dir)
             work.chmod(shared_mode(directory=True))  # mkdtemp makes it private; artifacts are meant to be shared
