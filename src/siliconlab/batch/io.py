@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,7 @@ def fsync_replace(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-class Format:
+class Format(ABC):
     """One input file's format: its chunks, its part files, the final output."""
 
     name = "?"
@@ -70,13 +71,17 @@ class Format:
         return RESULT_COLUMNS[self.task]
 
     def check(self) -> None:
-        """Refuse at once what would fail every row: a missing text column, a result column name taken."""
+        """Refuse at once what would fail every row: a missing text column, a result column name taken.
+        A hook: formats that can read their columns before the run override it; the rest check per row."""
+        return None
 
+    @abstractmethod
     def chunks(self, chunk_rows: int, done: set[int]) -> Iterator[Chunk]:
-        raise NotImplementedError
+        """Fixed row ranges of `chunk_rows`, skipping the chunk indexes in `done`."""
 
+    @abstractmethod
     def write_part(self, path: Path, chunk: Chunk, good: list[int], columns: dict[str, list[Any]]) -> None:
-        raise NotImplementedError
+        """One chunk's answered rows with their result columns, in this format."""
 
     def assemble(self, parts: list[Path], out: Path) -> None:
         """Concatenate text parts in order (Parquet overrides)."""
@@ -88,7 +93,8 @@ class Format:
                         target.write(block)
 
     def _header(self, target: Any) -> None:
-        """Bytes before the first part (CSV's header line)."""
+        """Bytes before the first part (CSV's header line); none by default."""
+        return None
 
     def _collision(self, names: list[str]) -> None:
         taken = [c for c in self.result_columns if c in names]
