@@ -157,6 +157,26 @@ def sweep(name: str, url: str, args: argparse.Namespace, texts: tuple[str, ...],
     return [{"peer": name} | row for row in rows]
 
 
+def ceiling(unit: str, texts: tuple[str, ...], seconds: float) -> dict[str, float]:
+    """Texts/s of the served unit with no server and no load generator: `siliconlab.load(...).encode` over the same
+    texts in batches of 1, 4, 16 and 32 (what dynamic batching forms), tokenization included. No server can answer
+    faster than this on the same cores; it bounds what any concurrency can reach."""
+    import time
+
+    import siliconlab
+
+    pipeline = siliconlab.load("minilm", unit=unit)
+    rates = {}
+    for batch in (1, 4, 16, 32):
+        done, begin = 0, time.perf_counter()
+        while time.perf_counter() - begin < seconds:
+            start = done % len(texts)
+            pipeline.encode(list((texts * 2)[start : start + batch]))
+            done += batch
+        rates[str(batch)] = done / (time.perf_counter() - begin)
+    return {"unit": pipeline.unit, **rates}
+
+
 def table(rows: list[dict], concurrency: list[int]) -> str:
     head = "| server | " + " | ".join(f"c={c} req/s · p50 · p99 ms" for c in concurrency) + " |"
     lines = [head, "|---|" + "---|" * len(concurrency)]
@@ -183,7 +203,11 @@ def main() -> None:
     parser.add_argument("--check", type=float, default=0.99, help="Cosine vs each server's single-request answer.")
     parser.add_argument("--unit", default="best", help="The unit `siliconlab serve` runs.")
     parser.add_argument("--out", type=Path, default=Path("results/serving-peer"))
-    parser.add_argument("--skip", default="", help="Comma list of rows to skip: infinity-torch,infinity-optimum,...")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="Comma list of rows to skip: infinity-torch, infinity-optimum, siliconlab-on, siliconlab-off, ceiling",
+    )
     args = parser.parse_args()
     if args.build:
         build(args.venv, optimum=True)
@@ -214,6 +238,9 @@ def main() -> None:
     words = sorted(len(t.split()) for t in texts)
     facts = {"cores": os.cpu_count(), "load_average_after": os.getloadavg(), "texts": len(texts),
              "median_words": words[len(words) // 2], "duration_s": args.duration}  # fmt: skip
+    if "ceiling" not in skip:
+        facts["compute_only_texts_per_s"] = bound = ceiling(args.unit, texts, args.duration)
+        print("compute only (no server, no client), texts/s by batch size:", bound)
     (args.out / "peer.json").write_text(json.dumps({"facts": facts, "rows": rows}, indent=2, default=float))
     markdown = table(rows, args.concurrency)
     (args.out / "peer.md").write_text(markdown + "\n")
