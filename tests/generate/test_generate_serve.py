@@ -230,6 +230,22 @@ def test_openai_client_that_leaves_stops_generation(served: Any, tiny_chat: Any)
         assert http.post(f"{served[1].url}/v1/chat/completions", json=body).json()["usage"]["completion_tokens"] == 2
 
 
+def test_openai_client_that_leaves_before_its_answer_stops_generation(served: Any, tiny_chat: Any) -> None:
+    """A non-streamed completion whose client gives up: the front notices the disconnect and cancels."""
+    tiny_chat.reply("hi", max_new_tokens=1)
+    body = {"model": "tiny", "messages": [{"role": "user", "content": QUESTION}], "max_tokens": LONG}
+    cancel_dir = served[0].bindings[0].infer.cancel_dir
+    with tiny_chat._lock:  # generation cannot start until the client has left (deterministic on any machine)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{served[1].url}/v1/chat/completions", json=body, timeout=httpx.Timeout(30, read=0.5))
+        deadline = time.monotonic() + 20
+        while not any(cancel_dir.iterdir()):  # Triton marked the request cancelled; the patch left its key
+            assert time.monotonic() < deadline, "the request was not cancelled"
+            time.sleep(0.05)
+    stats = wait_stopped_by_caller(tiny_chat)
+    assert stats["tokens"] < LONG
+
+
 def test_the_stream_binding_declares_a_decoupled_unbatched_model(served: Any) -> None:
     config = httpx.get(f"{served[0].http_url}/v2/models/tiny/config", timeout=30).json()
     assert config["model_transaction_policy"]["decoupled"] is True

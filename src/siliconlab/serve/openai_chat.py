@@ -10,6 +10,8 @@ checked here first (messages, roles, max_tokens range, model), so a bad one is a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -17,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+from fastapi import Request  # at module level: FastAPI resolves the endpoint's annotations from these globals
 from pydantic import BaseModel
 
 from siliconlab.errors import UsageError
@@ -181,6 +184,21 @@ async def _events(request: ChatRequest, stream: AsyncIterator[tuple[str, Any]],
         await stream.aclose()  # a client that left: cancels the gRPC stream
 
 
+async def unless_disconnected(http: Request, work: Any, poll_s: float = 0.2) -> Any:
+    """Await `work`; if the HTTP client disconnects first, cancel it (which cancels the gRPC stream, so the server
+    stops generating) — Starlette does not cancel a plain endpoint when its client leaves."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=poll_s)
+        if done:
+            return task.result()
+        if await http.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise ApiError(499, "the client closed the connection", "server_error")
+
+
 def chat_router(backend: Backend) -> Any:
     from fastapi import APIRouter
     from fastapi.responses import StreamingResponse
@@ -188,11 +206,11 @@ def chat_router(backend: Backend) -> Any:
     router = APIRouter()
 
     @router.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(request: ChatRequest) -> Any:
+    async def chat_completions(request: ChatRequest, http: Request) -> Any:
         if request.stream:
-            events = await chunks(backend, request)
+            events = await unless_disconnected(http, chunks(backend, request))
             return StreamingResponse(events, media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
-        return await complete(backend, request)
+        return await unless_disconnected(http, complete(backend, request))
 
     return router
