@@ -56,6 +56,7 @@ def grpc_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
             except queue.Empty:
                 raise ServeError(f"{model}: no answer within {client.timeout_s:.0f} s") from None
             if error is not None:
+                finished = True  # the server ended the request: cancelling it now would keep Triton waiting
                 raise ServeError(f"{model}: {error.message() or error}", str(error.status()))
             names = {output.name for output in result.get_response().outputs}
             if "stats" in names:

@@ -38,7 +38,10 @@ def served(tiny_chat: Any) -> Any:
         yield server, front
     finally:
         front.stop()
-        server.stop()
+        took = server.stop()
+    # Every stream ended cleanly (finished, cancelled mid-way, or refused): Triton unloads the model without
+    # hitting its exit timeout (a stream cancelled after its final response used to hold the model for 10 s).
+    assert took < options.drain_timeout_s, f"the drain took {took:.1f} s: a stream was left open"
 
 
 def client_for(server: Server, protocol: str) -> Client:

@@ -89,20 +89,39 @@ async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, s
         yield {"model_name": model, "inputs": inputs}
 
     responses = backend.client.stream_infer(one_request())
+    ended = False
     try:
         async for result, error in responses:
             if error is not None:
+                ended = True
                 message = error.message() or str(error)
                 raise ApiError(500, message, "server_error") if FAILED in message else ApiError(400, message)
             names = {output.name for output in result.get_response().outputs}
             if "stats" in names:
+                ended = True
                 yield "stats", json.loads(bytes(result.as_numpy("stats").reshape(-1)[0]).decode())
                 return
             if "text" in names:
                 yield "piece", bytes(result.as_numpy("text").reshape(-1)[0]).decode("utf-8")
+        ended = True
         raise ApiError(502, "the server closed the stream before the reply ended", "server_error")
     finally:
-        responses.cancel()  # no-op after the end; a client that left stops generation on the server
+        if ended:
+            await _close(responses)
+        else:
+            responses.cancel()  # a client that left: the server stops generating
+
+
+async def _close(responses: Any, timeout_s: float = 5.0) -> None:
+    """Let a finished stream end on its own. Cancelling it once the server has sent its final flag leaves
+    Triton 2.x's gRPC frontend waiting for a cancellation callback that never comes, and the model then never
+    unloads (measured here: the drain hit its 10 s timeout); so read on until the server closes the stream."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for _ in responses:
+                pass
+    except Exception:  # noqa: BLE001 - a stream that will not end is cancelled after all
+        responses.cancel()
 
 
 def usage(stats: dict[str, Any]) -> dict[str, int]:
