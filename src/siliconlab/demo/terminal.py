@@ -109,9 +109,10 @@ def show_generation(mode: Any, text: str, console: Console | None) -> dict[str, 
             continue
         if shown == 0 and not last.done:
             console.print(Text(f"Chat ({mode.model} on {last.unit}): ", style="bold"), end="")
-        if not last.done:
-            console.print(last.text[shown:], end="", highlight=False, markup=False, soft_wrap=True)
-            shown = len(last.text)
+        if not last.done:  # whitespace waits for the next word: a reply's trailing newline is not printed
+            visible = last.text.rstrip()
+            console.print(visible[shown:], end="", highlight=False, markup=False, soft_wrap=True)
+            shown = len(visible)
     assert last is not None
     record = {"scenario": "chat", "mode": "generative", "model": mode.model, "text": text, "reply": last.text,
               **{k: v for k, v in last.stats.items() if k != "reply"}}  # fmt: skip
