@@ -70,6 +70,24 @@ def test_the_stream_is_the_pipelines_reply_piece_by_piece(served: Any, tiny_chat
     assert stats["prompt_tokens"] == expected["prompt_tokens"] and stats["ttft_ms"] > 0
 
 
+def test_concurrent_streams_each_get_their_own_reply_and_figures(served: Any, tiny_chat: Any) -> None:
+    """Two clients at once: replies are written one after the other, each with its own figures."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [("Hello there", 3), ("What is the capital of France?", 5)]
+    expected = [tiny_chat.reply(q, max_new_tokens=n) for q, n in questions]
+
+    def ask(question: tuple[str, int]) -> dict[str, Any]:
+        with client_for(served[0], "grpc") as client:
+            return client.chat(question[0], model="tiny", max_tokens=question[1])
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(ask, questions))
+    for answer, want in zip(answers, expected):
+        assert answer["reply"] == want["reply"] and answer["tokens"] == want["tokens"]
+        assert answer["prompt_tokens"] == want["prompt_tokens"]
+
+
 def test_curl_generate_stream_is_server_sent_events(served: Any) -> None:
     body = {"text": QUESTION, "max_tokens": 3}
     reply = httpx.post(f"{served[0].http_url}/v2/models/tiny/generate_stream", json=body, timeout=60)
