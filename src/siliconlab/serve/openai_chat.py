@@ -113,9 +113,10 @@ async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, s
 
 
 async def _close(responses: Any, timeout_s: float = 5.0) -> None:
-    """Let a finished stream end on its own. Cancelling it once the server has sent its final flag leaves
-    Triton 2.x's gRPC frontend waiting for a cancellation callback that never comes, and the model then never
-    unloads (measured here: the drain hit its 10 s timeout); so read on until the server closes the stream."""
+    """Let a finished stream end on its own. Cancelling it once the server has sent its final flag leaves the
+    gRPC frontend of the tritonserver that PyTriton 0.7 ships waiting for a cancellation callback that never
+    comes, and the model then never unloads (measured here: the drain hit its 10 s timeout); so read on until
+    the server closes the stream."""
     try:
         async with asyncio.timeout(timeout_s):
             async for _ in responses:
