@@ -5,6 +5,8 @@
         vectors = client.embed(["a first text", "a second one"])   # (2, 384) float32, L2-normalised
         client.classify("what a film", model="sentiment")       # [{label, score, scores}]
         client.reply("hello")                                    # {reply, score, matched}
+        for piece in client.stream_chat("hi", model="smollm2-chat", max_tokens=32):   # a generative model
+            print(piece, end="")                                 # client.last_stats: TTFT, tokens/s, ...
 
 Imports neither torch nor transformers: the server does the work. A server error (bad input, overload)
 raises `ServeError` with the server's one-line message and its status.
@@ -12,6 +14,7 @@ raises `ServeError` with the server's one-line message and its status.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -47,6 +50,7 @@ class Client:
             self._client = module.InferenceServerClient(self.url)
         self._module = module
         self._configs: dict[str, dict[str, Any]] = {}
+        self.last_stats: dict[str, Any] = {}
 
     def __enter__(self) -> Client:
         return self
@@ -106,6 +110,27 @@ class Client:
             "score": float(out["score"][0][0]),
             "matched": _text(out["matched"][0]),
         }
+
+    def stream_chat(self, message: str | list[dict[str, str]], model: str = "smollm2-chat",
+                    max_tokens: int | None = None) -> Iterator[str]:  # fmt: skip
+        """The reply's pieces as the server writes them (a generative model served by `siliconlab serve`);
+        `message` is one text or a conversation [{role, content}]. `last_stats` holds the figures once it ends.
+        Leaving the loop early stops generation on the server."""
+        from siliconlab.client_stream import grpc_stream, http_stream
+
+        stream = grpc_stream if self.protocol == "grpc" else http_stream
+        self.last_stats = {}
+        for kind, value in stream(self, model, message, max_tokens):
+            if kind == "stats":
+                self.last_stats = value
+            else:
+                yield value
+
+    def chat(self, message: str | list[dict[str, str]], model: str = "smollm2-chat",
+             max_tokens: int | None = None) -> dict[str, Any]:  # fmt: skip
+        """{reply, tokens, ttft_ms, tokens_per_s, prompt_tokens, truncated_tokens, stopped, unit, ms}."""
+        reply = "".join(self.stream_chat(message, model, max_tokens)).strip()
+        return {"reply": reply, **self.last_stats}
 
     def labels(self, model: str) -> list[str]:
         """A classifier's label names in the order of its `scores` (from the model config's parameters)."""

@@ -58,6 +58,11 @@ def demo(
     ] = Path("results"),
     cache: Annotated[Path, typer.Option("--artifacts", "--cache", help="The artifact store.")] = DEFAULT_CACHE,
     threads: Annotated[int | None, typer.Option(help="CPU threads per unit (default: physical cores).")] = None,
+    chat_model: Annotated[
+        str,
+        typer.Option("--chat-model", help="The chat scenario: chat-retrieval (every unit) or smollm2-chat (streamed)."),
+    ] = "chat-retrieval",
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="smollm2-chat: longest reply.")] = 64,
 ) -> None:
     """Type a review, a message or a chat line; see the answer and how fast each compute unit gave it.
 
@@ -75,6 +80,10 @@ def demo(
         raise UsageError(f"--port must be 0-65535, got {port}")
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}")
+    if chat_model not in ("chat-retrieval", "smollm2-chat"):
+        raise UsageError(f"--chat-model must be chat-retrieval or smollm2-chat, got '{chat_model}'")
+    if not 1 <= max_new_tokens <= 2048:
+        raise UsageError(f"--max-new-tokens must be between 1 and 2048, got {max_new_tokens}")
     names, skipped = demo_units(_unit_names(unit, units))
     if not as_json:
         for name, why in skipped.items():
@@ -82,16 +91,21 @@ def demo(
                 err.print(f"  [yellow]skipping {name}:[/] {why}", highlight=False)
         err.print(f"demo on {len(names)} unit(s): {', '.join(names)}", highlight=False)
     session = DemoSession(names, cache=cache, threads=threads)
-    if web:
+    from siliconlab.demo.generative import GenerativeMode
+
+    generative = GenerativeMode(session, max_new_tokens=max_new_tokens)
+    if web:  # the chat tab offers both modes; --chat-model picks the one selected at first
         from siliconlab.demo.web import serve
 
-        serve(session, keys, skipped, host=host, port=port, share=share, results=results)
+        serve(session, keys, skipped, host=host, port=port, share=share, results=results, generative=generative,
+              chat_mode=chat_model)  # fmt: skip
         return
+    generative = generative if chat_model == "smollm2-chat" else None
     from siliconlab.demo.terminal import interactive, run_texts
 
     if text:
-        code = run_texts(session, keys, text, console, err, as_json)
+        code = run_texts(session, keys, text, console, err, as_json, generative)
         if code:
             raise typer.Exit(code)
         return
-    interactive(session, keys, console, err)
+    interactive(session, keys, console, err, generative)

@@ -16,7 +16,8 @@ from siliconlab.cli.common import console, err, handles_errors
 from siliconlab.serve.config import DRAIN_TIMEOUT_S, MAX_BATCH, MAX_QUEUE, MAX_QUEUE_DELAY_US
 
 Models = Annotated[
-    list[str] | None, typer.Argument(help="minilm, sentiment, spam, chat, or local model folders.", show_default=False)
+    list[str] | None,
+    typer.Argument(help="minilm, sentiment, spam, chat, smollm2-chat, or local model folders.", show_default=False),
 ]
 Unit = Annotated[str, typer.Option("--unit", help="A unit name, or 'best' (fastest stable unit benched here).")]
 Host = Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes the server to the network.")]
@@ -27,7 +28,8 @@ MaxBatch = Annotated[int, typer.Option("--max-batch", help="Largest batch Triton
 Delay = Annotated[int, typer.Option("--max-queue-delay-us", help="How long a request may wait for batch mates (µs).")]
 MaxQueue = Annotated[int, typer.Option("--max-queue", help="Requests a model may hold waiting; beyond: 503.")]
 OpenaiPort = Annotated[
-    int | None, typer.Option("--openai-port", help="Also start an OpenAI-compatible front (/v1/embeddings) here.")
+    int | None,
+    typer.Option("--openai-port", help="Also start an OpenAI-compatible front (/v1/embeddings, /v1/chat/completions)."),
 ]
 Drain = Annotated[int, typer.Option("--drain-timeout", help="Seconds to finish in-flight requests on SIGTERM/Ctrl-C.")]
 Threads = Annotated[int | None, typer.Option("--threads", help="Threads per model (default: the machine's).")]
@@ -120,9 +122,16 @@ def _print_ready(server: Any, bindings: list[Any], front: Any) -> None:
     console.print(f"  health   {server.http_url}/v2/health/ready", highlight=False)
     console.print(f"  metrics  {server.metrics_url}", highlight=False)
     if front is not None:
-        console.print(f"  OpenAI   {front.url}/v1  (POST /v1/embeddings, GET /v1/models)", highlight=False)
+        console.print(f"  OpenAI   {front.url}/v1  (POST /v1/embeddings, /v1/chat/completions; GET /v1/models)",
+                      highlight=False)  # fmt: skip
+    if any(b.decoupled for b in bindings):
+        console.print(f"  stream   {server.http_url}/v2/models/<model>/generate_stream (SSE) or gRPC stream_infer",
+                      highlight=False)  # fmt: skip
     console.print(f"  log      {server.log_file}", highlight=False)
-    text_model = next((b for b in bindings if b.inputs[0].name == "text"), bindings[0])
+    text_model = next((b for b in bindings if b.inputs[0].name == "text" and not b.decoupled), bindings[0])
     console.print("try:", highlight=False)
     print(f"  {curl_line(server, text_model)}", flush=True)
+    for binding in bindings:
+        if binding.decoupled and binding is not text_model:
+            print(f"  {curl_line(server, binding)}", flush=True)
     console.print("Ctrl-C or SIGTERM drains and stops.", highlight=False)

@@ -98,11 +98,44 @@ def show_round(session: DemoSession, key: str, text: str, console: Console) -> R
     return last
 
 
+def show_generation(mode: Any, text: str, console: Console | None) -> dict[str, Any]:
+    """The generative chat mode: the reply printed as it is written, then TTFT and tokens/s (console None:
+    only the record, for --json)."""
+    from siliconlab.demo.generative import stats_line
+
+    last, shown = None, 0
+    for last in mode.stream(text):
+        if console is None:
+            continue
+        if shown == 0 and not last.done:
+            console.print(Text(f"Chat ({mode.model} on {last.unit}): ", style="bold"), end="")
+        if not last.done:  # whitespace waits for the next word: a reply's trailing newline is not printed
+            visible = last.text.rstrip()
+            console.print(visible[shown:], end="", highlight=False, markup=False, soft_wrap=True)
+            shown = len(visible)
+    assert last is not None
+    record = {"scenario": "chat", "mode": "generative", "model": mode.model, "text": text, "reply": last.text,
+              **{k: v for k, v in last.stats.items() if k != "reply"}}  # fmt: skip
+    if console is None:
+        return record
+    if shown == 0:
+        console.print(Text(f"Chat ({mode.model} on {last.unit}): ", style="bold"), end="")
+    console.print(last.text[shown:].rstrip(), highlight=False, markup=False, soft_wrap=True)
+    console.print(Text(f"  {last.unit}, {stats_line(last.stats)}", style="dim"))
+    return record
+
+
 def run_texts(
-    session: DemoSession, keys: list[str], texts: list[str], console: Console, err: Console, as_json: bool
+    session: DemoSession,
+    keys: list[str],
+    texts: list[str],
+    console: Console,
+    err: Console,
+    as_json: bool,
+    generative: Any = None,
 ) -> int:
     """Answer each text in each scenario; a bad text is one line and the others still answer. Returns the
-    exit code (1 when some text could not be answered)."""
+    exit code (1 when some text could not be answered). `generative`: the chat scenario's generative mode."""
     rounds: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     usable = []
@@ -118,10 +151,15 @@ def run_texts(
         err.print(f"[bold red]error:[/] text {error['text'] + 1}: {error['error']} (the others are answered)",
                   highlight=False)  # fmt: skip
     for key in keys:
-        session.prepare(key, None if as_json else _loading(err, key))
+        if not (key == "chat" and generative is not None):
+            session.prepare(key, None if as_json else _loading(err, key))
     for _, text in usable:
         for key in keys:
-            if as_json:
+            if key == "chat" and generative is not None:
+                record = show_generation(generative, text, None if as_json else console)
+                if as_json:
+                    rounds.append(record)
+            elif as_json:
                 rounds.append(session.answer(key, text).as_dict())
             else:
                 show_round(session, key, text, console)
@@ -136,21 +174,28 @@ def run_texts(
     return 1 if errors else 0
 
 
-def interactive(session: DemoSession, keys: list[str], console: Console, err: Console) -> None:
+def interactive(session: DemoSession, keys: list[str], console: Console, err: Console, generative: Any = None) -> None:
     """Pick a scenario, type texts; an empty line goes back to the scenarios, Ctrl-C or Ctrl-D leaves."""
     try:
         while True:
             key = keys[0] if len(keys) == 1 else _pick(keys, console)
             if key is None:
                 break
-            session.prepare(key, _loading(err, key))
+            generating = key == "chat" and generative is not None
+            if generating:
+                err.print(f"  [dim]chat mode: {generative.model}, streamed (loads on first use)[/]", highlight=False)
+            else:
+                session.prepare(key, _loading(err, key))
             console.print(f"[bold]{SCENARIOS[key].title}[/]: type {SCENARIOS[key].prompt} (empty line: back)")
             while True:
                 text = Prompt.ask(f"[cyan]{key}[/]", console=console, default="", show_default=False)
                 if not text.strip():
                     break
                 try:
-                    show_round(session, key, text, console)
+                    if generating:
+                        show_generation(generative, text, console)
+                    else:
+                        show_round(session, key, text, console)
                 except UsageError as exc:
                     err.print(f"[yellow]{exc}[/]", highlight=False)
             if len(keys) == 1:

@@ -97,7 +97,33 @@ def respond(session: DemoSession, key: str, text: Any) -> Iterator[tuple[Any, ..
         yield *_outputs(None, session, key, f"⚠️ Something went wrong: {first}"), f"done · request {number} · failed"
 
 
-def _scenario_tab(gr: Any, session: DemoSession, key: str) -> None:
+def respond_generative(mode: Any, session: DemoSession, text: Any) -> Iterator[tuple[Any, ...]]:
+    """The chat tab's generative mode: the reply grows on the page as it is written; the status line and the
+    table give the unit, time to first token and tokens/s once it is done."""
+    from siliconlab.demo.generative import stats_line
+
+    number = next(_requests)
+    summary = _summary_rows(session, "chat")
+    try:
+        for step in mode.stream(text):
+            answer = f"**Reply** ({mode.model} on {step.unit}): {step.text}" + ("" if step.done else " ▍")
+            if not step.done:
+                yield answer, None, _frame([]), [], summary, f"writing · request {number} · {mode.model}"
+                continue
+            stats = step.stats
+            row = [step.unit, round(stats["ms"], 2), f"TTFT {stats['ttft_ms']:.0f} ms · {stats['tokens']} tokens", "—"]
+            chart = _frame([{"unit": step.unit, "ms": round(stats["ttft_ms"], 2)}])
+            yield answer, None, chart, [row], summary, f"done · request {number} · {stats_line(stats)}"
+    except UsageError as exc:
+        yield f"⚠️ {exc}", None, _frame([]), [], summary, f"done · request {number} · not answered"
+    except Exception as exc:  # the page gets one line; the log keeps the details
+        log.exception("demo generative request failed")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        yield f"⚠️ Something went wrong: {first}", None, _frame([]), [], summary, f"done · request {number} · failed"
+
+
+def _scenario_tab(gr: Any, session: DemoSession, key: str, generative: Any = None,
+                  chat_mode: str = "chat-retrieval") -> None:  # fmt: skip
     scenario = SCENARIOS[key]
     failures = session.failures.get(key, {})
     with gr.Tab(scenario.title, id=key, elem_id=f"{key}-tab"):
@@ -106,6 +132,12 @@ def _scenario_tab(gr: Any, session: DemoSession, key: str) -> None:
         gr.Markdown(f"Type {scenario.prompt} (up to {MAX_CHARS:,} characters). Units: {units}. "
                     f"Agreement with fp32 compares {scenario.agreement}." + (f"\n\nNot loaded:{skipped}" if skipped
                     else ""))  # fmt: skip
+        mode = None
+        if key == "chat" and generative is not None:
+            mode = gr.Radio(["chat-retrieval", generative.model], value=chat_mode, label="chat model",
+                            info=f"chat-retrieval: every unit, side by side; {generative.model}: writes its reply "
+                            "token by token on one unit (loads on first use), with time to first token and tokens/s",
+                            elem_id="chat-mode")  # fmt: skip
         with gr.Row():
             text = gr.Textbox(label=scenario.prompt, lines=3, elem_id=f"{key}-input", scale=4)
             button = gr.Button("Answer", variant="primary", elem_id=f"{key}-submit", scale=1)
@@ -120,11 +152,15 @@ def _scenario_tab(gr: Any, session: DemoSession, key: str) -> None:
         summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="session: median per unit", elem_id=f"{key}-summary")
         outputs = [answer, scores, chart, table, summary, status]
 
-        def handler(value: Any) -> Iterator[tuple[Any, ...]]:
-            yield from respond(session, key, value)
+        def handler(value: Any, chosen: str = "chat-retrieval") -> Iterator[tuple[Any, ...]]:
+            if generative is not None and chosen == generative.model:
+                yield from respond_generative(generative, session, value)
+            else:
+                yield from respond(session, key, value)
 
-        button.click(handler, inputs=text, outputs=outputs, concurrency_limit=1)
-        text.submit(handler, inputs=text, outputs=outputs, concurrency_limit=1)
+        inputs = [text] if mode is None else [text, mode]
+        button.click(handler, inputs=inputs, outputs=outputs, concurrency_limit=1)
+        text.submit(handler, inputs=inputs, outputs=outputs, concurrency_limit=1)
 
 
 def _bench_tab(gr: Any, session: DemoSession, results: Path) -> None:
@@ -174,15 +210,17 @@ def _machine_tab(gr: Any, session: DemoSession, skipped: dict[str, str]) -> None
                      label="siliconlab units", wrap=True, elem_id="machine-units")  # fmt: skip
 
 
-def build_app(session: DemoSession, keys: list[str], skipped: dict[str, str], results: Path) -> Any:
-    """The Blocks app; units already loaded by the caller answer at once."""
+def build_app(session: DemoSession, keys: list[str], skipped: dict[str, str], results: Path, generative: Any = None,
+              chat_mode: str = "chat-retrieval") -> Any:  # fmt: skip
+    """The Blocks app; units already loaded by the caller answer at once. `generative`: the chat tab's
+    generative mode (demo/generative.py), `chat_mode` the model selected at first."""
     import gradio as gr
 
     with gr.Blocks(title="siliconlab demo") as app:
         gr.Markdown(INTRO)
         with gr.Tabs():
             for key in keys:
-                _scenario_tab(gr, session, key)
+                _scenario_tab(gr, session, key, generative, chat_mode)
             _bench_tab(gr, session, results)
             _machine_tab(gr, session, skipped)
     app.queue(default_concurrency_limit=1)
@@ -199,7 +237,15 @@ def launch(app: Any, host: str, port: int, share: bool, results: Path, block: bo
 
 
 def serve(
-    session: DemoSession, keys: list[str], skipped: dict[str, str], host: str, port: int, share: bool, results: Path
+    session: DemoSession,
+    keys: list[str],
+    skipped: dict[str, str],
+    host: str,
+    port: int,
+    share: bool,
+    results: Path,
+    generative: Any = None,
+    chat_mode: str = "chat-retrieval",
 ) -> None:
     """Load every scenario's units, then serve the page until Ctrl-C."""
     from siliconlab.cli.common import err
@@ -207,7 +253,7 @@ def serve(
 
     for key in keys:
         session.prepare(key, _loading(err, key))
-    app = build_app(session, keys, skipped, results)
+    app = build_app(session, keys, skipped, results, generative, chat_mode)
     launch(app, host, port, share, results, block=False)
     err.print(f"demo page on {app.local_url}" + (f" and {app.share_url}" if app.share_url else "")
               + " — Ctrl-C to stop", highlight=False)  # fmt: skip

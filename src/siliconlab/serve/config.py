@@ -10,7 +10,13 @@ from pathlib import Path
 from siliconlab.errors import UsageError
 
 #: The built-in names `serve` answers under and what `siliconlab.load` calls them.
-SERVED = {"minilm": "minilm", "sentiment": "sentiment", "spam": "spam", "chat": "chat-retrieval"}
+SERVED = {
+    "minilm": "minilm",
+    "sentiment": "sentiment",
+    "spam": "spam",
+    "chat": "chat-retrieval",
+    "smollm2-chat": "smollm2-chat",
+}
 
 #: Dynamic batching defaults (docs/serving.md, "Dynamic batching"): a batch of up to 32 texts amortises the
 #: per-call overhead of the CPU units and only fills when requests are waiting; a 0.5 ms queue delay lets

@@ -45,6 +45,7 @@ class Spec:
     name: str
     dtype: Any
     shape: tuple[int, ...]
+    optional: bool = False
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Binding:
     model: str = ""
     unit: str = ""
     task: str = ""
+    #: a streaming model (Triton's decoupled transaction policy, no batching): serve/generative.py
+    decoupled: bool = False
 
 
 def batched(name: str, check: Callable[[Request], list[Any]], run: Callable[[list[Any]], Rows]) -> Callable:
@@ -282,6 +285,10 @@ def bindings_for(name: str, pipeline: Any) -> list[Binding]:
         return [embedding_binding(name, pipeline), ids_binding(f"{name}-ids", pipeline)]
     if pipeline.task == "classification":
         return [classifier_binding(name, pipeline)]
+    if pipeline.task == "chat" and "stream" in getattr(pipeline, "methods", ()):
+        from siliconlab.serve.generative import stream_binding
+
+        return [stream_binding(name, pipeline)]
     if pipeline.task == "chat":
         return [chat_binding(name, pipeline)]
     raise SiliconlabError(f"model '{name}' is a {pipeline.task} model, which serve does not know how to serve")

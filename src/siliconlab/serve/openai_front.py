@@ -3,7 +3,7 @@
 Most embedding clients speak the OpenAI API, which Triton does not. The front holds no model: every
 `POST /v1/embeddings` becomes Triton requests (texts in chunks of the batch limit, token-id rows to the
 `-ids` model), so Triton's dynamic batching and bounded queue apply to these clients too. Errors come back in
-OpenAI's JSON shape. Routes are grouped by `routers()`: `/v1/chat/completions` joins there.
+OpenAI's JSON shape. Routes are grouped by `routers()`; `/v1/chat/completions` is in openai_chat.py.
 """
 
 from __future__ import annotations
@@ -55,10 +55,12 @@ class EmbeddingsRequest(BaseModel):
 class Backend:
     """The Triton server as the front sees it: its gRPC address, batch limit and the embedding models."""
 
-    def __init__(self, grpc_url: str, max_batch: int, embedding_models: dict[str, int]):
+    def __init__(self, grpc_url: str, max_batch: int, embedding_models: dict[str, int],
+                 chat_models: dict[str, int] | None = None):  # fmt: skip
         self.grpc_url = grpc_url
         self.max_batch = max_batch
         self.embedding_models = embedding_models  # name -> width
+        self.chat_models = chat_models or {}  # name -> largest max_tokens
         self.client: Any = None
 
     async def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
@@ -150,7 +152,7 @@ def models_router(backend: Backend) -> Any:
     @router.get("/v1/models")
     async def list_models() -> dict[str, Any]:
         data = [{"id": name, "object": "model", "created": 0, "owned_by": "siliconlab"}
-                for name in backend.embedding_models]  # fmt: skip
+                for name in [*backend.embedding_models, *backend.chat_models]]  # fmt: skip
         return {"object": "list", "data": data}
 
     return router
@@ -169,9 +171,10 @@ def embeddings_router(backend: Backend) -> Any:
 
 
 def routers(backend: Backend) -> list[Any]:
-    """Every route group of the front. The generative chat issue adds `chat_router(backend)` for
-    `POST /v1/chat/completions` here (and its models to `GET /v1/models`)."""
-    return [models_router(backend), embeddings_router(backend)]
+    """Every route group of the front: models, embeddings, chat completions (serve/openai_chat.py)."""
+    from siliconlab.serve.openai_chat import chat_router
+
+    return [models_router(backend), embeddings_router(backend), chat_router(backend)]
 
 
 def build_app(backend: Backend) -> Any:
@@ -219,7 +222,8 @@ class Front:
 
         texts = [b for b in bindings if b.task == "embedding" and b.inputs[0].name == "text"]
         widths = {b.name: b.outputs[0].shape[0] for b in texts}
-        self.backend = Backend(server.grpc_url, server.options.max_batch, widths)
+        chats = {b.name: int(b.parameters["max_tokens_limit"]) for b in bindings if b.decoupled}
+        self.backend = Backend(server.grpc_url, server.options.max_batch, widths, chats)
         self.host, self.port = host, port
         self.url = f"http://{_url_host(host)}:{port}"
         self._drain_s = server.options.drain_timeout_s

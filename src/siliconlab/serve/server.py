@@ -100,10 +100,14 @@ class Server:
         triton = Triton(config=self._triton_config(), workspace=workspace, triton_lifecycle_policy=policy,
                         security_config=TritonSecurityConfig(restricted_endpoints=list(RESTRICTED)))  # fmt: skip
         self._triton = triton
+        cancel_dir = Path(workspace.path) / "siliconlab-cancelled"
+        cancel_dir.mkdir(exist_ok=True)
         try:
             for binding in self.bindings:
                 self._bind(triton, binding)
-                customize_model_store(Path(workspace.model_store_path) / binding.name, binding)
+                customize_model_store(Path(workspace.model_store_path) / binding.name, binding, cancel_dir)
+                if binding.decoupled:
+                    binding.infer.cancel_dir = cancel_dir
             triton.run()
         except Exception as exc:
             self.stop()
@@ -128,12 +132,16 @@ class Server:
         o = self.options
         batcher = DynamicBatcher(max_queue_delay_microseconds=o.max_queue_delay_us,
                                  default_queue_policy=QueuePolicy(max_queue_size=o.max_queue))  # fmt: skip
+        if binding.decoupled:  # a stream of responses per request; generation runs one sequence at a time
+            config = ModelConfig(batching=False, decoupled=True)
+        else:
+            config = ModelConfig(max_batch_size=o.max_batch, batcher=batcher)
         triton.bind(
             model_name=binding.name,
             infer_func=binding.infer,
-            inputs=[Tensor(name=s.name, dtype=s.dtype, shape=s.shape) for s in binding.inputs],
+            inputs=[Tensor(name=s.name, dtype=s.dtype, shape=s.shape, optional=s.optional) for s in binding.inputs],
             outputs=[Tensor(name=s.name, dtype=s.dtype, shape=s.shape) for s in binding.outputs],
-            config=ModelConfig(max_batch_size=o.max_batch, batcher=batcher),
+            config=config,
             strict=False,  # the reserved error keys are not declared outputs
         )
 
@@ -171,13 +179,21 @@ def _backend_stubs() -> list[Any]:
     return []
 
 
-def customize_model_store(folder: Path, binding: Binding) -> None:
-    """Patch the generated model file (per-request errors) and add the binding's config parameters."""
+def customize_model_store(folder: Path, binding: Binding, cancel_dir: Path | None = None) -> None:
+    """Patch the generated model file (per-request errors; a streaming model's cancellation, see
+    serve/generative.py) and add the binding's config parameters."""
     model_file = folder / "1" / "model.py"
     source = model_file.read_text()
     if "def _wrap_response(" not in source or "pb_utils" not in source:
         raise SiliconlabError("this PyTriton's model file lacks _wrap_response: serve needs nvidia-pytriton 0.7")
-    model_file.write_text(source + ERROR_PATCH)
+    patch = ERROR_PATCH
+    if binding.decoupled:
+        from siliconlab.serve.generative import stream_patch
+
+        if "class DecoupledResponsesHandler" not in source or "def _wrap_request(" not in source:
+            raise SiliconlabError("this PyTriton's model file lacks its decoupled handler: serve needs PyTriton 0.7")
+        patch += stream_patch(cancel_dir or folder / "cancelled")
+    model_file.write_text(source + patch)
     if binding.parameters:
         entries = "".join(
             f'parameters {{\n  key: "{key}"\n  value {{\n    string_value: "{_pbtxt_escape(value)}"\n  }}\n}}\n'
@@ -199,5 +215,8 @@ def _url_host(host: str) -> str:
 
 def curl_line(server: Server, binding: Binding) -> str:
     """A ready-to-paste curl call for one model (text models; the ids variant takes token ids)."""
+    if binding.decoupled:  # streams server-sent events as the reply is written
+        body = '{"text":"What is the capital of France?","max_tokens":32}'
+        return f"curl -sN {server.http_url}/v2/models/{binding.name}/generate_stream -d '{body}'"
     body = '{"inputs":[{"name":"text","shape":[1,1],"datatype":"BYTES","data":["I loved this film"]}]}'
     return f"curl -s {server.http_url}/v2/models/{binding.name}/infer -d '{body}'"

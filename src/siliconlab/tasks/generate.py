@@ -86,26 +86,18 @@ class GenerativeChat(Pipeline):
         return int(max_new_tokens)
 
     def prompt(self, text: Any, max_new_tokens: int) -> tuple[np.ndarray, int]:
-        """(prompt ids [1, n], message tokens dropped from the left to fit the context with the reply)."""
-        from siliconlab.models.generative import chat_prompt_ids
+        """(prompt ids [1, n], message tokens dropped from the left to fit the context with the reply).
+        `text` is one message, or a conversation: a list of {role: system|user|assistant, content}."""
+        from siliconlab.tasks.messages import check_messages, fit, is_conversation
 
-        items, single = as_list(text)
-        if not single and len(items) != 1:
-            raise UsageError("reply() answers one message at a time")
-        message = check_text(items[0], "the message")
-        tokenizer = self.loaded.tokenizer
-        budget = self.loaded.max_length - max_new_tokens
-        ids = chat_prompt_ids(tokenizer, message)
-        dropped = 0
-        while len(ids) > budget:
-            body = tokenizer(message, add_special_tokens=False)["input_ids"]
-            cut = len(ids) - budget + 1
-            if cut >= len(body):
-                raise UsageError(f"max_new_tokens={max_new_tokens} leaves no room for the message in the context "
-                                 f"of {self.loaded.max_length} tokens")  # fmt: skip
-            dropped += cut
-            message = tokenizer.decode(body[cut:])
-            ids = chat_prompt_ids(tokenizer, message)
+        if is_conversation(text):
+            messages = check_messages(text)
+        else:
+            items, single = as_list(text)
+            if not single and len(items) != 1:
+                raise UsageError("reply() answers one message at a time")
+            messages = [{"role": "user", "content": check_text(items[0], "the message")}]
+        ids, dropped = fit(self.loaded.tokenizer, messages, self.loaded.max_length, max_new_tokens)
         if dropped:
             log.warning("the message is longer than the model's context of %d tokens (with %d for the reply): "
                         "its first %d tokens were dropped", self.loaded.max_length, max_new_tokens,

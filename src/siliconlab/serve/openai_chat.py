@@ -1,0 +1,236 @@
+"""`POST /v1/chat/completions` on the OpenAI-compatible front: forwarded to Triton's streaming chat model.
+
+The front holds no model: a chat completion is one gRPC `stream_infer` call to the decoupled model of
+serve/generative.py (the conversation as JSON, `max_tokens`), whose responses are the reply's pieces and then
+its figures. `stream: true` answers with OpenAI's server-sent events (`chat.completion.chunk` objects, then
+`data: [DONE]`); otherwise the pieces are joined into one `chat.completion`. A client that disconnects
+cancels the gRPC stream, which stops generation on the server (see serve/generative.py). Requests are
+checked here first (messages, roles, max_tokens range, model), so a bad one is a 400 before any work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from fastapi import Request  # at module level: FastAPI resolves the endpoint's annotations from these globals
+from pydantic import BaseModel
+
+from siliconlab.errors import UsageError
+from siliconlab.serve.openai_front import ApiError, Backend
+
+#: Why generation stopped (the pipeline's words) -> OpenAI's finish_reason.
+FINISH = {"end of reply": "stop", "length": "length"}
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    model: str
+    messages: list[Any]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = 1
+    #: accepted for compatibility; generation here is greedy (reproducible, what parity checks)
+    temperature: float | None = None
+    top_p: float | None = None
+    user: str | None = None
+
+
+def check_request(backend: Backend, request: ChatRequest) -> tuple[list[dict[str, str]], int | None]:
+    """(checked messages, max_tokens) or an ApiError naming the parameter at fault."""
+    from siliconlab.tasks.messages import check_messages
+
+    if request.model not in backend.chat_models:
+        known = ", ".join(backend.chat_models) or "none"
+        raise ApiError(404, f"model '{request.model}' is not served here (chat models: {known})",
+                       param="model", code="model_not_found")  # fmt: skip
+    if request.n != 1:
+        raise ApiError(400, f"n must be 1 (greedy generation writes one reply), got {request.n}", param="n")
+    try:
+        messages = check_messages(request.messages)
+    except UsageError as exc:
+        raise ApiError(400, str(exc), param="messages") from None
+    max_tokens = request.max_completion_tokens if request.max_completion_tokens is not None else request.max_tokens
+    limit = backend.chat_models[request.model]
+    if max_tokens is not None and not 1 <= max_tokens <= limit:
+        name = "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"
+        raise ApiError(400, f"{name} must be between 1 and {limit}, got {max_tokens}", param=name)
+    return messages, max_tokens
+
+
+async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, str]],
+                        max_tokens: int | None) -> AsyncIterator[tuple[str, Any]]:  # fmt: skip
+    """("piece", text) ... then ("stats", dict), from Triton's streaming model; an error raises ApiError.
+    Closing this iterator early cancels the gRPC stream (the server stops generating)."""
+    from tritonclient.grpc import aio as grpcclient
+
+    from siliconlab.serve.generative import FAILED
+
+    tensor = grpcclient.InferInput("messages", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([json.dumps(messages).encode()], dtype=object))
+    inputs = [tensor]
+    if max_tokens is not None:
+        limit = grpcclient.InferInput("max_tokens", [1], "INT32")
+        limit.set_data_from_numpy(np.array([max_tokens], dtype=np.int32))
+        inputs.append(limit)
+
+    async def one_request() -> AsyncIterator[dict[str, Any]]:
+        yield {"model_name": model, "inputs": inputs}
+
+    responses = backend.client.stream_infer(one_request())
+    ended = False
+    try:
+        async for result, error in responses:
+            if error is not None:
+                ended = True
+                message = error.message() or str(error)
+                raise ApiError(500, message, "server_error") if FAILED in message else ApiError(400, message)
+            names = {output.name for output in result.get_response().outputs}
+            if "stats" in names:
+                ended = True
+                yield "stats", json.loads(bytes(result.as_numpy("stats").reshape(-1)[0]).decode())
+                return
+            if "text" in names:
+                yield "piece", bytes(result.as_numpy("text").reshape(-1)[0]).decode("utf-8")
+        ended = True
+        raise ApiError(502, "the server closed the stream before the reply ended", "server_error")
+    finally:
+        if ended:
+            await _close(responses)
+        else:
+            responses.cancel()  # a client that left: the server stops generating
+
+
+async def _close(responses: Any, timeout_s: float = 5.0) -> None:
+    """Let a finished stream end on its own. Cancelling it once the server has sent its final flag leaves the
+    gRPC frontend of the tritonserver that PyTriton 0.7 ships waiting for a cancellation callback that never
+    comes, and the model then never unloads (measured here: the drain hit its 10 s timeout); so read on until
+    the server closes the stream."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for _ in responses:
+                pass
+    except Exception:  # noqa: BLE001 - a stream that will not end is cancelled after all
+        responses.cancel()
+
+
+def usage(stats: dict[str, Any]) -> dict[str, int]:
+    prompt, completion = int(stats.get("prompt_tokens", 0)), int(stats.get("tokens", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def siliconlab_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """What OpenAI's shape has no field for: TTFT, tokens/s, unit, truncation (an extra key clients ignore)."""
+    keys = ("unit", "ttft_ms", "tokens_per_s", "ms", "truncated_tokens", "stopped")
+    return {key: stats.get(key) for key in keys}
+
+
+async def complete(backend: Backend, request: ChatRequest) -> dict[str, Any]:
+    """One `chat.completion`: the whole reply."""
+    messages, max_tokens = check_request(backend, request)
+    pieces, stats = [], {}
+    async for kind, value in stream_pieces(backend, request.model, messages, max_tokens):
+        if kind == "piece":
+            pieces.append(value)
+        else:
+            stats = value
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(pieces).strip()},
+                "finish_reason": FINISH.get(stats.get("stopped"), "stop"),
+                "logprobs": None,
+            }
+        ],  # fmt: skip
+        "usage": usage(stats),
+        "siliconlab": siliconlab_stats(stats),
+    }
+
+
+async def chunks(backend: Backend, request: ChatRequest) -> AsyncIterator[str]:
+    """OpenAI's server-sent events for a streamed completion. The first response is awaited before the HTTP
+    answer starts (by the caller), so a request the server refuses is still a 4xx, not a broken stream."""
+    messages, max_tokens = check_request(backend, request)
+    stream = stream_pieces(backend, request.model, messages, max_tokens)
+    first = await stream.__anext__()
+    return _events(request, stream, first)
+
+
+async def _events(request: ChatRequest, stream: AsyncIterator[tuple[str, Any]],
+                  first: tuple[str, Any]) -> AsyncIterator[str]:  # fmt: skip
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": request.model}  # fmt: skip
+
+    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        body = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+        return f"data: {json.dumps(body)}\n\n"
+
+    try:
+        yield event({"role": "assistant", "content": ""})
+        item, started = first, False
+        while True:
+            kind, value = item
+            if kind == "stats":
+                yield event({}, FINISH.get(value.get("stopped"), "stop"), siliconlab=siliconlab_stats(value))
+                if request.stream_options is not None and request.stream_options.include_usage:
+                    yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage(value)})}\n\n"
+                break
+            text = value.lstrip() if not started else value  # the reply's leading space, as the joined reply
+            if text:
+                started = True
+                yield event({"content": text})
+            item = await stream.__anext__()
+        yield "data: [DONE]\n\n"
+    except ApiError as exc:  # the HTTP status is sent already: the error travels as an event
+        yield f"data: {json.dumps(exc.body())}\n\n"
+        yield "data: [DONE]\n\n"
+    finally:
+        await stream.aclose()  # a client that left: cancels the gRPC stream
+
+
+async def unless_disconnected(http: Request, work: Any, poll_s: float = 0.2) -> Any:
+    """Await `work`; if the HTTP client disconnects first, cancel it (which cancels the gRPC stream, so the server
+    stops generating) — Starlette does not cancel a plain endpoint when its client leaves."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=poll_s)
+        if done:
+            return task.result()
+        if await http.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise ApiError(499, "the client closed the connection", "server_error")
+
+
+def chat_router(backend: Backend) -> Any:
+    from fastapi import APIRouter
+    from fastapi.responses import StreamingResponse
+
+    router = APIRouter()
+
+    @router.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: ChatRequest, http: Request) -> Any:
+        if request.stream:
+            events = await unless_disconnected(http, chunks(backend, request))
+            return StreamingResponse(events, media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+        return await unless_disconnected(http, complete(backend, request))
+
+    return router
