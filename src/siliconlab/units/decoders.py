@@ -10,12 +10,20 @@ from __future__ import annotations
 from siliconlab.errors import UsageError
 from siliconlab.units.base import GenerativeUnit
 from siliconlab.units.onnxruntime.decoder import OnnxRuntimeCpuDecoder, OnnxRuntimeCpuInt8Decoder
+from siliconlab.units.openvino.decoder import OpenVinoCpuDecoder, OpenVinoCpuInt8Decoder
 from siliconlab.units.torch.cpu_generate import TorchCpuFp32Decoder
 
 DECODER_BASELINE = "torch-cpu-fp32"
 
 DECODER_REGISTRY: dict[str, type[GenerativeUnit]] = {
-    unit.name: unit for unit in (TorchCpuFp32Decoder, OnnxRuntimeCpuDecoder, OnnxRuntimeCpuInt8Decoder)
+    unit.name: unit
+    for unit in (
+        TorchCpuFp32Decoder,
+        OnnxRuntimeCpuDecoder,
+        OnnxRuntimeCpuInt8Decoder,
+        OpenVinoCpuDecoder,
+        OpenVinoCpuInt8Decoder,
+    )
 }
 
 #: `unit="best"` for a decoder, until a bench record ranks them: the order to try.
