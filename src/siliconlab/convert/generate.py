@@ -17,7 +17,13 @@ from typing import Any
 from siliconlab import __version__
 from siliconlab.convert.integrity import file_records
 from siliconlab.convert.manifest import MANIFEST, SCHEMA_VERSION, directory_bytes, shared_mode, write_json_atomic
-from siliconlab.convert.parity_generate import GenerationReference, check_generation_parity, reference_generation
+from siliconlab.convert.parity_generate import (
+    PROMPTS,
+    STEPS,
+    GenerationReference,
+    check_generation_parity,
+    reference_generation,
+)
 from siliconlab.convert.pipeline import UnitOutcome, _reuse_check, base_versions, model_folder_name, one_line
 from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.errors import SiliconlabError, UsageError
@@ -29,8 +35,10 @@ from siliconlab.units.base import DecoderRunner, GenerativeUnit
 class GenerativeConverter:
     """Holds the fp32 reference so several decoder units are checked against the same run."""
 
-    def __init__(self, source: ModelSource, out: Path, threads: int):
+    def __init__(self, source: ModelSource, out: Path, threads: int, prompts: int = PROMPTS, steps: int = STEPS):
+        """prompts/steps size the parity reference: the defaults for every artifact; tests pass fewer."""
         self.source = source
+        self.reference_size = (prompts, steps)
         self.out = Path(out)
         self.threads = threads
         self.source_hash = source.content_hash()
@@ -42,7 +50,8 @@ class GenerativeConverter:
 
     def reference(self) -> GenerationReference:
         if self._reference is None:
-            self._reference = reference_generation(self.source.load())
+            prompts, steps = self.reference_size
+            self._reference = reference_generation(self.source.load(), steps=steps, count=prompts)
         return self._reference
 
     def convert_unit(self, unit: GenerativeUnit, force: bool = False) -> UnitOutcome:

@@ -1,0 +1,84 @@
+"""The OpenVINO and MLX decoder units on tiny models: each converts, passes its teacher-forced parity gate, and
+writes the fp32 model's greedy continuation at batch 2 (parity itself runs at batch 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from siliconlab.convert.generate import GenerativeConverter
+from siliconlab.models import resolve
+from siliconlab.models.generative import RandomGenerativeSource
+from siliconlab.units.decoders import get_decoder_unit
+
+UNITS = ["openvino-cpu-fp32", "openvino-cpu-int8", "mlx"]
+#: A smaller parity reference than an artifact's (6 x 24): the gate is the same, the test stays fast.
+PROMPTS, STEPS = 3, 8
+
+
+def _available_or_skip(name: str) -> None:
+    available = get_decoder_unit(name).availability()
+    if not available.ok:
+        pytest.skip(f"{name} cannot run here: {available.reason}")
+
+
+@pytest.fixture(scope="module")
+def llama_converter(tiny_llama: Path, artifact_cache: Path) -> GenerativeConverter:
+    return GenerativeConverter(resolve(str(tiny_llama)), artifact_cache, 1, prompts=PROMPTS, steps=STEPS)
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_decoder_unit_passes_its_gate_and_generates_a_batch(llama_converter: GenerativeConverter, name: str) -> None:
+    _available_or_skip(name)
+    unit = get_decoder_unit(name)
+    outcome = llama_converter.convert_unit(unit)
+    assert outcome.ok, outcome.error
+    parity = outcome.manifest["parity"]
+    assert parity["passed"] and parity["steps"] == PROMPTS * STEPS
+    if unit.precision == "fp32":
+        assert parity["agreement"] == 1.0 and parity["free_run_match"] == 1.0 and parity["cosine_min"] > 0.99999
+    else:
+        assert parity["agreement"] >= 0.95 and parity["cosine_min"] >= 0.99
+    runner = unit.load(outcome.artifact_dir, 1)
+    prompts = np.stack([p[0, :8] for p in llama_converter.reference().prompts[:2]])
+    expected = _torch_greedy(llama_converter, prompts, 6)
+    got = runner.generate(prompts, 6)
+    if unit.precision == "fp32":
+        np.testing.assert_array_equal(got, expected)
+    else:
+        assert got.shape == expected.shape and (got == expected).mean() >= 0.5
+
+
+def _torch_greedy(converter: GenerativeConverter, prompts: np.ndarray, steps: int) -> np.ndarray:
+    from siliconlab.units.base import GreedyDecoderMixin
+    from siliconlab.units.torch.cpu_generate import TorchDecoderRunner
+
+    class Loop(GreedyDecoderMixin, TorchDecoderRunner):
+        pass
+
+    model = converter.source.load()
+    return Loop(model.model, model.max_length).generate(prompts, steps)
+
+
+def test_mlx_runs_gpt2_with_its_learned_positions(artifact_cache: Path) -> None:
+    _available_or_skip("mlx")
+    overrides = {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 64, "vocab_size": 512}
+    source = RandomGenerativeSource("gpt2-tiny", "GPT2Config", "2 layers, 64 wide", overrides)
+    outcome = GenerativeConverter(source, artifact_cache, 1, prompts=PROMPTS, steps=STEPS).convert_unit(
+        get_decoder_unit("mlx")
+    )
+    assert outcome.ok, outcome.error
+    parity = outcome.manifest["parity"]
+    assert parity["passed"] and parity["agreement"] == 1.0 and parity["cosine_min"] > 0.99999
+
+
+def test_mlx_refuses_an_architecture_it_does_not_implement() -> None:
+    pytest.importorskip("mlx.core", reason="mlx is not installed")
+    from siliconlab.units.mlx.causal import check_supported
+
+    with pytest.raises(ValueError, match="rope type 'llama3'"):
+        check_supported({"model_type": "llama", "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}})
+    with pytest.raises(ValueError, match="not 'phi'"):
+        check_supported({"model_type": "phi"})
