@@ -3,6 +3,7 @@ writes the fp32 model's greedy continuation at batch 2 (parity itself runs at ba
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,62 @@ def test_mlx_refuses_an_architecture_it_does_not_implement() -> None:
         check_supported({"model_type": "llama", "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}})
     with pytest.raises(ValueError, match="not 'phi'"):
         check_supported({"model_type": "phi"})
+
+
+# --- Core ML: the stateful program converts here; it predicts only on macOS 15+ ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def coreml_decoder(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """(unit, model, artifact folder, conversion) for the tiny Llama, converted once."""
+    pytest.importorskip("coremltools", reason="coremltools is not installed (pip install -e '.[apple]')")
+    from siliconlab.units.coreml.decoder import CoreMLGpuDecoder
+
+    unit = CoreMLGpuDecoder()
+    model = resolve(str(tiny_llama)).load()
+    out = tmp_path_factory.mktemp("coreml-decoder")
+    conversion = unit.convert(model, out)
+    model.config.save_pretrained(out)
+    return unit, model, out, conversion
+
+
+def test_coreml_decoder_converts_with_its_kv_cache_as_state(coreml_decoder) -> None:
+    unit, model, out, conversion = coreml_decoder
+    spec = unit.check_structure(out, model)
+    assert spec["states"] == {"keyCache": [2, 1, 2, 128, 16], "valueCache": [2, 1, 2, 128, 16]}
+    assert spec["inputs"] == ["input_ids", "causal_mask"] and spec["outputs"] == ["logits"]
+    assert spec["ops"]["write_state"] == 4 and spec["ops"]["scaled_dot_product_attention"] == 2
+    assert conversion.graph["deployment_target"] == "macOS15"
+    if sys.platform != "darwin":
+        assert unit.availability().reason == "CoreML prediction needs macOS" and unit.conversion_availability().ok
+
+
+def test_coreml_decoders_traced_module_passes_the_fp32_gate(coreml_decoder, llama_converter) -> None:
+    """The module Core ML converted, run in PyTorch through the same runner (mask, in-place cache, row states)."""
+    from siliconlab.convert.parity_generate import check_generation_parity
+    from siliconlab.units.coreml.decoder import StatefulDecoderRunner, TorchStatefulEngine
+
+    _, _, _, conversion = coreml_decoder
+    runner = StatefulDecoderRunner(TorchStatefulEngine(conversion.converted_module), 128)
+    parity = check_generation_parity(runner, llama_converter.reference(), 1.0, 0.99999, True)
+    assert parity.passed, parity.summary()
+    prompts = np.stack([p[0, :8] for p in llama_converter.reference().prompts[:2]])
+    np.testing.assert_array_equal(runner.generate(prompts, 6), _torch_greedy(llama_converter, prompts, 6))
+
+
+def test_the_stateful_runner_refuses_to_run_past_its_cache(coreml_decoder) -> None:
+    from siliconlab.units.coreml.decoder import StatefulDecoderRunner, TorchStatefulEngine
+
+    runner = StatefulDecoderRunner(TorchStatefulEngine(coreml_decoder[3].converted_module), 4)
+    with pytest.raises(ValueError, match="holds 4 positions"):
+        runner.prefill(np.ones((1, 5), dtype=np.int64))
+
+
+@pytest.mark.skipif(sys.platform != "darwin", reason="CoreML prediction needs macOS (15+ for stateful models)")
+def test_coreml_decoder_predicts_within_the_fp16_gate_on_macos(coreml_decoder, llama_converter) -> None:
+    from siliconlab.convert.parity_generate import check_generation_parity
+
+    unit, _, out, _ = coreml_decoder
+    runner = unit.load(out, 1)
+    parity = check_generation_parity(runner, llama_converter.reference(), unit.agreement_min, unit.cosine_min, False)
+    assert parity.passed, parity.summary()

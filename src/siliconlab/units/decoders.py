@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from siliconlab.errors import UsageError
 from siliconlab.units.base import GenerativeUnit
+from siliconlab.units.coreml.decoder import CoreMLGpuDecoder
 from siliconlab.units.mlx.decoder import MlxDecoder
 from siliconlab.units.onnxruntime.decoder import OnnxRuntimeCpuDecoder, OnnxRuntimeCpuInt8Decoder
 from siliconlab.units.openvino.decoder import OpenVinoCpuDecoder, OpenVinoCpuInt8Decoder
@@ -25,6 +26,7 @@ DECODER_REGISTRY: dict[str, type[GenerativeUnit]] = {
         OpenVinoCpuDecoder,
         OpenVinoCpuInt8Decoder,
         MlxDecoder,
+        CoreMLGpuDecoder,
     )
 }
 
