@@ -105,13 +105,11 @@ def convert(
 def _convert_decoders(source: Any, units: str, out: Path, threads: int, force: bool) -> None:
     """A generative model: its decoder units, each gated by teacher-forced generation parity (docs/generate.md)."""
     from siliconlab.convert.generate import GenerativeConverter
-    from siliconlab.models.generative import require_causal
-    from siliconlab.units.decoders import select_decoder_units
+    from siliconlab.units.decoders import is_seq2seq, select_decoder_units
 
-    require_causal(source)
     converter = GenerativeConverter(source, out, threads)
     failed = []
-    for unit in select_decoder_units(units):
+    for unit in select_decoder_units(units, is_seq2seq(source.config)):
         with err.status(f"converting {source.name} for {unit.name}…"):
             outcome = converter.convert_unit(unit, force=force)
         parity = outcome.manifest.get("parity") or {}
