@@ -13,6 +13,7 @@ from siliconlab.convert.generate import GenerativeConverter
 from siliconlab.models import resolve
 from siliconlab.models.generative import RandomGenerativeSource
 from siliconlab.units.decoders import get_decoder_unit
+from siliconlab.units.mlx.unit import APPLE_SILICON
 
 UNITS = ["openvino-cpu-fp32", "openvino-cpu-int8", "mlx"]
 #: A smaller parity reference than an artifact's (6 x 24): the gate is the same, the test stays fast.
@@ -89,56 +90,51 @@ def test_mlx_refuses_an_architecture_it_does_not_implement() -> None:
 
 
 @pytest.fixture(scope="module")
-def coreml_decoder(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    """(unit, model, artifact folder, conversion) for the tiny Llama, converted once."""
+def coreml_outcome(llama_converter: GenerativeConverter):  # noqa: ANN201 - a convert.pipeline.UnitOutcome
+    """The tiny Llama through the decoder pipeline on coreml-gpu, once: converted wherever coremltools installs."""
     pytest.importorskip("coremltools", reason="coremltools is not installed (pip install -e '.[apple]')")
-    from siliconlab.units.coreml.decoder import CoreMLGpuDecoder
-
-    unit = CoreMLGpuDecoder()
-    model = resolve(str(tiny_llama)).load()
-    out = tmp_path_factory.mktemp("coreml-decoder")
-    conversion = unit.convert(model, out)
-    model.config.save_pretrained(out)
-    return unit, model, out, conversion
+    return llama_converter.convert_unit(get_decoder_unit("coreml-gpu"))
 
 
-def test_coreml_decoder_converts_with_its_kv_cache_as_state(coreml_decoder) -> None:
-    unit, model, out, conversion = coreml_decoder
-    spec = unit.check_structure(out, model)
+def test_coreml_decoder_converts_with_its_kv_cache_as_state(coreml_outcome) -> None:
+    assert coreml_outcome.ok, coreml_outcome.error
+    manifest = coreml_outcome.manifest
+    spec = manifest["structure"]
     assert spec["states"] == {"keyCache": [2, 1, 2, 128, 16], "valueCache": [2, 1, 2, 128, 16]}
     assert spec["inputs"] == ["input_ids", "causal_mask"] and spec["outputs"] == ["logits"]
     assert spec["ops"]["write_state"] == 4 and spec["ops"]["scaled_dot_product_attention"] == 2
-    assert conversion.graph["deployment_target"] == "macOS15"
+    assert (
+        manifest["graph"]["deployment_target"] == "macOS15"
+        and (coreml_outcome.artifact_dir / "decoder.mlpackage").is_dir()
+    )
+    module = manifest["parity"]["converted_module"]  # the traced module, in PyTorch, through the same runner
+    assert module["passed"] and module["agreement"] == 1.0 and module["free_run_match"] == 1.0
     if sys.platform != "darwin":
-        assert unit.availability().reason == "CoreML prediction needs macOS" and unit.conversion_availability().ok
+        assert manifest["verified"] == "structure" and manifest["parity"]["passed"] is None
+        assert manifest["parity"]["reason"] == "CoreML prediction needs macOS"
 
 
-def test_coreml_decoders_traced_module_passes_the_fp32_gate(coreml_decoder, llama_converter) -> None:
-    """The module Core ML converted, run in PyTorch through the same runner (mask, in-place cache, row states)."""
-    from siliconlab.convert.parity_generate import check_generation_parity
-    from siliconlab.units.coreml.decoder import StatefulDecoderRunner, TorchStatefulEngine
+def test_the_stateful_runner_matches_torch_on_a_batch_and_stops_at_its_cache(llama_converter) -> None:
+    """Rows run one state each; a step past the cache's length is refused rather than wrapped around."""
+    from siliconlab.units.coreml.decoder import StatefulDecoderRunner, TorchStatefulEngine, stateful_llama
 
-    _, _, _, conversion = coreml_decoder
-    runner = StatefulDecoderRunner(TorchStatefulEngine(conversion.converted_module), 128)
-    parity = check_generation_parity(runner, llama_converter.reference(), 1.0, 0.99999, True)
-    assert parity.passed, parity.summary()
+    module = stateful_llama(llama_converter.source.load().model, 128)
+    runner = StatefulDecoderRunner(TorchStatefulEngine(module), 128)
     prompts = np.stack([p[0, :8] for p in llama_converter.reference().prompts[:2]])
     np.testing.assert_array_equal(runner.generate(prompts, 6), _torch_greedy(llama_converter, prompts, 6))
-
-
-def test_the_stateful_runner_refuses_to_run_past_its_cache(coreml_decoder) -> None:
-    from siliconlab.units.coreml.decoder import StatefulDecoderRunner, TorchStatefulEngine
-
-    runner = StatefulDecoderRunner(TorchStatefulEngine(coreml_decoder[3].converted_module), 4)
     with pytest.raises(ValueError, match="holds 4 positions"):
-        runner.prefill(np.ones((1, 5), dtype=np.int64))
+        StatefulDecoderRunner(TorchStatefulEngine(module), 4).prefill(np.ones((1, 5), dtype=np.int64))
 
 
 @pytest.mark.skipif(sys.platform != "darwin", reason="CoreML prediction needs macOS (15+ for stateful models)")
-def test_coreml_decoder_predicts_within_the_fp16_gate_on_macos(coreml_decoder, llama_converter) -> None:
-    from siliconlab.convert.parity_generate import check_generation_parity
+def test_coreml_decoder_predicts_within_the_fp16_gate_on_macos(coreml_outcome) -> None:
+    parity = coreml_outcome.manifest["parity"]
+    assert coreml_outcome.manifest["verified"] == "parity" and parity["passed"], parity
+    assert parity["agreement"] >= 0.98 and parity["cosine_min"] >= 0.999
 
-    unit, _, out, _ = coreml_decoder
-    runner = unit.load(out, 1)
-    parity = check_generation_parity(runner, llama_converter.reference(), unit.agreement_min, unit.cosine_min, False)
-    assert parity.passed, parity.summary()
+
+@pytest.mark.skipif(not APPLE_SILICON, reason="MLX on Metal needs macOS on Apple silicon")
+def test_mlx_decoder_runs_on_metal() -> None:
+    import mlx.core as mx
+
+    assert mx.metal.is_available() and get_decoder_unit("mlx").device == "gpu"

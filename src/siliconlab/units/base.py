@@ -227,3 +227,8 @@ class GenerativeUnit(Unit):
     @abstractmethod
     def load(self, artifact_dir: Path, threads: int) -> DecoderRunner:  # type: ignore[override]
         """Load an artifact folder written by convert()."""
+
+    def converted_runner(self, conversion: Conversion) -> DecoderRunner | None:
+        """The PyTorch module handed to the engine's converter, as a DecoderRunner, when it is not the stock
+        model (Core ML's stateful rewrite): the pipeline holds it to the fp32 gate, wherever the unit runs."""
+        return None

@@ -268,6 +268,9 @@ class CoreMLGpuDecoder(GenerativeUnit):
             raise ValueError(f"spec version {spec['spec_version']} has no states")
         return spec
 
+    def converted_runner(self, conversion: Conversion) -> StatefulDecoderRunner:
+        return StatefulDecoderRunner(TorchStatefulEngine(conversion.converted_module), conversion.graph["max_len"])
+
     def load(self, artifact_dir: Path, threads: int) -> StatefulDecoderRunner:
         import json
 
