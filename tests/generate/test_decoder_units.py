@@ -138,3 +138,13 @@ def test_mlx_decoder_runs_on_metal() -> None:
     import mlx.core as mx
 
     assert mx.metal.is_available() and get_decoder_unit("mlx").device == "gpu"
+
+
+def test_bench_leaves_out_mlx_off_apple_silicon_unless_named() -> None:
+    from siliconlab.units.decoders import select_decoder_units
+
+    timed = [unit.name for unit in select_decoder_units("all", timing=True)]
+    assert "openvino-cpu-fp32" in timed or not get_decoder_unit("openvino-cpu-fp32").availability().ok
+    if not APPLE_SILICON:
+        assert "mlx" not in timed
+        assert [unit.name for unit in select_decoder_units("mlx", timing=True)] == ["mlx"]

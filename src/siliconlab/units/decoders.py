@@ -56,11 +56,13 @@ def is_seq2seq(config: object) -> bool:
     return bool(getattr(config, "is_encoder_decoder", False))
 
 
-def select_decoder_units(spec: str | None, seq2seq: bool = False) -> list[GenerativeUnit]:
-    """'all' / None -> every available decoder unit (for T5 when seq2seq); otherwise a comma list of names."""
+def select_decoder_units(spec: str | None, seq2seq: bool = False, timing: bool = False) -> list[GenerativeUnit]:
+    """'all' / None -> every available decoder unit (for T5 when seq2seq; with timing, those `bench` times by
+    default: not MLX's reference-BLAS CPU build off Apple silicon); otherwise a comma list of names."""
     registry = SEQ2SEQ_REGISTRY if seq2seq else DECODER_REGISTRY
     if spec is None or spec.strip() == "all":
-        return [unit() for unit in registry.values() if unit().availability().ok]
+        units = [unit() for unit in registry.values()]
+        return [unit for unit in units if (unit.timing_availability() if timing else unit.availability()).ok]
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if not names:
         raise UsageError(f"no unit given: choose from {', '.join(registry)} or 'all'")

@@ -242,6 +242,8 @@ def check_supported(config: dict[str, Any]) -> None:
             raise ValueError(f"MLX Llama implements SiLU, not '{config.get('hidden_act')}'")
     if kind == "gpt2" and config.get("activation_function", "gelu_new") != "gelu_new":
         raise ValueError(f"MLX GPT-2 implements gelu_new, not '{config.get('activation_function')}'")
+    if kind == "gpt2" and (config.get("scale_attn_by_inverse_layer_idx") or not config.get("scale_attn_weights", True)):
+        raise ValueError("MLX GPT-2 implements attention scaled by 1/sqrt(head_dim) only")
 
 
 def build(config: dict[str, Any], folder: Path) -> nn.Module:
