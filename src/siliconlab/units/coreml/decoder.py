@@ -145,7 +145,11 @@ class CoreMLEngine:
         return self.model.make_state()
 
     def predict(self, inputs: dict[str, np.ndarray], state: Any) -> np.ndarray:
-        return np.asarray(self.model.predict(inputs, state=state)["logits"], dtype=np.float32).reshape(1, -1)
+        feeds = {
+            "input_ids": inputs["input_ids"],
+            "causal_mask": inputs["causal_mask"].astype(np.float16),
+        }  # as declared
+        return np.asarray(self.model.predict(feeds, state=state)["logits"], dtype=np.float32).reshape(1, -1)
 
 
 class TorchStatefulEngine:
