@@ -1,5 +1,6 @@
-"""The OpenVINO and MLX decoder units on tiny models: each converts, passes its teacher-forced parity gate, and
-writes the fp32 model's greedy continuation at batch 2 (parity itself runs at batch 1)."""
+"""The OpenVINO, MLX and Core ML decoder units on tiny models: each converts and passes its teacher-forced parity
+gate (Core ML: its spec and its traced module here, prediction on macOS), and the fp32 ones write the fp32 model's
+greedy continuation at batch 2 (parity itself runs at batch 1)."""
 
 from __future__ import annotations
 
