@@ -79,11 +79,14 @@ def test_models_command_lists_the_generative_models() -> None:
     assert rows["gpt2"]["architecture_only"] and rows["t5-small"]["architecture_only"]
 
 
-def test_t5_is_listed_but_refused_in_one_line(tmp_path: Path) -> None:
+def test_t5_cannot_chat_and_refuses_a_causal_only_unit_in_one_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from siliconlab.cli import app
 
-    result = CliRunner().invoke(app, ["bench", "t5-small", "--quick", "--out", str(tmp_path), "--cache", str(tmp_path)])
+    result = CliRunner().invoke(app, ["chat", "--model", "t5-small", "--text", "hi", "--cache", str(tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["bench", "t5-small", "--units", "openvino-cpu-fp32", "--quick",
+                                      "--out", str(tmp_path), "--cache", str(tmp_path)])  # fmt: skip
     assert result.exit_code == 2
-    assert "encoder-decoder" in result.output and "Traceback" not in result.output
+    assert "cannot run an encoder-decoder model" in result.output and "Traceback" not in result.output

@@ -91,7 +91,7 @@ def worker(spec: dict[str, Any]) -> None:
     from siliconlab.convert.generate import load_decoder
     from siliconlab.units.decoders import get_decoder_unit
 
-    unit = get_decoder_unit(spec["unit"])
+    unit = get_decoder_unit(spec["unit"], spec.get("seq2seq", False))
     artifact = Path(spec["artifact_dir"])
     runner = load_decoder(artifact, unit, spec["threads"])
     tokenizer = AutoTokenizer.from_pretrained(artifact) if spec["has_tokenizer"] else None
@@ -114,9 +114,9 @@ def run_bench(source: Any, units: list[Any], cache: Path, threads: int, quick: b
     """Convert-or-reuse each unit, then one worker process per unit; the result document with every row."""
     from siliconlab.bench.machine import machine_info
     from siliconlab.convert.generate import GenerativeConverter
-    from siliconlab.models.generative import context_length, require_causal
+    from siliconlab.models.generative import context_length
+    from siliconlab.units.decoders import is_seq2seq
 
-    require_causal(source)
     workloads = generation_workloads(quick, context_length(source.config))
     result: dict[str, Any] = {
         "schema": RESULT_SCHEMA,
@@ -139,6 +139,7 @@ def run_bench(source: Any, units: list[Any], cache: Path, threads: int, quick: b
             result["failures"].append({"unit": unit.name, "error": outcome.error})
             continue
         spec = {"unit": unit.name, "artifact_dir": str(outcome.artifact_dir), "threads": threads,
+                "seq2seq": is_seq2seq(source.config),
                 "has_tokenizer": not source.architecture_only, "repeats": 3 if quick else 7,
                 "workloads": [w.to_json() for w in workloads]}  # fmt: skip
         for row in _run_worker(spec):

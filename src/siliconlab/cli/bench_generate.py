@@ -14,9 +14,9 @@ def bench_generation(source: Any, units: str, out: Path, cache: Path, threads: i
     from siliconlab.bench.generate import run_bench
     from siliconlab.bench.machine import default_threads
     from siliconlab.bench.report import result_paths, write_result
-    from siliconlab.units.decoders import select_decoder_units
+    from siliconlab.units.decoders import is_seq2seq, select_decoder_units
 
-    chosen = select_decoder_units(units)
+    chosen = select_decoder_units(units, is_seq2seq(source.config), timing=True)
     threads = threads or default_threads()
     err.print(f"generation bench of {source.name} on {', '.join(u.name for u in chosen)} ({threads} threads"
               f"{', quick' if quick else ''}); converting or reusing each unit first")  # fmt: skip

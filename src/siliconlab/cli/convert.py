@@ -105,18 +105,22 @@ def convert(
 def _convert_decoders(source: Any, units: str, out: Path, threads: int, force: bool) -> None:
     """A generative model: its decoder units, each gated by teacher-forced generation parity (docs/generate.md)."""
     from siliconlab.convert.generate import GenerativeConverter
-    from siliconlab.models.generative import require_causal
-    from siliconlab.units.decoders import select_decoder_units
+    from siliconlab.units.decoders import is_seq2seq, select_decoder_units
 
-    require_causal(source)
     converter = GenerativeConverter(source, out, threads)
     failed = []
-    for unit in select_decoder_units(units):
+    for unit in select_decoder_units(units, is_seq2seq(source.config)):
         with err.status(f"converting {source.name} for {unit.name}…"):
             outcome = converter.convert_unit(unit, force=force)
         parity = outcome.manifest.get("parity") or {}
-        figures = (f"agreement {parity['agreement']:.1%}, logit cosine min {parity['cosine_min']:.6f}, "
-                   f"free run {parity['free_run_match']:.0%} identical") if "agreement" in parity else ""  # fmt: skip
+        if "agreement" not in parity and "converted_module" in parity:  # converted here, predicts elsewhere
+            parity = {**parity["converted_module"], "prefix": "converted module (PyTorch): "}
+        figures = ""
+        if "agreement" in parity:
+            figures = (
+                f"{parity.get('prefix', '')}agreement {parity['agreement']:.1%}, logit cosine min "
+                f"{parity['cosine_min']:.6f}, free run {parity['free_run_match']:.0%} identical"
+            )
         console.print(f"  {unit.name}: {outcome.status} {figures} {outcome.error}".rstrip(), highlight=False)
         if not outcome.ok:
             failed.append(unit.name)

@@ -17,20 +17,28 @@ from typing import Any
 from siliconlab import __version__
 from siliconlab.convert.integrity import file_records
 from siliconlab.convert.manifest import MANIFEST, SCHEMA_VERSION, directory_bytes, shared_mode, write_json_atomic
-from siliconlab.convert.parity_generate import GenerationReference, check_generation_parity, reference_generation
+from siliconlab.convert.parity_generate import (
+    PROMPTS,
+    STEPS,
+    GenerationReference,
+    check_generation_parity,
+    reference_generation,
+)
 from siliconlab.convert.pipeline import UnitOutcome, _reuse_check, base_versions, model_folder_name, one_line
 from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import ModelSource
-from siliconlab.units.base import DecoderRunner, GenerativeUnit
+from siliconlab.units.base import FP32_AGREEMENT_MIN, FP32_COSINE_MIN, DecoderRunner, GenerativeUnit
 
 
 class GenerativeConverter:
     """Holds the fp32 reference so several decoder units are checked against the same run."""
 
-    def __init__(self, source: ModelSource, out: Path, threads: int):
+    def __init__(self, source: ModelSource, out: Path, threads: int, prompts: int = PROMPTS, steps: int = STEPS):
+        """prompts/steps size the parity reference: the defaults for every artifact; tests pass fewer."""
         self.source = source
+        self.reference_size = (prompts, steps)
         self.out = Path(out)
         self.threads = threads
         self.source_hash = source.content_hash()
@@ -42,12 +50,13 @@ class GenerativeConverter:
 
     def reference(self) -> GenerationReference:
         if self._reference is None:
-            self._reference = reference_generation(self.source.load())
+            prompts, steps = self.reference_size
+            self._reference = reference_generation(self.source.load(), steps=steps, count=prompts)
         return self._reference
 
     def convert_unit(self, unit: GenerativeUnit, force: bool = False) -> UnitOutcome:
         available = unit.availability()
-        if not available.ok:
+        if not available.ok and not unit.conversion_availability().ok:
             return UnitOutcome(unit.name, "unavailable", error=available.reason)
         artifact_dir = self.model_dir / unit.name
         with unit_lock(self.model_dir, unit.name, f"waiting for another process converting {unit.name}"):
@@ -66,11 +75,9 @@ class GenerativeConverter:
         work = Path(tempfile.mkdtemp(dir=self.model_dir, prefix=f".{unit.name}.tmp-"))
         try:
             manifest = self._build(unit, work)
-            if not manifest["parity"]["passed"]:
-                from siliconlab.convert.parity_generate import GenerationParity
-
-                summary = GenerationParity(**manifest["parity"]).summary()
-                return UnitOutcome(unit.name, "failed", None, manifest, f"generation parity failed: {summary}")
+            failure = _parity_failure(manifest["parity"])
+            if failure:
+                return UnitOutcome(unit.name, "failed", None, manifest, failure)
             if artifact_dir.exists():
                 shutil.rmtree(artifact_dir)
             work.chmod(shared_mode(directory=True))
@@ -95,8 +102,18 @@ class GenerativeConverter:
         if model.tokenizer is not None:
             model.tokenizer.save_pretrained(work)
         model.config.save_pretrained(work)  # every artifact knows its architecture and context length
-        runner = unit.load(work, self.threads)
-        parity = check_generation_parity(runner, reference, unit.agreement_min, unit.cosine_min, unit.exact_free_run)
+        structure = unit.check_structure(work, model)
+        runnable = unit.availability()
+        if runnable.ok:
+            runner = unit.load(work, self.threads)
+            gates = (unit.agreement_min, unit.cosine_min, unit.exact_free_run)
+            parity = check_generation_parity(runner, reference, *gates).to_dict()
+        else:  # converted here, runs elsewhere (Core ML on Linux): parity is not measured, and says why
+            parity = {"passed": None, "reason": runnable.reason, "threshold": unit.cosine_min}
+        module_runner = unit.converted_runner(conversion)
+        if module_runner is not None:  # the module the engine converted, run in PyTorch fp32: the fp32 gate
+            module = check_generation_parity(module_runner, reference, FP32_AGREEMENT_MIN, FP32_COSINE_MIN, True)
+            parity["converted_module"] = module.to_dict()
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "unit": unit.name,
@@ -117,13 +134,26 @@ class GenerativeConverter:
             "artifact_bytes": directory_bytes(work),
             "files": file_records(work),
             "graph": conversion.graph,
-            "structure": {},
-            "verified": "parity",
-            "parity": parity.to_dict(),
+            "structure": structure,
+            "verified": "parity" if runnable.ok else "structure",
+            "parity": parity,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         write_json_atomic(work / MANIFEST, manifest)
         return manifest
+
+
+def _parity_failure(parity: dict[str, Any]) -> str:
+    """Why a freshly built decoder artifact must be rejected, or '' when it passes its gates."""
+    from siliconlab.convert.parity_generate import GenerationParity
+
+    module = parity.get("converted_module")
+    if module is not None and not module["passed"]:
+        return f"converted PyTorch module's generation parity failed: {GenerationParity(**module).summary()}"
+    if parity["passed"] is False:
+        figures = {key: value for key, value in parity.items() if key != "converted_module"}
+        return f"generation parity failed: {GenerationParity(**figures).summary()}"
+    return ""
 
 
 def load_decoder(artifact_dir: Path, unit: GenerativeUnit, threads: int) -> DecoderRunner:

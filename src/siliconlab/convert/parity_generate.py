@@ -73,8 +73,11 @@ def reference_generation(model: LoadedModel, steps: int = STEPS, count: int = PR
     """The fp32 model's greedy continuations (KV-cache loop) and its teacher-forced logits (one full pass)."""
     from siliconlab.units.base import GreedyDecoderMixin
     from siliconlab.units.torch.cpu_generate import TorchDecoderRunner
+    from siliconlab.units.torch.seq2seq_generate import TorchSeq2SeqRunner
 
-    class Loop(GreedyDecoderMixin, TorchDecoderRunner):
+    base = TorchSeq2SeqRunner if model.model.config.is_encoder_decoder else TorchDecoderRunner
+
+    class Loop(GreedyDecoderMixin, base):  # type: ignore[valid-type, misc]
         pass  # a plain dynamic-cache loop: not the static-cache generate() the torch unit is checked on
 
     runner = Loop(model.model, model.max_length)
@@ -82,9 +85,8 @@ def reference_generation(model: LoadedModel, steps: int = STEPS, count: int = PR
     continuations, logits = [], []
     for prompt in prompts:
         tokens = GreedyDecoderMixin.generate(runner, prompt, steps)[0]
-        full = runner.full_logits(np.concatenate([prompt, tokens[None, :-1]], axis=1))[0]
         continuations.append(tokens)
-        logits.append(full[prompt.shape[1] - 1 :])
+        logits.append(runner.continuation_logits(prompt, tokens))
     return GenerationReference(prompts, continuations, logits)
 
 

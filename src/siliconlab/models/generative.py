@@ -176,9 +176,9 @@ def chat_prompt_ids(tokenizer: Any, text: str) -> list[int]:
 
 
 def require_causal(source: Any) -> None:
-    """Decoder units run causal LMs; T5's encoder-decoder generation is listed (for its shapes) but not built."""
+    """Chat runs causal LMs; T5 generates on its own units (`convert` / `bench`), but chat has no T5 template."""
     if getattr(source.config, "model_type", "") == "t5" or getattr(source.config, "is_encoder_decoder", False):
         raise UsageError(
-            f"'{source.name}' is an encoder-decoder model: siliconlab's decoder units run causal LMs only "
-            "(T5 generation is not built yet; see docs/generate.md)"
+            f"'{source.name}' is an encoder-decoder model: chat runs causal LMs; convert or bench it instead "
+            "(docs/generate.md)"
         )

@@ -221,7 +221,14 @@ class GenerativeUnit(Unit):
     cosine_min: ClassVar[float] = FP32_COSINE_MIN
     #: Whether the first free-run tokens must equal fp32 PyTorch's (fp32 units: yes).
     exact_free_run: ClassVar[bool] = True
+    #: Runs encoder-decoder models (T5) rather than causal LMs; units/decoders.py keeps them in their own registry.
+    seq2seq: ClassVar[bool] = False
 
     @abstractmethod
     def load(self, artifact_dir: Path, threads: int) -> DecoderRunner:  # type: ignore[override]
         """Load an artifact folder written by convert()."""
+
+    def converted_runner(self, conversion: Conversion) -> DecoderRunner | None:
+        """The PyTorch module handed to the engine's converter, as a DecoderRunner, when it is not the stock
+        model (Core ML's stateful rewrite): the pipeline holds it to the fp32 gate, wherever the unit runs."""
+        return None

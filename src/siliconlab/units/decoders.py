@@ -9,33 +9,61 @@ from __future__ import annotations
 
 from siliconlab.errors import UsageError
 from siliconlab.units.base import GenerativeUnit
+from siliconlab.units.coreml.decoder import CoreMLGpuDecoder
+from siliconlab.units.mlx.decoder import MlxDecoder
 from siliconlab.units.onnxruntime.decoder import OnnxRuntimeCpuDecoder, OnnxRuntimeCpuInt8Decoder
+from siliconlab.units.onnxruntime.seq2seq import OnnxRuntimeCpuSeq2Seq
+from siliconlab.units.openvino.decoder import OpenVinoCpuDecoder, OpenVinoCpuInt8Decoder
 from siliconlab.units.torch.cpu_generate import TorchCpuFp32Decoder
+from siliconlab.units.torch.seq2seq_generate import TorchCpuFp32Seq2Seq
 
 DECODER_BASELINE = "torch-cpu-fp32"
 
 DECODER_REGISTRY: dict[str, type[GenerativeUnit]] = {
-    unit.name: unit for unit in (TorchCpuFp32Decoder, OnnxRuntimeCpuDecoder, OnnxRuntimeCpuInt8Decoder)
+    unit.name: unit
+    for unit in (
+        TorchCpuFp32Decoder,
+        OnnxRuntimeCpuDecoder,
+        OnnxRuntimeCpuInt8Decoder,
+        OpenVinoCpuDecoder,
+        OpenVinoCpuInt8Decoder,
+        MlxDecoder,
+        CoreMLGpuDecoder,
+    )
+}
+
+#: Encoder-decoder models (T5) under the same unit names: which registry is read follows from the model.
+SEQ2SEQ_REGISTRY: dict[str, type[GenerativeUnit]] = {
+    unit.name: unit for unit in (TorchCpuFp32Seq2Seq, OnnxRuntimeCpuSeq2Seq)
 }
 
 #: `unit="best"` for a decoder, until a bench record ranks them: the order to try.
 DEFAULT_ORDER = ("torch-cpu-fp32",)
 
 
-def get_decoder_unit(name: str) -> GenerativeUnit:
+def get_decoder_unit(name: str, seq2seq: bool = False) -> GenerativeUnit:
+    """The unit `name` for a causal LM, or for an encoder-decoder model (T5) when seq2seq."""
+    registry, kind = (
+        (SEQ2SEQ_REGISTRY, "an encoder-decoder model") if seq2seq else (DECODER_REGISTRY, "a generative model")
+    )
     try:
-        return DECODER_REGISTRY[name]()
+        return registry[name]()
     except KeyError:
-        raise UsageError(
-            f"unit '{name}' cannot run a generative model: choose from {', '.join(DECODER_REGISTRY)}"
-        ) from None
+        raise UsageError(f"unit '{name}' cannot run {kind}: choose from {', '.join(registry)}") from None
 
 
-def select_decoder_units(spec: str | None) -> list[GenerativeUnit]:
-    """'all' / None -> every available decoder unit; otherwise a comma list of names."""
+def is_seq2seq(config: object) -> bool:
+    return bool(getattr(config, "is_encoder_decoder", False))
+
+
+def select_decoder_units(spec: str | None, seq2seq: bool = False, timing: bool = False) -> list[GenerativeUnit]:
+    """'all' / None -> every available decoder unit (for T5 when seq2seq; with timing, those `bench` times by
+    default: not MLX's reference-BLAS CPU build off Apple silicon); otherwise a comma list of names."""
+    registry = SEQ2SEQ_REGISTRY if seq2seq else DECODER_REGISTRY
     if spec is None or spec.strip() == "all":
-        return [unit() for unit in DECODER_REGISTRY.values() if unit().availability().ok]
+        units = [unit() for unit in registry.values()]
+        return [unit for unit in units if (unit.timing_availability() if timing else unit.availability()).ok]
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if not names:
-        raise UsageError(f"no unit given: choose from {', '.join(DECODER_REGISTRY)} or 'all'")
-    return [get_decoder_unit(name) for name in dict.fromkeys(names)]
+        raise UsageError(f"no unit given: choose from {', '.join(registry)} or 'all'")
+    return [get_decoder_unit(name, seq2seq) for name in dict.fromkeys(names)]

@@ -54,6 +54,11 @@ class TorchDecoderRunner:
         with torch.inference_mode():
             return self.model(input_ids=torch.from_numpy(input_ids)).logits.float().numpy()
 
+    def continuation_logits(self, prompt: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Logits predicting each of `tokens` [steps] after `prompt` [1, len], teacher-forced in one pass."""
+        full = self.full_logits(np.concatenate([prompt, tokens[None, :-1]], axis=1))[0]
+        return full[prompt.shape[1] - 1 :]
+
     def generate(self, input_ids: np.ndarray, max_new_tokens: int, on_token: TokenCallback | None = None) -> np.ndarray:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -94,7 +99,8 @@ class TorchDecoderRunner:
                 pad_token_id=_pad_id(self.model),
                 eos_token_id=None,  # stopping is the caller's call (on_token), so bench lengths stay fixed
             )
-        return out[:, ids.shape[1] :].numpy().astype(np.int64)
+        prompt_width = 1 if self.model.config.is_encoder_decoder else ids.shape[1]  # T5: the decoder start token
+        return out[:, prompt_width:].numpy().astype(np.int64)
 
     def synchronize(self) -> None:
         return None

@@ -1,0 +1,89 @@
+"""torch-cpu-fp32 for encoder-decoder models (T5): the prompt is encoded once, then the decoder writes the reply.
+
+Same name and role as the causal baseline (units/torch/cpu_generate.py): `generate` is Hugging Face `generate`
+(greedy, static cache); prefill() runs the encoder and the decoder's first step (from the decoder start token),
+so TTFT covers both, and decode_step() extends the decoder's self-attention cache by one token. The cache is
+(encoder states, Hugging Face EncoderDecoderCache): cross-attention keys/values are computed on the first step
+and reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from siliconlab.units.torch.cpu_generate import TorchCpuFp32Decoder, TorchDecoderRunner
+
+if TYPE_CHECKING:
+    import torch
+
+
+def decoder_start_id(config: Any, generation_config: Any = None) -> int:
+    """The token the decoder starts from, where Hugging Face generate looks for it (T5: its pad id, 0)."""
+    for holder, key in ((generation_config, "decoder_start_token_id"), (config, "decoder_start_token_id"),
+                        (config, "pad_token_id")):  # fmt: skip
+        value = getattr(holder, key, None)
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+class TorchSeq2SeqRunner(TorchDecoderRunner):
+    """A `*ForConditionalGeneration` module behind the DecoderRunner protocol."""
+
+    def __init__(self, model: torch.nn.Module, max_length: int, static_cache: bool = True):
+        super().__init__(model, max_length, static_cache)
+        self.start_id = decoder_start_id(model.config, model.generation_config)
+        model.generation_config.decoder_start_token_id = self.start_id  # generate() needs it set explicitly
+
+    def _decode(self, ids: torch.Tensor, states: torch.Tensor, cache: Any) -> tuple[np.ndarray, Any]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(encoder_outputs=(states,), decoder_input_ids=ids, cache=cache, use_cache=True)
+        return out.logits[:, -1, :].float().numpy(), (states, out.cache)
+
+    def prefill(self, input_ids: np.ndarray) -> tuple[np.ndarray, Any]:
+        import torch
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        ids = torch.from_numpy(np.ascontiguousarray(input_ids, dtype=np.int64))
+        with torch.inference_mode():
+            states = self.model.get_encoder()(input_ids=ids).last_hidden_state
+        start = torch.full((ids.shape[0], 1), self.start_id, dtype=torch.int64)
+        return self._decode(start, states, EncoderDecoderCache(DynamicCache(), DynamicCache()))
+
+    def decode_step(self, token_ids: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        import torch
+
+        states, past = cache
+        ids = torch.from_numpy(np.ascontiguousarray(token_ids, dtype=np.int64)).reshape(-1, 1)
+        return self._decode(ids, states, past)
+
+    def continuation_logits(self, prompt: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Logits predicting each of `tokens` in one cache-free pass: the decoder fed [start, tokens[:-1]]."""
+        import torch
+
+        decoder_ids = np.concatenate([[self.start_id], tokens[:-1]]).astype(np.int64)[None, :]
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.from_numpy(prompt), decoder_input_ids=torch.from_numpy(decoder_ids))
+        return out.logits[0].float().numpy()
+
+
+class TorchCpuFp32Seq2Seq(TorchCpuFp32Decoder):
+    """The torch baseline for T5; the registry picks it for encoder-decoder models (units/decoders.py)."""
+
+    seq2seq = True
+
+    def load(self, artifact_dir: Path, threads: int) -> TorchSeq2SeqRunner:
+        import torch
+        from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+        from siliconlab.models.generative import context_length
+
+        torch.set_num_threads(threads)
+        config = AutoConfig.from_pretrained(artifact_dir)
+        model = AutoModelForSeq2SeqLM.from_pretrained(artifact_dir, dtype=torch.float32, use_safetensors=True)
+        return TorchSeq2SeqRunner(model.eval(), context_length(config))

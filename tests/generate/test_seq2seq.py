@@ -1,0 +1,57 @@
+"""T5 (encoder-decoder) generation on a tiny config: torch-cpu-fp32 and onnxruntime-cpu-fp32 pass the fp32 gate,
+write the same greedy batch, and the generation bench times it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from siliconlab.convert.generate import GenerativeConverter
+from siliconlab.models.generative import RandomGenerativeSource
+from siliconlab.units.decoders import get_decoder_unit, select_decoder_units
+
+TINY_T5 = {"num_layers": 2, "num_decoder_layers": 2, "d_model": 64, "d_kv": 16, "d_ff": 128, "num_heads": 4,
+           "vocab_size": 512}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def t5_converter(artifact_cache: Path) -> GenerativeConverter:
+    source = RandomGenerativeSource("t5-tiny", "T5Config", "2+2 layers, 64 wide", TINY_T5)
+    return GenerativeConverter(source, artifact_cache, 1, prompts=3, steps=8)
+
+
+def test_t5_units_are_their_own_registry() -> None:
+    assert [u.name for u in select_decoder_units("all", seq2seq=True)] == ["torch-cpu-fp32", "onnxruntime-cpu-fp32"]
+    assert get_decoder_unit("onnxruntime-cpu-fp32", seq2seq=True).seq2seq
+    assert not get_decoder_unit("onnxruntime-cpu-fp32").seq2seq
+
+
+@pytest.mark.parametrize("name", ["torch-cpu-fp32", "onnxruntime-cpu-fp32"])
+def test_t5_unit_passes_the_fp32_gate(t5_converter: GenerativeConverter, name: str) -> None:
+    unit = get_decoder_unit(name, seq2seq=True)
+    outcome = t5_converter.convert_unit(unit)
+    assert outcome.ok, outcome.error
+    parity = outcome.manifest["parity"]
+    assert parity["passed"] and parity["steps"] == 24
+    assert parity["agreement"] == 1.0 and parity["free_run_match"] == 1.0 and parity["cosine_min"] > 0.99999
+    prompts = np.stack([p[0, :8] for p in t5_converter.reference().prompts[:2]])
+    runner = unit.load(outcome.artifact_dir, 1)
+    reference = get_decoder_unit("torch-cpu-fp32", seq2seq=True).load(outcome.artifact_dir.parent / "torch-cpu-fp32", 1)
+    expected = reference.generate(prompts, 6)  # Hugging Face generate, static cache
+    np.testing.assert_array_equal(runner.generate(prompts, 6), expected)
+    logits, cache = runner.prefill(prompts)
+    assert logits.shape == (2, TINY_T5["vocab_size"]) and np.isfinite(logits).all()
+
+
+def test_the_generation_bench_times_t5(t5_converter: GenerativeConverter, artifact_cache: Path) -> None:
+    from siliconlab.bench.generate import run_bench
+
+    unit = get_decoder_unit("onnxruntime-cpu-fp32", seq2seq=True)
+    result = run_bench(t5_converter.source, [unit], artifact_cache, 1, quick=True)
+    assert result["complete"] and not result["failures"], result["failures"]
+    ttft = sorted(r["seq"] for r in result["results"] if r["new_tokens"] == 1)
+    assert ttft == [32, 256]  # T5's relative positions: a 512-token context, so 1024 is left out
+    decode = [r for r in result["results"] if r["new_tokens"] > 1]
+    assert {r["batch"] for r in decode} == {1, 8} and all(r["decode_tokens_per_s"] > 0 for r in decode)
