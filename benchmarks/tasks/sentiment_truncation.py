@@ -41,8 +41,10 @@ def main() -> None:
     head = load_file(str(HEADS_DIR / "sentiment.safetensors"))
     truth = (test["label"] == "positive").to_numpy().astype(int)
     bodies = tok(test["text"].tolist(), add_special_tokens=False)["input_ids"]
-    print(f"{len(bodies)} texts; longer than 254 tokens: {sum(len(b) > 254 for b in bodies)}, "
-          f"than 510: {sum(len(b) > 510 for b in bodies)}")
+    print(
+        f"{len(bodies)} texts; longer than 254 tokens: {sum(len(b) > 254 for b in bodies)}, "
+        f"than 510: {sum(len(b) > 510 for b in bodies)}"
+    )
 
     def embed(rows: list[list[int]]) -> np.ndarray:
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
