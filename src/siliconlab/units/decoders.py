@@ -11,15 +11,25 @@ from siliconlab.errors import UsageError
 from siliconlab.units.base import GenerativeUnit
 from siliconlab.units.onnxruntime.decoder import OnnxRuntimeCpuDecoder, OnnxRuntimeCpuInt8Decoder
 from siliconlab.units.torch.cpu_generate import TorchCpuFp32Decoder
+from siliconlab.units.torch.cuda_decoder import TorchCudaBf16Decoder, TorchCudaFp16Decoder, TorchCudaFp32Decoder
 
 DECODER_BASELINE = "torch-cpu-fp32"
 
 DECODER_REGISTRY: dict[str, type[GenerativeUnit]] = {
-    unit.name: unit for unit in (TorchCpuFp32Decoder, OnnxRuntimeCpuDecoder, OnnxRuntimeCpuInt8Decoder)
+    unit.name: unit
+    for unit in (
+        TorchCpuFp32Decoder,
+        OnnxRuntimeCpuDecoder,
+        OnnxRuntimeCpuInt8Decoder,
+        TorchCudaBf16Decoder,
+        TorchCudaFp16Decoder,
+        TorchCudaFp32Decoder,
+    )
 }
 
-#: `unit="best"` for a decoder, until a bench record ranks them: the order to try.
-DEFAULT_ORDER = ("torch-cpu-fp32",)
+#: `unit="best"` for a decoder, until a bench record ranks them: the order to try. An NVIDIA GPU first (a
+#: machine without one skips it with its reason), then the CPU baseline.
+DEFAULT_ORDER = ("torch-cuda-bf16", "torch-cpu-fp32")
 
 
 def get_decoder_unit(name: str) -> GenerativeUnit:

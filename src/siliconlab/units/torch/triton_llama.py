@@ -1,0 +1,113 @@
+"""A Llama decode step of ~5 Triton kernels per layer (units/torch/decode_kernels.py), on the HF `StaticCache`.
+
+Why: the fused torch step (fused_llama.py) still launches ~41 kernels per layer, ~11 once Inductor compiles it,
+and at batch 1 each costs ~2.5 us inside a CUDA graph whatever its size. This step runs, per layer,
+RMSNorm+QKV, RoPE+cache write+attention, O projection+residual, RMSNorm+gate-up, SiLU*up+down+residual: 150
+kernels for SmolLM2's 30 layers plus embedding, final norm+LM head, argmax and one bookkeeping kernel. No
+Inductor, so no autotuning run to run (the instability NOTES.md session 4 measured) and no compile wait.
+
+It reuses `FusedLlamaStep`'s concatenated weights (the HF module keeps views into them for the prefill) and
+the same cache slots, so prefill (HF forward) and decode (this) share one `StaticCache`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from siliconlab.units.torch.fused_llama import FusedLlamaStep, fusable
+
+if TYPE_CHECKING:
+    import torch
+
+#: Model dtypes the kernels are written for.
+DTYPES = ("torch.bfloat16", "torch.float16", "torch.float32")
+
+
+def triton_supported(model: Any) -> str | None:
+    """None when the Triton step can run `model`, else why not (the caller then uses the fused torch step)."""
+    import importlib.util
+
+    why = fusable(model)
+    if why is not None:
+        return why
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed"
+    from siliconlab.units.torch.decode_kernels import MAX_K
+
+    config = model.config
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    if head_dim & (head_dim - 1):
+        return f"head_dim {head_dim} is not a power of two"
+    if max(config.hidden_size, config.intermediate_size) > MAX_K:
+        return f"hidden/intermediate size above {MAX_K} (one register tile per weight row block)"
+    dtype = str(next(model.parameters()).dtype)
+    if dtype not in DTYPES:
+        return f"dtype {dtype} is not one of {', '.join(DTYPES)}"
+    return None
+
+
+class TritonLlamaStep(FusedLlamaStep):
+    """`__call__(tok, pos, mask, cache, write)` -> logits [B, vocab]; `advance` does the greedy bookkeeping.
+
+    `max_len` sizes the RoPE tables (positions 0..max_len-1). `block_n` overrides the GEMV rows per program;
+    `lm_head="torch"` runs the final norm + LM head with torch ops (cuBLAS) instead of the Triton GEMV."""
+
+    advances = True
+
+    def __init__(self, model: Any, max_len: int, block_n: int | None = None, lm_head: str = "triton") -> None:
+        import torch
+
+        why = triton_supported(model)
+        if why is not None:
+            raise ValueError(f"cannot run the Triton step: {why}")
+        super().__init__(model)
+        from siliconlab.units.torch import decode_kernels
+
+        self.kernels = decode_kernels
+        self.block_n, self.lm_head_mode = block_n, lm_head
+        dtype = self.embed.dtype
+        # HF's rotary arithmetic for every position at once: fp32 angles, cos/sin, scaled, cast to the dtype.
+        positions = torch.arange(max_len, device=self.embed.device, dtype=torch.float32)
+        freqs = positions[:, None] * self.inv_freq.float()[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.cos = (emb.cos() * self.rope_scale).to(dtype).contiguous()
+        self.sin = (emb.sin() * self.rope_scale).to(dtype).contiguous()
+        self.nq = self.heads * self.head_dim
+        self.nqkv = self.nq + 2 * self.kv_heads * self.head_dim
+
+    def __call__(
+        self, tok: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor | None, cache: Any, write: torch.Tensor
+    ) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
+        k, batch = self.kernels, tok.shape[0]
+        x = F.embedding(tok.view(batch), self.embed)  # [B, H]: the residual stream, updated in place below
+        qkv = torch.empty((batch, self.nqkv), dtype=x.dtype, device=x.device)
+        attn = torch.empty((batch, self.nq), dtype=x.dtype, device=x.device)
+        inter = self.layers[0]["gate_up"].shape[0]
+        gate_up = torch.empty((batch, inter), dtype=x.dtype, device=x.device)
+        bn = self.block_n
+        for index, w in enumerate(self.layers):
+            layer = cache.layers[index]
+            k.gemv(x, w["qkv"], qkv, prologue=1, norm=w["ln1"][0], eps=w["ln1"][1], block_n=bn)
+            k.attention(qkv, layer.keys, layer.values, attn, self.cos, self.sin, pos, write, mask,
+                        self.heads, self.kv_heads, self.head_dim, w["scaling"])  # fmt: skip
+            k.gemv(attn, w["o"], x, residual=True, block_n=bn)
+            k.gemv(x, w["gate_up"], gate_up, prologue=1, norm=w["ln2"][0], eps=w["ln2"][1], block_n=bn)
+            k.gemv(gate_up, w["down"], x, prologue=2, residual=True, block_n=bn)
+        if self.lm_head_mode == "torch":
+            from siliconlab.units.torch.fused_llama import _rms_norm
+
+            return F.linear(_rms_norm(x, *self.final_norm), self.lm_head)
+        logits = torch.empty((batch, self.lm_head.shape[0]), dtype=x.dtype, device=x.device)
+        weight, eps = self.final_norm
+        return k.gemv(x, self.lm_head, logits, prologue=1, norm=weight, eps=eps, block_n=bn)
+
+    def advance(self, logits: Any, tok: Any, pos: Any, hist: Any, n: Any, write: Any) -> None:
+        """Greedy pick and bookkeeping: argmax (torch), then history/token/position/counters in one kernel."""
+        import torch
+
+        nxt = torch.argmax(logits, dim=-1)
+        self.kernels.advance(nxt, tok, pos, hist, n, write)
