@@ -120,6 +120,7 @@ VARIANTS: dict[str, tuple[bool | str, bool, dict[str, Any], list[int] | None, di
     "graph-triton-torch-head-bf16": ("triton", False, {}, None, {"lm_head": "torch"}),
     "graph-triton-bn4-bf16": ("triton", False, {}, None, {"block_n": 4}),
     "graph-triton-bn16-bf16": ("triton", False, {}, None, {"block_n": 16}),
+    "graph-triton-res32-bf16": ("triton", False, {}, None, {"residual": "fp32"}),
 }
 DEFAULT_VARIANTS = (
     "graph-eager-step-bf16,graph-compiled-step-bf16,graph-fused-step-bf16,graph-fused-compiled-bf16,"

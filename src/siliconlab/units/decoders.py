@@ -28,8 +28,8 @@ DECODER_REGISTRY: dict[str, type[GenerativeUnit]] = {
 }
 
 #: `unit="best"` for a decoder, until a bench record ranks them: the order to try. An NVIDIA GPU first (a
-#: machine without one skips it with its reason), then the CPU baseline.
-DEFAULT_ORDER = ("torch-cuda-bf16", "torch-cpu-fp32")
+#: machine without one skips it with its reason; fp16 if a model fails the bf16 gate), then the CPU baseline.
+DEFAULT_ORDER = ("torch-cuda-bf16", "torch-cuda-fp16", "torch-cpu-fp32")
 
 
 def get_decoder_unit(name: str) -> GenerativeUnit:

@@ -51,11 +51,16 @@ class TritonLlamaStep(FusedLlamaStep):
     """`__call__(tok, pos, mask, cache, write)` -> logits [B, vocab]; `advance` does the greedy bookkeeping.
 
     `max_len` sizes the RoPE tables (positions 0..max_len-1). `block_n` overrides the GEMV rows per program;
-    `lm_head="torch"` runs the final norm + LM head with torch ops (cuBLAS) instead of the Triton GEMV."""
+    `lm_head="torch"` runs the final norm + LM head with torch ops (cuBLAS) instead of the Triton GEMV.
+    `residual="fp32"` keeps the residual stream (576 values per row) and the logits in fp32 instead of rounding
+    them to the model dtype after every layer as HF does: weights, K/V cache and GEMV inputs stay in the model
+    dtype, so the step reads the same bytes, but 30 layers of bf16 rounding no longer add up in the hidden state."""
 
     advances = True
 
-    def __init__(self, model: Any, max_len: int, block_n: int | None = None, lm_head: str = "triton") -> None:
+    def __init__(
+        self, model: Any, max_len: int, block_n: int | None = None, lm_head: str = "triton", residual: str = "model"
+    ) -> None:
         import torch
 
         why = triton_supported(model)
@@ -65,7 +70,9 @@ class TritonLlamaStep(FusedLlamaStep):
         from siliconlab.units.torch import decode_kernels
 
         self.kernels = decode_kernels
-        self.block_n, self.lm_head_mode = block_n, lm_head
+        if residual not in ("model", "fp32") or lm_head not in ("triton", "torch"):
+            raise ValueError(f"residual must be 'model' or 'fp32', lm_head 'triton' or 'torch': {residual}, {lm_head}")
+        self.block_n, self.lm_head_mode, self.residual_fp32 = block_n, lm_head, residual == "fp32"
         dtype = self.embed.dtype
         # HF's rotary arithmetic for every position at once: fp32 angles, cos/sin, scaled, cast to the dtype.
         positions = torch.arange(max_len, device=self.embed.device, dtype=torch.float32)
@@ -84,10 +91,13 @@ class TritonLlamaStep(FusedLlamaStep):
 
         k, batch = self.kernels, tok.shape[0]
         x = F.embedding(tok.view(batch), self.embed)  # [B, H]: the residual stream, updated in place below
-        qkv = torch.empty((batch, self.nqkv), dtype=x.dtype, device=x.device)
-        attn = torch.empty((batch, self.nq), dtype=x.dtype, device=x.device)
+        dtype = x.dtype
+        if self.residual_fp32:
+            x = x.float()  # the kernels round each GEMV's output to its out tensor's dtype: fp32 here, none
+        qkv = torch.empty((batch, self.nqkv), dtype=dtype, device=x.device)
+        attn = torch.empty((batch, self.nq), dtype=dtype, device=x.device)
         inter = self.layers[0]["gate_up"].shape[0]
-        gate_up = torch.empty((batch, inter), dtype=x.dtype, device=x.device)
+        gate_up = torch.empty((batch, inter), dtype=dtype, device=x.device)
         bn = self.block_n
         for index, w in enumerate(self.layers):
             layer = cache.layers[index]
@@ -100,7 +110,7 @@ class TritonLlamaStep(FusedLlamaStep):
         if self.lm_head_mode == "torch":
             from siliconlab.units.torch.fused_llama import _rms_norm
 
-            return F.linear(_rms_norm(x, *self.final_norm), self.lm_head)
+            return F.linear(_rms_norm(x.to(dtype), *self.final_norm), self.lm_head)
         logits = torch.empty((batch, self.lm_head.shape[0]), dtype=x.dtype, device=x.device)
         weight, eps = self.final_norm
         return k.gemv(x, self.lm_head, logits, prologue=1, norm=weight, eps=eps, block_n=bn)
