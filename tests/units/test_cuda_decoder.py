@@ -64,7 +64,7 @@ def reference(model) -> GenerationReference:
 
 def test_units_are_registered_first_in_the_default_order():
     assert set(GPU_UNITS) <= set(DECODER_REGISTRY)
-    assert DEFAULT_ORDER[0] == "torch-cuda-bf16" and DEFAULT_ORDER[-1] == "torch-cpu-fp32"
+    assert DEFAULT_ORDER[:2] == ("torch-cuda-fp16", "torch-cuda-bf16") and DEFAULT_ORDER[-1] == "torch-cpu-fp32"
     assert all(name in DECODER_REGISTRY for name in DEFAULT_ORDER)
     bf16, fp32 = get_decoder_unit("torch-cuda-bf16"), get_decoder_unit("torch-cuda-fp32")
     assert bf16.agreement_min == HALF_AGREEMENT_MIN and not bf16.exact_free_run
