@@ -121,6 +121,15 @@ VARIANTS: dict[str, tuple[bool | str, bool, dict[str, Any], list[int] | None, di
     "graph-triton-bn4-bf16": ("triton", False, {}, None, {"block_n": 4}),
     "graph-triton-bn16-bf16": ("triton", False, {}, None, {"block_n": 16}),
     "graph-triton-res32-bf16": ("triton", False, {}, None, {"residual": "fp32"}),
+    "graph-triton-res32-pdl-bf16": ("triton", False, {}, None, {"residual": "fp32", "pdl": True}),
+    "graph-triton-res32-argmax-bf16": ("triton", False, {}, None, {"residual": "fp32", "argmax": "triton"}),
+    "graph-triton-res32-pdl-argmax-bf16": (
+        "triton",
+        False,
+        {},
+        None,
+        {"residual": "fp32", "pdl": True, "argmax": "triton"},
+    ),
 }
 DEFAULT_VARIANTS = (
     "graph-eager-step-bf16,graph-compiled-step-bf16,graph-fused-step-bf16,graph-fused-compiled-bf16,"
@@ -198,7 +207,12 @@ def free_run(name: str, gen: StaticCacheDecoder, prompts: torch.Tensor) -> None:
 
 
 def parity(
-    base: Any, gens: dict[str, StaticCacheDecoder], prompts: torch.Tensor, with_fp32: bool, fuse: bool | str = False
+    base: Any,
+    gens: dict[str, StaticCacheDecoder],
+    prompts: torch.Tensor,
+    with_fp32: bool,
+    fuse: bool | str = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     ref = copy.deepcopy(base).to(DEVICE)
     with torch.no_grad():
@@ -207,7 +221,12 @@ def parity(
         ref_logits = ref(full).logits[:, PROMPT - 1 : PROMPT + FORCED - 1].float().cpu()
     cont = cont.cpu()
     fp32_name = {False: "graph-eager-step", True: "graph-fused-step"}.get(fuse, f"graph-fused-{fuse}-step") + "-fp32"
-    checked = {**gens, fp32_name: make_generator(ref, torch.float32, fuse=fuse)} if with_fp32 else gens
+    if options:
+        fp32_name = f"{next(iter(gens))}-fp32"
+    fp32_options = {key: value for key, value in (options or {}).items() if key != "residual"}
+    checked = (
+        {**gens, fp32_name: make_generator(ref, torch.float32, fuse=fuse, options=fp32_options)} if with_fp32 else gens
+    )
     for name, gen in checked.items():
         teacher_forced(name, gen, prompts, cont, ref_logits)
         free_run(name, gen, prompts[:1])
@@ -382,7 +401,7 @@ def run_variant(
         # its own copy so graphs already captured on model_bf16 keep valid addresses.
         model = copy.deepcopy(base).to(DEVICE, torch.bfloat16) if fuse else model_bf16
         gen = make_generator(model, torch.bfloat16, COMPILE_MODE if compiled else "", fuse=fuse, options=options)
-        parity(base, {name: gen}, prompts, with_fp32=not compiled and not inductor and not options, fuse=fuse)
+        parity(base, {name: gen}, prompts, with_fp32=not compiled and not inductor, fuse=fuse, options=options)
         time_all(model, {name: gen}, timing, hf=False, batches=batches)
         time_ttft(model, {name: gen}, ttft_ids, hf=False)
     except Exception as exc:  # one variant failing must not lose the others

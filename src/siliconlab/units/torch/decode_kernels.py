@@ -24,9 +24,21 @@ from typing import Any
 
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 #: Widest K held in one register tile (SmolLM2: 576 and 1536): larger models fall back to the fused torch step.
 MAX_K = 2048
+#: Vocabulary entries per program of the first argmax stage.
+ARGMAX_BLOCK = 2048
+
+
+@triton.jit
+def _grid_dependency(GDC: tl.constexpr):
+    """Under programmatic dependent launch (Hopper): wait for the previous kernel, then let the next one launch.
+    Everything before this call may only read memory no earlier kernel of the step writes (weights, tables)."""
+    if GDC:
+        gdc_wait()
+        gdc_launch_dependents()
 
 
 @triton.jit
@@ -34,6 +46,7 @@ def _gemv_kernel(
     x_ptr, w_ptr, out_ptr, res_ptr, lnw_ptr, eps, B, N,
     stride_x, stride_out,
     K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PROLOGUE: tl.constexpr, RESIDUAL: tl.constexpr,
+    GDC: tl.constexpr,
 ):  # fmt: skip
     dtype = out_ptr.dtype.element_ty
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -45,6 +58,7 @@ def _gemv_kernel(
         lnw = tl.load(lnw_ptr + cols, mask=kmask, other=0.0).to(tl.float32)
     else:
         lnw = tl.zeros([BLOCK_K], dtype=tl.float32)
+    _grid_dependency(GDC)  # the weight tile above streams in while the previous kernel finishes
     for b in range(B):
         if PROLOGUE == 2:
             gate = tl.load(x_ptr + b * stride_x + cols, mask=kmask, other=0.0).to(tl.float32)
@@ -69,7 +83,9 @@ def _attention_kernel(
     qkv_ptr, k_ptr, v_ptr, out_ptr, cos_ptr, sin_ptr, pos_ptr, write_ptr, mask_ptr,
     stride_qkv, stride_cb, stride_ch, stride_cl, stride_mask, stride_out, scale,
     H: tl.constexpr, KV: tl.constexpr, D: tl.constexpr, BLOCK_L: tl.constexpr, HAS_MASK: tl.constexpr,
+    GDC: tl.constexpr,
 ):  # fmt: skip
+    _grid_dependency(GDC)
     dtype = out_ptr.dtype.element_ty
     b, h = tl.program_id(0), tl.program_id(1)
     kvh = h // (H // KV)
@@ -119,11 +135,37 @@ def _attention_kernel(
 
 
 @triton.jit
-def _advance_kernel(nxt_ptr, tok_ptr, pos_ptr, hist_ptr, n_ptr, write_ptr, B, stride_hist, BLOCK_B: tl.constexpr):
+def _argmax_kernel(logits_ptr, val_ptr, idx_ptr, V, stride_logits, parts, BLOCK: tl.constexpr, GDC: tl.constexpr):
+    """Stage 1 of the greedy pick: (max, first index of it) of one block of one row's logits."""
+    _grid_dependency(GDC)
+    b, part = tl.program_id(0), tl.program_id(1)
+    cols = part * BLOCK + tl.arange(0, BLOCK)
+    vals = tl.load(logits_ptr + b * stride_logits + cols, mask=cols < V, other=float("-inf")).to(tl.float32)
+    best = tl.max(vals, axis=0)
+    first = tl.min(tl.where(vals == best, cols, V), axis=0)
+    tl.store(val_ptr + b * parts + part, best)
+    tl.store(idx_ptr + b * parts + part, first.to(tl.int64))
+
+
+@triton.jit
+def _advance_kernel(
+    nxt_ptr, val_ptr, tok_ptr, pos_ptr, hist_ptr, n_ptr, write_ptr, B, stride_hist, parts,
+    BLOCK_B: tl.constexpr, BLOCK_P: tl.constexpr, PARTIAL: tl.constexpr, GDC: tl.constexpr,
+):  # fmt: skip
+    _grid_dependency(GDC)
     rows = tl.arange(0, BLOCK_B)
     live = rows < B
     n = tl.load(n_ptr)
-    nxt = tl.load(nxt_ptr + rows, mask=live, other=0)
+    if PARTIAL:  # stage 2 of the argmax: the largest block maximum, the lowest index among equal ones
+        p = tl.arange(0, BLOCK_P)
+        where = rows[:, None] * parts + p[None, :]
+        ok = live[:, None] & (p[None, :] < parts)
+        vals = tl.load(val_ptr + where, mask=ok, other=float("-inf"))
+        idx = tl.load(nxt_ptr + where, mask=ok, other=0)
+        best = tl.max(vals, axis=1)
+        nxt = tl.min(tl.where((vals == best[:, None]) & ok, idx, 2**62), axis=1)
+    else:
+        nxt = tl.load(nxt_ptr + rows, mask=live, other=0)
     tl.store(hist_ptr + rows * stride_hist + n, nxt, mask=live)
     tl.store(tok_ptr + rows, nxt, mask=live)
     tl.store(pos_ptr + rows, tl.load(pos_ptr + rows, mask=live, other=0) + 1, mask=live)
@@ -140,7 +182,7 @@ def gemv_block_n(n: int, k: int, programs: int = 132) -> int:
 
 
 def gemv(x: Any, weight: Any, out: Any, *, prologue: int = 0, norm: Any = None, eps: float = 0.0,
-         residual: bool = False, block_n: int | None = None) -> Any:  # fmt: skip
+         residual: bool = False, block_n: int | None = None, pdl: bool = False) -> Any:  # fmt: skip
     """out[b] = weight @ prologue(x[b]) (+ out[b] when `residual`). x [B, K] (or [B, 2K] for prologue 2)."""
     n, k = weight.shape
     block_k = triton.next_power_of_2(k)
@@ -148,26 +190,49 @@ def gemv(x: Any, weight: Any, out: Any, *, prologue: int = 0, norm: Any = None, 
     _gemv_kernel[(triton.cdiv(n, bn),)](
         x, weight, out, out, norm if norm is not None else weight, eps, x.shape[0], n,
         x.stride(0), out.stride(0), K=k, BLOCK_N=bn, BLOCK_K=block_k, PROLOGUE=prologue, RESIDUAL=residual,
-        num_warps=4,
+        GDC=pdl, num_warps=4, **_launch(pdl),
     )  # fmt: skip
     return out
 
 
 def attention(qkv: Any, keys: Any, values: Any, out: Any, cos: Any, sin: Any, pos: Any, write: Any, mask: Any,
-              heads: int, kv_heads: int, head_dim: int, scale: float, block_l: int = 64) -> Any:  # fmt: skip
+              heads: int, kv_heads: int, head_dim: int, scale: float, block_l: int = 64,
+              pdl: bool = False) -> Any:  # fmt: skip
     """out [B, heads*head_dim] = attention of each row's new token; writes its k/v into keys/values[:, :, write]."""
     batch = qkv.shape[0]
     _attention_kernel[(batch, heads)](
         qkv, keys, values, out, cos, sin, pos, write, mask if mask is not None else pos,
         qkv.stride(0), keys.stride(0), keys.stride(1), keys.stride(2), mask.stride(0) if mask is not None else 0,
         out.stride(0), scale, H=heads, KV=kv_heads, D=head_dim, BLOCK_L=block_l, HAS_MASK=mask is not None,
-        num_warps=4,
+        GDC=pdl, num_warps=4, **_launch(pdl),
     )  # fmt: skip
     return out
 
 
-def advance(nxt: Any, tok: Any, pos: Any, hist: Any, n: Any, write: Any) -> None:
-    """hist[:, n] = tok = nxt; pos += 1; n += 1; write += 1 — all on the device, one launch."""
+def _launch(pdl: bool) -> dict[str, bool]:
+    return {"launch_pdl": True} if pdl else {}
+
+
+def advance(nxt: Any, tok: Any, pos: Any, hist: Any, n: Any, write: Any, pdl: bool = False) -> None:
+    """hist[:, n] = tok = nxt; pos += 1; n += 1; write += 1 — all on the device, one launch. nxt [B]: the picks."""
     batch = nxt.shape[0]
-    _advance_kernel[(1,)](nxt, tok, pos, hist, n, write, batch, hist.stride(0),
-                          BLOCK_B=triton.next_power_of_2(batch), num_warps=1)  # fmt: skip
+    _advance_kernel[(1,)](nxt, nxt, tok, pos, hist, n, write, batch, hist.stride(0), 1,
+                          BLOCK_B=triton.next_power_of_2(batch), BLOCK_P=1, PARTIAL=False, GDC=pdl, num_warps=1,
+                          **_launch(pdl))  # fmt: skip
+
+
+def argmax_advance(logits: Any, tok: Any, pos: Any, hist: Any, n: Any, write: Any, pdl: bool = False) -> None:
+    """The greedy pick (first index of the row maximum, as torch.argmax) and `advance`, in two launches: block
+    maxima over many programs, then the pick among them in the bookkeeping kernel (torch's single-pass argmax
+    over 49,152 logits takes ~14 us at batch 1)."""
+    import torch
+
+    batch, vocab = logits.shape
+    parts = triton.cdiv(vocab, ARGMAX_BLOCK)
+    vals = torch.empty((batch, parts), dtype=torch.float32, device=logits.device)
+    idx = torch.empty((batch, parts), dtype=torch.int64, device=logits.device)
+    _argmax_kernel[(batch, parts)](logits, vals, idx, vocab, logits.stride(0), parts, BLOCK=ARGMAX_BLOCK, GDC=pdl,
+                                   num_warps=4, **_launch(pdl))  # fmt: skip
+    _advance_kernel[(1,)](idx, vals, tok, pos, hist, n, write, batch, hist.stride(0), parts,
+                          BLOCK_B=triton.next_power_of_2(batch), BLOCK_P=triton.next_power_of_2(parts),
+                          PARTIAL=True, GDC=pdl, num_warps=1, **_launch(pdl))  # fmt: skip

@@ -54,13 +54,17 @@ class TritonLlamaStep(FusedLlamaStep):
     `lm_head="torch"` runs the final norm + LM head with torch ops (cuBLAS) instead of the Triton GEMV.
     `residual="fp32"` keeps the residual stream (576 values per row) and the logits in fp32 instead of rounding
     them to the model dtype after every layer as HF does: weights, K/V cache and GEMV inputs stay in the model
-    dtype, so the step reads the same bytes, but 30 layers of bf16 rounding no longer add up in the hidden state."""
+    dtype, so the step reads the same bytes, but 30 layers of bf16 rounding no longer add up in the hidden state.
+    `pdl=True` (None: on for Hopper+ with CUDA >= 12.3) launches each kernel before its predecessor ends (programmatic
+    dependent launch): it loads its weight tile, then waits. `argmax="triton"` picks the token in two small
+    kernels instead of torch's single-program reduction."""
 
     advances = True
 
     def __init__(
-        self, model: Any, max_len: int, block_n: int | None = None, lm_head: str = "triton", residual: str = "model"
-    ) -> None:
+        self, model: Any, max_len: int, block_n: int | None = None, lm_head: str = "triton", residual: str = "model",
+        pdl: bool | None = False, argmax: str = "torch",
+    ) -> None:  # fmt: skip
         import torch
 
         why = triton_supported(model)
@@ -72,7 +76,11 @@ class TritonLlamaStep(FusedLlamaStep):
         self.kernels = decode_kernels
         if residual not in ("model", "fp32") or lm_head not in ("triton", "torch"):
             raise ValueError(f"residual must be 'model' or 'fp32', lm_head 'triton' or 'torch': {residual}, {lm_head}")
+        if argmax not in ("torch", "triton"):
+            raise ValueError(f"argmax must be 'torch' or 'triton', got {argmax!r}")
         self.block_n, self.lm_head_mode, self.residual_fp32 = block_n, lm_head, residual == "fp32"
+        self.argmax = argmax
+        self.pdl = pdl_supported(self.embed.device) if pdl is None else pdl
         dtype = self.embed.dtype
         # HF's rotary arithmetic for every position at once: fp32 angles, cos/sin, scaled, cast to the dtype.
         positions = torch.arange(max_len, device=self.embed.device, dtype=torch.float32)
@@ -98,26 +106,39 @@ class TritonLlamaStep(FusedLlamaStep):
         attn = torch.empty((batch, self.nq), dtype=dtype, device=x.device)
         inter = self.layers[0]["gate_up"].shape[0]
         gate_up = torch.empty((batch, inter), dtype=dtype, device=x.device)
-        bn = self.block_n
+        bn, pdl = self.block_n, self.pdl
         for index, w in enumerate(self.layers):
             layer = cache.layers[index]
-            k.gemv(x, w["qkv"], qkv, prologue=1, norm=w["ln1"][0], eps=w["ln1"][1], block_n=bn)
+            k.gemv(x, w["qkv"], qkv, prologue=1, norm=w["ln1"][0], eps=w["ln1"][1], block_n=bn, pdl=pdl)
             k.attention(qkv, layer.keys, layer.values, attn, self.cos, self.sin, pos, write, mask,
-                        self.heads, self.kv_heads, self.head_dim, w["scaling"])  # fmt: skip
-            k.gemv(attn, w["o"], x, residual=True, block_n=bn)
-            k.gemv(x, w["gate_up"], gate_up, prologue=1, norm=w["ln2"][0], eps=w["ln2"][1], block_n=bn)
-            k.gemv(gate_up, w["down"], x, prologue=2, residual=True, block_n=bn)
+                        self.heads, self.kv_heads, self.head_dim, w["scaling"], pdl=pdl)  # fmt: skip
+            k.gemv(attn, w["o"], x, residual=True, block_n=bn, pdl=pdl)
+            k.gemv(x, w["gate_up"], gate_up, prologue=1, norm=w["ln2"][0], eps=w["ln2"][1], block_n=bn, pdl=pdl)
+            k.gemv(gate_up, w["down"], x, prologue=2, residual=True, block_n=bn, pdl=pdl)
         if self.lm_head_mode == "torch":
             from siliconlab.units.torch.fused_llama import _rms_norm
 
             return F.linear(_rms_norm(x.to(dtype), *self.final_norm), self.lm_head)
         logits = torch.empty((batch, self.lm_head.shape[0]), dtype=x.dtype, device=x.device)
         weight, eps = self.final_norm
-        return k.gemv(x, self.lm_head, logits, prologue=1, norm=weight, eps=eps, block_n=bn)
+        return k.gemv(x, self.lm_head, logits, prologue=1, norm=weight, eps=eps, block_n=bn, pdl=pdl)
 
     def advance(self, logits: Any, tok: Any, pos: Any, hist: Any, n: Any, write: Any) -> None:
         """Greedy pick and bookkeeping: argmax (torch), then history/token/position/counters in one kernel."""
         import torch
 
+        if self.argmax == "triton":
+            self.kernels.argmax_advance(logits, tok, pos, hist, n, write, pdl=self.pdl)
+            return
         nxt = torch.argmax(logits, dim=-1)
-        self.kernels.advance(nxt, tok, pos, hist, n, write)
+        self.kernels.advance(nxt, tok, pos, hist, n, write, pdl=self.pdl)
+
+
+def pdl_supported(device: Any) -> bool:
+    """Programmatic dependent launch needs a Hopper or newer GPU and CUDA 12.3+."""
+    import torch
+
+    if getattr(device, "type", str(device)) != "cuda" or not torch.version.cuda:
+        return False
+    major, minor = (int(part) for part in torch.version.cuda.split(".")[:2])
+    return torch.cuda.get_device_capability(device) >= (9, 0) and (major, minor) >= (12, 3)
