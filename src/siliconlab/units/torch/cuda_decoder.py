@@ -146,10 +146,11 @@ class _TorchCudaDecoder(GenerativeUnit):
     engine = "pytorch"
     device = "cuda"
     requires = ("torch", "transformers")
-    recipe = "1"
     dtype_name: ClassVar[str] = "bfloat16"
-    #: Options of the Triton step (triton_llama.py `TritonLlamaStep`) for this precision.
-    step_options: ClassVar[dict[str, Any]] = {}
+    #: Options of the Triton step (triton_llama.py `TritonLlamaStep`) for this precision: programmatic dependent
+    #: launch where the GPU has it (Hopper+), the two-stage argmax.
+    step_options: ClassVar[dict[str, Any]] = {"pdl": None, "argmax": "triton"}
+    recipe = "2"
 
     def platform_availability(self) -> Availability:
         from siliconlab.units.cuda import cuda_availability
@@ -206,8 +207,8 @@ class TorchCudaBf16Decoder(_TorchCudaDecoder):
     name = "torch-cuda-bf16"
     precision = "bf16"
     dtype_name = "bfloat16"
-    recipe = "2"
-    step_options = {"residual": "fp32"}
+    recipe = "3"
+    step_options = {"residual": "fp32", "pdl": None, "argmax": "triton"}
     agreement_min = HALF_AGREEMENT_MIN
     cosine_min = HALF_COSINE_MIN
     exact_free_run = False
