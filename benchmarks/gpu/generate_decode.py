@@ -13,8 +13,8 @@ Usage (device): PYTHONPATH=src python3 benchmarks/gpu/generate_decode.py  -> $OU
 All default variants take ~9-10 min on an H100 (110-180 s of compilation per compiled variant): pick a subset with
 VARIANTS=name,name (names in VARIANTS below) to stay inside one 10-minute device call.
 Knobs (env): COMPILE_MODE (default max-autotune-no-cudagraphs; "" skips the compiled variant), REPEATS (5),
-NEW_TOKENS (128), PROMPT (32), TTFT_PROMPT (256), BATCHES (1,8), MAX_LEN (512), SMOKE=1 (tiny model; runs on
-the CPU without graphs, to check this script).
+NEW_TOKENS (128), HF_DYNAMIC (1; 0 times HF generate with the static cache only), PROMPT (32), TTFT_PROMPT (256),
+BATCHES (1,8), MAX_LEN (512), SMOKE=1 (tiny model; runs on the CPU without graphs, to check this script).
 Plain torch + transformers only (the GPU image has no typer/rich/psutil).
 """
 
@@ -43,6 +43,7 @@ TTFT_PROMPT = int(os.environ.get("TTFT_PROMPT", "64" if SMOKE else "256"))
 BATCHES = [int(b) for b in os.environ.get("BATCHES", "1,8").split(",")]
 MAX_LEN = int(os.environ.get("MAX_LEN", "512"))
 COMPILE_MODE = os.environ.get("COMPILE_MODE", "" if DEVICE == "cpu" else DEFAULT_COMPILE_MODE)
+HF_DYNAMIC = os.environ.get("HF_DYNAMIC", "1") == "1"  # 0: time HF generate with the static cache only
 FORCED = 32  # teacher-forced steps per prompt
 FREE = 16  # free-run tokens compared with HF generate
 OUT = Path(os.environ.get("OUT", ".")) / "generate_decode.json"
@@ -91,26 +92,44 @@ def sync() -> None:
 
 
 def make_generator(
-    model: Any, dtype: torch.dtype, compile_mode: str = "", fuse: bool | str = False
+    model: Any, dtype: torch.dtype, compile_mode: str = "", fuse: bool | str = False, options: dict | None = None
 ) -> StaticCacheDecoder:
     if DEVICE == "cpu":
-        return StaticCacheDecoder(model, dtype=dtype, max_batch=max(BATCHES), max_len=MAX_LEN, fuse=fuse)
+        return StaticCacheDecoder(
+            model, dtype=dtype, max_batch=max(BATCHES), max_len=MAX_LEN, fuse=fuse, step_options=options
+        )
     return CudaGraphGenerator(
-        model, dtype=dtype, max_batch=max(BATCHES), max_len=MAX_LEN, compile=compile_mode, fuse=fuse
-    )
+        model, dtype=dtype, max_batch=max(BATCHES), max_len=MAX_LEN, compile=compile_mode, fuse=fuse,
+        step_options=options,
+    )  # fmt: skip
 
 
-#: name -> (fused Llama step: False / True (SDPA attention) / "reduce", compile the step?, extra Inductor config,
-#: batch sizes or None = BATCHES)
-VARIANTS: dict[str, tuple[bool | str, bool, dict[str, Any], list[int] | None]] = {
-    "graph-eager-step-bf16": (False, False, {}, None),
-    "graph-compiled-step-bf16": (False, True, {}, None),
-    "graph-fused-step-bf16": (True, False, {}, None),
-    "graph-fused-compiled-bf16": (True, True, {}, None),
-    "graph-fused-reduce-step-bf16": ("reduce", False, {}, None),
-    "graph-fused-reduce-compiled-bf16": ("reduce", True, {}, None),
-    "graph-fused-reduce-compiled-combo-bf16": ("reduce", True, {"combo_kernels": True}, [1]),
-    "graph-fused-compiled-pdl-bf16": (True, True, {"triton.enable_pdl": True}, [1]),
+#: name -> (fused Llama step: False / True (SDPA attention) / "reduce" / "triton", compile the step?, extra
+#: Inductor config, batch sizes or None = BATCHES, options of the Triton step)
+VARIANTS: dict[str, tuple[bool | str, bool, dict[str, Any], list[int] | None, dict[str, Any]]] = {
+    "graph-eager-step-bf16": (False, False, {}, None, {}),
+    "graph-compiled-step-bf16": (False, True, {}, None, {}),
+    "graph-fused-step-bf16": (True, False, {}, None, {}),
+    "graph-fused-compiled-bf16": (True, True, {}, None, {}),
+    "graph-fused-reduce-step-bf16": ("reduce", False, {}, None, {}),
+    "graph-fused-reduce-compiled-bf16": ("reduce", True, {}, None, {}),
+    "graph-fused-reduce-compiled-combo-bf16": ("reduce", True, {"combo_kernels": True}, [1], {}),
+    "graph-fused-compiled-pdl-bf16": (True, True, {"triton.enable_pdl": True}, [1], {}),
+    # Session 5: the Triton step (units/torch/triton_llama.py), the torch-cuda-* units' decode step.
+    "graph-triton-bf16": ("triton", False, {}, None, {}),
+    "graph-triton-torch-head-bf16": ("triton", False, {}, None, {"lm_head": "torch"}),
+    "graph-triton-bn4-bf16": ("triton", False, {}, None, {"block_n": 4}),
+    "graph-triton-bn16-bf16": ("triton", False, {}, None, {"block_n": 16}),
+    "graph-triton-res32-bf16": ("triton", False, {}, None, {"residual": "fp32"}),
+    "graph-triton-res32-pdl-bf16": ("triton", False, {}, None, {"residual": "fp32", "pdl": True}),
+    "graph-triton-res32-argmax-bf16": ("triton", False, {}, None, {"residual": "fp32", "argmax": "triton"}),
+    "graph-triton-res32-pdl-argmax-bf16": (
+        "triton",
+        False,
+        {},
+        None,
+        {"residual": "fp32", "pdl": True, "argmax": "triton"},
+    ),
 }
 DEFAULT_VARIANTS = (
     "graph-eager-step-bf16,graph-compiled-step-bf16,graph-fused-step-bf16,graph-fused-compiled-bf16,"
@@ -188,7 +207,12 @@ def free_run(name: str, gen: StaticCacheDecoder, prompts: torch.Tensor) -> None:
 
 
 def parity(
-    base: Any, gens: dict[str, StaticCacheDecoder], prompts: torch.Tensor, with_fp32: bool, fuse: bool | str = False
+    base: Any,
+    gens: dict[str, StaticCacheDecoder],
+    prompts: torch.Tensor,
+    with_fp32: bool,
+    fuse: bool | str = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     ref = copy.deepcopy(base).to(DEVICE)
     with torch.no_grad():
@@ -197,7 +221,12 @@ def parity(
         ref_logits = ref(full).logits[:, PROMPT - 1 : PROMPT + FORCED - 1].float().cpu()
     cont = cont.cpu()
     fp32_name = {False: "graph-eager-step", True: "graph-fused-step"}.get(fuse, f"graph-fused-{fuse}-step") + "-fp32"
-    checked = {**gens, fp32_name: make_generator(ref, torch.float32, fuse=fuse)} if with_fp32 else gens
+    if options:
+        fp32_name = f"{next(iter(gens))}-fp32"
+    fp32_options = {key: value for key, value in (options or {}).items() if key != "residual"}
+    checked = (
+        {**gens, fp32_name: make_generator(ref, torch.float32, fuse=fuse, options=fp32_options)} if with_fp32 else gens
+    )
     for name, gen in checked.items():
         teacher_forced(name, gen, prompts, cont, ref_logits)
         free_run(name, gen, prompts[:1])
@@ -275,7 +304,7 @@ def kernels_per_step(name: str, gen: StaticCacheDecoder, ids: torch.Tensor) -> i
 
 
 def time_ttft(model: Any, gens: dict[str, StaticCacheDecoder], ids: torch.Tensor, hf: bool) -> None:
-    for static in (False, True) if hf else ():
+    for static in ((False, True) if HF_DYNAMIC else (True,)) if hf else ():
         name = "hf-generate-static" if static else "hf-generate-dynamic"
         times = timed(lambda s=static: hf_generate(model, ids.to(DEVICE), 1, s))
         RESULTS["ttft"][name] = {
@@ -307,9 +336,10 @@ def time_all(
     for batch in batches or BATCHES:
         ids = prompts[batch]
         rows: dict[str, Any] = RESULTS["time"].setdefault(f"batch{batch}", {})
-        if hf:
+        if hf and HF_DYNAMIC:
             rows["hf-generate-dynamic"] = time_hf(model, batch, ids, static=False)
             save()
+        if hf:
             rows["hf-generate-static"] = time_hf(model, batch, ids, static=True)
             save()
         for name, gen in gens.items():
@@ -355,7 +385,7 @@ def run_variant(
     ttft_ids: torch.Tensor,
 ) -> None:
     """Parity, then timing, of one decoder variant; a failure is recorded and the run goes on."""
-    fuse, compiled, inductor, batches = VARIANTS[name]
+    fuse, compiled, inductor, batches, options = VARIANTS[name]
     if compiled and not COMPILE_MODE:
         return
     start = time.perf_counter()
@@ -370,8 +400,8 @@ def run_variant(
         # The fused step rewires the model's q/k/v and gate/up weights (views of concatenated tensors): give it
         # its own copy so graphs already captured on model_bf16 keep valid addresses.
         model = copy.deepcopy(base).to(DEVICE, torch.bfloat16) if fuse else model_bf16
-        gen = make_generator(model, torch.bfloat16, COMPILE_MODE if compiled else "", fuse=fuse)
-        parity(base, {name: gen}, prompts, with_fp32=not compiled and not inductor, fuse=fuse)
+        gen = make_generator(model, torch.bfloat16, COMPILE_MODE if compiled else "", fuse=fuse, options=options)
+        parity(base, {name: gen}, prompts, with_fp32=not compiled and not inductor, fuse=fuse, options=options)
         time_all(model, {name: gen}, timing, hf=False, batches=batches)
         time_ttft(model, {name: gen}, ttft_ids, hf=False)
     except Exception as exc:  # one variant failing must not lose the others

@@ -32,8 +32,9 @@ class TorchDecoderRunner:
         import torch
 
         with torch.inference_mode():
-            out = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1, :].float().numpy(), out.cache
+            out = self.model(input_ids=ids, **{_cache_argument(self.model): cache}, use_cache=True, logits_to_keep=1)
+        grown = getattr(out, "cache", None)
+        return out.logits[:, -1, :].float().numpy(), grown if grown is not None else out.past_key_values
 
     def prefill(self, input_ids: np.ndarray) -> tuple[np.ndarray, Any]:
         import torch
@@ -104,6 +105,14 @@ class TorchDecoderRunner:
 
     def synchronize(self) -> None:
         return None
+
+
+def _cache_argument(model: Any) -> str:
+    """The KV cache's keyword: `cache` in recent transformers 5 (which deprecates `past_key_values`), only
+    `past_key_values` in earlier 5.x releases (5.17 on the GPU machine)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _pad_id(model: Any) -> int:

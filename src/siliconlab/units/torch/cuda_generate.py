@@ -74,6 +74,7 @@ class StaticCacheDecoder:
         max_batch: int = 1,
         max_len: int = 2048,
         fuse: bool | str = False,
+        step_options: dict[str, Any] | None = None,
     ) -> None:
         import torch
 
@@ -95,7 +96,15 @@ class StaticCacheDecoder:
             why = fusable(self.model)
             if why is not None:
                 raise UsageError(f"fuse=True: {why}")
-            self._fused = FusedLlamaStep(self.model, **({"attention": fuse} if isinstance(fuse, str) else {}))
+            if fuse == "triton":
+                from siliconlab.units.torch.triton_llama import TritonLlamaStep, triton_supported
+
+                why = triton_supported(self.model)
+                if why is not None:
+                    raise UsageError(f"fuse='triton': {why}")
+                self._fused = TritonLlamaStep(self.model, max_len, **(step_options or {}))
+            else:
+                self._fused = FusedLlamaStep(self.model, **({"attention": fuse} if isinstance(fuse, str) else {}))
         #: Seconds from `prefill` being called to its first token being ready on the device (last call).
         self.ttft: float | None = None
         #: Seconds the last `generate` spent after its first token, and the tokens per row it made in them.
@@ -158,6 +167,9 @@ class StaticCacheDecoder:
 
         if self._fused is not None:
             logits = self._fused(tok, pos, mask, cache, write)
+            if getattr(self._fused, "advances", False):  # the Triton step: argmax + bookkeeping in 2 launches
+                self._fused.advance(logits, tok, pos, hist, n, write)
+                return logits
             write.add_(1)
         else:
             out = self.model(
@@ -346,7 +358,8 @@ class CudaGraphGenerator(StaticCacheDecoder):
 
     `compile=True` (Inductor mode `max-autotune-no-cudagraphs`) or a mode name compiles the step before the
     capture. `fuse=True` (Llama-family models) decodes with `FusedLlamaStep` instead of the HF forward: one QKV
-    and one gate-up GEMV per layer (`fuse="reduce"` also writes attention as fusable reductions).
+    and one gate-up GEMV per layer (`fuse="reduce"` also writes attention as fusable reductions);
+    `fuse="triton"` with `TritonLlamaStep` (5 Triton kernels per layer, triton_llama.py).
     Compilation and capture happen on first use of a batch size (inside the first `prefill`/`generate` of that
     size), not in `__init__`. Raises `SiliconlabError` without a CUDA device.
     """
@@ -360,6 +373,7 @@ class CudaGraphGenerator(StaticCacheDecoder):
         max_len: int = 2048,
         compile: bool | str = False,
         fuse: bool | str = False,
+        step_options: dict[str, Any] | None = None,
     ) -> None:
         import torch
 
@@ -367,7 +381,8 @@ class CudaGraphGenerator(StaticCacheDecoder):
             why = availability().reason or "torch.cuda.is_available() is False"
             raise SiliconlabError(f"CudaGraphGenerator needs a CUDA device: {why}")
         dtype = dtype or torch.bfloat16
-        super().__init__(model, dtype=dtype, device="cuda", max_batch=max_batch, max_len=max_len, fuse=fuse)
+        super().__init__(model, dtype=dtype, device="cuda", max_batch=max_batch, max_len=max_len, fuse=fuse,
+                         step_options=step_options)  # fmt: skip
         self.compile_mode = (DEFAULT_COMPILE_MODE if compile is True else compile) or None
         if self.compile_mode:
             self._step_fn = torch.compile(self._step, mode=self.compile_mode, dynamic=False)
