@@ -23,7 +23,9 @@ def t5_converter(artifact_cache: Path) -> GenerativeConverter:
 
 
 def test_t5_units_are_their_own_registry() -> None:
-    assert [u.name for u in select_decoder_units("all", seq2seq=True)] == ["torch-cpu-fp32", "onnxruntime-cpu-fp32"]
+    names = [u.name for u in select_decoder_units("all", seq2seq=True)]
+    assert names[:2] == ["torch-cpu-fp32", "onnxruntime-cpu-fp32"]
+    assert set(names[2:]) <= {"torch-cuda-fp32", "torch-cuda-bf16"}  # where a GPU is present
     assert get_decoder_unit("onnxruntime-cpu-fp32", seq2seq=True).seq2seq
     assert not get_decoder_unit("onnxruntime-cpu-fp32").seq2seq
 
@@ -38,7 +40,8 @@ def test_t5_unit_passes_the_fp32_gate(t5_converter: GenerativeConverter, name: s
     assert parity["agreement"] == 1.0 and parity["free_run_match"] == 1.0 and parity["cosine_min"] > 0.99999
     prompts = np.stack([p[0, :8] for p in t5_converter.reference().prompts[:2]])
     runner = unit.load(outcome.artifact_dir, 1)
-    reference = get_decoder_unit("torch-cpu-fp32", seq2seq=True).load(outcome.artifact_dir.parent / "torch-cpu-fp32", 1)
+    baseline = get_decoder_unit("torch-cpu-fp32", seq2seq=True)
+    reference = baseline.load(t5_converter.convert_unit(baseline).artifact_dir, 1)  # converted here if run alone
     expected = reference.generate(prompts, 6)  # Hugging Face generate, static cache
     np.testing.assert_array_equal(runner.generate(prompts, 6), expected)
     logits, cache = runner.prefill(prompts)
@@ -55,3 +58,17 @@ def test_the_generation_bench_times_t5(t5_converter: GenerativeConverter, artifa
     assert ttft == [32, 256]  # T5's relative positions: a 512-token context, so 1024 is left out
     decode = [r for r in result["results"] if r["new_tokens"] > 1]
     assert {r["batch"] for r in decode} == {1, 8} and all(r["decode_tokens_per_s"] > 0 for r in decode)
+
+
+@pytest.mark.parametrize("name", ["torch-cuda-fp32", "torch-cuda-bf16"])
+def test_t5_on_cuda_passes_its_gate(t5_converter: GenerativeConverter, name: str) -> None:
+    unit = get_decoder_unit(name, seq2seq=True)
+    available = unit.availability()
+    if not available.ok:
+        pytest.skip(f"{name}: {available.reason}")
+    outcome = t5_converter.convert_unit(unit)
+    assert outcome.ok, outcome.error
+    parity = outcome.manifest["parity"]
+    assert parity["passed"] and parity["agreement"] >= unit.agreement_min
+    if name == "torch-cuda-fp32":
+        assert parity["agreement"] == 1.0 and parity["free_run_match"] == 1.0

@@ -16,6 +16,7 @@ from siliconlab.units.onnxruntime.seq2seq import OnnxRuntimeCpuSeq2Seq
 from siliconlab.units.openvino.decoder import OpenVinoCpuDecoder, OpenVinoCpuInt8Decoder
 from siliconlab.units.torch.cpu_generate import TorchCpuFp32Decoder
 from siliconlab.units.torch.cuda_decoder import TorchCudaBf16Decoder, TorchCudaFp16Decoder, TorchCudaFp32Decoder
+from siliconlab.units.torch.cuda_seq2seq import TorchCudaBf16Seq2Seq, TorchCudaFp32Seq2Seq
 from siliconlab.units.torch.seq2seq_generate import TorchCpuFp32Seq2Seq
 
 DECODER_BASELINE = "torch-cpu-fp32"
@@ -38,7 +39,7 @@ DECODER_REGISTRY: dict[str, type[GenerativeUnit]] = {
 
 #: Encoder-decoder models (T5) under the same unit names: which registry is read follows from the model.
 SEQ2SEQ_REGISTRY: dict[str, type[GenerativeUnit]] = {
-    unit.name: unit for unit in (TorchCpuFp32Seq2Seq, OnnxRuntimeCpuSeq2Seq)
+    unit.name: unit for unit in (TorchCpuFp32Seq2Seq, OnnxRuntimeCpuSeq2Seq, TorchCudaFp32Seq2Seq, TorchCudaBf16Seq2Seq)
 }
 
 #: `unit="best"` for a decoder, until a bench record ranks them: the order to try. An NVIDIA GPU first (a

@@ -43,6 +43,8 @@ def _wrapper(model: torch.nn.Module, layers: int) -> torch.nn.Module:
     import torch
     from transformers import DynamicCache
 
+    from siliconlab.units.torch.cpu_generate import cache_argument
+
     class DecoderWithPast(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -52,9 +54,11 @@ def _wrapper(model: torch.nn.Module, layers: int) -> torch.nn.Module:
             cache = DynamicCache()
             for layer in range(layers):
                 cache.update(past[2 * layer], past[2 * layer + 1], layer)
-            out = self.model(input_ids=input_ids, position_ids=position_ids, cache=cache, use_cache=True)
+            out = self.model(input_ids=input_ids, position_ids=position_ids, use_cache=True,
+                             **{cache_argument(self.model): cache})  # fmt: skip
+            grown = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
             presents = []
-            for layer in out.cache.layers:
+            for layer in grown.layers:
                 presents += [layer.keys, layer.values]
             return (out.logits[:, -1, :], *presents)
 

@@ -39,6 +39,8 @@ def _wrappers(model: torch.nn.Module, layers: int) -> tuple[torch.nn.Module, tor
     import torch
     from transformers import DynamicCache, EncoderDecoderCache
 
+    from siliconlab.units.torch.cpu_generate import cache_argument
+
     class Encoder(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -57,10 +59,11 @@ def _wrappers(model: torch.nn.Module, layers: int) -> tuple[torch.nn.Module, tor
             for layer in range(layers):
                 own.update(past[2 * layer], past[2 * layer + 1], layer)
             cache = EncoderDecoderCache(own, DynamicCache())  # cross k/v: recomputed from encoder_states
-            out = self.model(encoder_outputs=(encoder_states,), decoder_input_ids=decoder_input_ids, cache=cache,
-                             use_cache=True)  # fmt: skip
+            out = self.model(encoder_outputs=(encoder_states,), decoder_input_ids=decoder_input_ids, use_cache=True,
+                             **{cache_argument(self.model): cache})  # fmt: skip
+            grown = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
             presents = []
-            for layer in out.cache.self_attention_cache.layers:
+            for layer in grown.self_attention_cache.layers:
                 presents += [layer.keys, layer.values]
             return (out.logits[:, -1, :], *presents)
 

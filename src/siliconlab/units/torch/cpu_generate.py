@@ -27,33 +27,36 @@ class TorchDecoderRunner:
         self.model = model.eval()
         self.max_length = max_length
         self.static_cache = static_cache
+        self.device = next(model.parameters()).device  # the CUDA seq2seq units reuse these runners on a GPU
+
+    def ids(self, array: np.ndarray) -> torch.Tensor:
+        """Token ids as an int64 tensor on the model's device."""
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(self.device)
 
     def _forward(self, ids: torch.Tensor, cache: Any) -> tuple[np.ndarray, Any]:
         import torch
 
         with torch.inference_mode():
-            out = self.model(input_ids=ids, **{_cache_argument(self.model): cache}, use_cache=True, logits_to_keep=1)
+            out = self.model(input_ids=ids, **{cache_argument(self.model): cache}, use_cache=True, logits_to_keep=1)
         grown = getattr(out, "cache", None)
-        return out.logits[:, -1, :].float().numpy(), grown if grown is not None else out.past_key_values
+        return out.logits[:, -1, :].float().cpu().numpy(), grown if grown is not None else out.past_key_values
 
     def prefill(self, input_ids: np.ndarray) -> tuple[np.ndarray, Any]:
-        import torch
         from transformers import DynamicCache
 
-        return self._forward(torch.from_numpy(np.ascontiguousarray(input_ids, dtype=np.int64)), DynamicCache())
+        return self._forward(self.ids(input_ids), DynamicCache())
 
     def decode_step(self, token_ids: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
-        import torch
-
-        ids = torch.from_numpy(np.ascontiguousarray(token_ids, dtype=np.int64)).reshape(-1, 1)
-        return self._forward(ids, cache)
+        return self._forward(self.ids(token_ids).reshape(-1, 1), cache)
 
     def full_logits(self, input_ids: np.ndarray) -> np.ndarray:
         """Logits at every position of one forward pass [batch, seq, vocab] (the teacher-forced reference)."""
         import torch
 
         with torch.inference_mode():
-            return self.model(input_ids=torch.from_numpy(input_ids)).logits.float().numpy()
+            return self.model(input_ids=self.ids(input_ids)).logits.float().cpu().numpy()
 
     def continuation_logits(self, prompt: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Logits predicting each of `tokens` [steps] after `prompt` [1, len], teacher-forced in one pass."""
@@ -74,7 +77,7 @@ class TorchDecoderRunner:
                 if not self.prompt_seen:  # generate() first hands the streamer the prompt itself
                     self.prompt_seen = True
                     return
-                if on_token is not None and on_token(value.reshape(-1).numpy().astype(np.int64)):
+                if on_token is not None and on_token(value.reshape(-1).cpu().numpy().astype(np.int64)):
                     stop["now"] = True
 
             def end(self) -> None:
@@ -82,9 +85,9 @@ class TorchDecoderRunner:
 
         class Stop(StoppingCriteria):
             def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-                return torch.full((input_ids.shape[0],), stop["now"], dtype=torch.bool)
+                return torch.full((input_ids.shape[0],), stop["now"], dtype=torch.bool, device=input_ids.device)
 
-        ids = torch.from_numpy(np.ascontiguousarray(input_ids, dtype=np.int64))
+        ids = self.ids(input_ids)
         streamer = Streamer()  # put() gets one token per row each step, at any batch size
         with torch.inference_mode():
             out = self.model.generate(
@@ -95,19 +98,23 @@ class TorchDecoderRunner:
                 do_sample=False,
                 num_beams=1,
                 cache_implementation="static" if self.static_cache else None,
+                disable_compile=True,  # HF auto-compiles a static-cache generate on CUDA: time the model, not a compile
                 streamer=streamer,
                 stopping_criteria=StoppingCriteriaList([Stop()]),
                 pad_token_id=_pad_id(self.model),
                 eos_token_id=None,  # stopping is the caller's call (on_token), so bench lengths stay fixed
             )
         prompt_width = 1 if self.model.config.is_encoder_decoder else ids.shape[1]  # T5: the decoder start token
-        return out[:, prompt_width:].numpy().astype(np.int64)
+        return out[:, prompt_width:].cpu().numpy().astype(np.int64)
 
     def synchronize(self) -> None:
-        return None
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
 
 
-def _cache_argument(model: Any) -> str:
+def cache_argument(model: Any) -> str:
     """The KV cache's keyword: `cache` in recent transformers 5 (which deprecates `past_key_values`), only
     `past_key_values` in earlier 5.x releases (5.17 on the GPU machine)."""
     import inspect

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from siliconlab.units.torch.cpu_generate import TorchCpuFp32Decoder, TorchDecoderRunner
+from siliconlab.units.torch.cpu_generate import TorchCpuFp32Decoder, TorchDecoderRunner, cache_argument
 
 if TYPE_CHECKING:
     import torch
@@ -42,25 +42,24 @@ class TorchSeq2SeqRunner(TorchDecoderRunner):
         import torch
 
         with torch.inference_mode():
-            out = self.model(encoder_outputs=(states,), decoder_input_ids=ids, cache=cache, use_cache=True)
-        return out.logits[:, -1, :].float().numpy(), (states, out.cache)
+            out = self.model(encoder_outputs=(states,), decoder_input_ids=ids, use_cache=True,
+                             **{cache_argument(self.model): cache})  # fmt: skip
+        grown = getattr(out, "cache", None)
+        return out.logits[:, -1, :].float().cpu().numpy(), (states, grown if grown is not None else out.past_key_values)
 
     def prefill(self, input_ids: np.ndarray) -> tuple[np.ndarray, Any]:
         import torch
         from transformers import DynamicCache, EncoderDecoderCache
 
-        ids = torch.from_numpy(np.ascontiguousarray(input_ids, dtype=np.int64))
+        ids = self.ids(input_ids)
         with torch.inference_mode():
             states = self.model.get_encoder()(input_ids=ids).last_hidden_state
-        start = torch.full((ids.shape[0], 1), self.start_id, dtype=torch.int64)
+        start = torch.full((ids.shape[0], 1), self.start_id, dtype=torch.int64, device=self.device)
         return self._decode(start, states, EncoderDecoderCache(DynamicCache(), DynamicCache()))
 
     def decode_step(self, token_ids: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
-        import torch
-
         states, past = cache
-        ids = torch.from_numpy(np.ascontiguousarray(token_ids, dtype=np.int64)).reshape(-1, 1)
-        return self._decode(ids, states, past)
+        return self._decode(self.ids(token_ids).reshape(-1, 1), states, past)
 
     def continuation_logits(self, prompt: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Logits predicting each of `tokens` in one cache-free pass: the decoder fed [start, tokens[:-1]]."""
@@ -68,8 +67,8 @@ class TorchSeq2SeqRunner(TorchDecoderRunner):
 
         decoder_ids = np.concatenate([[self.start_id], tokens[:-1]]).astype(np.int64)[None, :]
         with torch.inference_mode():
-            out = self.model(input_ids=torch.from_numpy(prompt), decoder_input_ids=torch.from_numpy(decoder_ids))
-        return out.logits[0].float().numpy()
+            out = self.model(input_ids=self.ids(prompt), decoder_input_ids=self.ids(decoder_ids))
+        return out.logits[0].float().cpu().numpy()
 
 
 class TorchCpuFp32Seq2Seq(TorchCpuFp32Decoder):
