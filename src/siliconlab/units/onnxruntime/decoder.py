@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +93,39 @@ def export_decoder(model: LoadedModel, path: Path) -> dict[str, Any]:
             "cache": "explicit past/present tensors"}  # fmt: skip
 
 
-class OrtDecoderRunner(GreedyDecoderMixin):
-    """prefill/decode_step over an exported step graph; the cache is (past tensors, positions so far)."""
+class ExplicitKvStepRunner(GreedyDecoderMixin, ABC):
+    """prefill/decode_step over the exported step graph, whatever engine runs it: the cache is (past tensors,
+    positions so far), prefill is the step with an empty past. An engine supplies `_run` (feeds -> logits,
+    present) and sets `shape` = (layers, kv heads, head dim) and `past_names`."""
+
+    shape: tuple[int, int, int]
+    past_names: list[str]
+
+    @abstractmethod
+    def _run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One step of the graph: logits of the last position and the present k/v tensors."""
+
+    def _step(self, ids: np.ndarray, past: list[np.ndarray], start: int) -> tuple[np.ndarray, Any]:
+        batch, seq = ids.shape
+        positions = np.broadcast_to(np.arange(start, start + seq, dtype=np.int64), (batch, seq))
+        feeds = {"input_ids": ids, "position_ids": np.ascontiguousarray(positions)}
+        feeds.update(zip(self.past_names, past))
+        logits, present = self._run(feeds)
+        return logits, (present, start + seq)
+
+    def prefill(self, input_ids: np.ndarray) -> tuple[np.ndarray, Any]:
+        layers, kv_heads, head_dim = self.shape
+        ids = np.ascontiguousarray(input_ids, dtype=np.int64)
+        empty = np.zeros((ids.shape[0], kv_heads, 0, head_dim), dtype=np.float32)
+        return self._step(ids, [empty] * (2 * layers), 0)
+
+    def decode_step(self, token_ids: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        past, start = cache
+        return self._step(np.asarray(token_ids, dtype=np.int64).reshape(-1, 1), past, start)
+
+
+class OrtDecoderRunner(ExplicitKvStepRunner):
+    """The step graph in an ONNX Runtime session."""
 
     def __init__(self, path: Path, threads: int, max_length: int, layers: int, kv_heads: int, head_dim: int):
         import onnxruntime as ort
@@ -107,23 +139,9 @@ class OrtDecoderRunner(GreedyDecoderMixin):
         self.shape = (layers, kv_heads, head_dim)
         self.past_names = [i.name for i in self.session.get_inputs()][2:]
 
-    def _step(self, ids: np.ndarray, past: list[np.ndarray], start: int) -> tuple[np.ndarray, Any]:
-        batch, seq = ids.shape
-        positions = np.broadcast_to(np.arange(start, start + seq, dtype=np.int64), (batch, seq))
-        feeds = {"input_ids": ids, "position_ids": np.ascontiguousarray(positions)}
-        feeds.update(zip(self.past_names, past))
+    def _run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         logits, *present = self.session.run(None, feeds)
-        return logits, (present, start + seq)
-
-    def prefill(self, input_ids: np.ndarray) -> tuple[np.ndarray, Any]:
-        layers, kv_heads, head_dim = self.shape
-        ids = np.ascontiguousarray(input_ids, dtype=np.int64)
-        empty = np.zeros((ids.shape[0], kv_heads, 0, head_dim), dtype=np.float32)
-        return self._step(ids, [empty] * (2 * layers), 0)
-
-    def decode_step(self, token_ids: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
-        past, start = cache
-        return self._step(np.asarray(token_ids, dtype=np.int64).reshape(-1, 1), past, start)
+        return logits, present
 
 
 def _versions() -> dict[str, str]:

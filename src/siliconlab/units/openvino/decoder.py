@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from siliconlab.units.base import INT8_AGREEMENT_MIN, INT8_COSINE_MIN, Conversion, GenerativeUnit, GreedyDecoderMixin
-from siliconlab.units.onnxruntime.decoder import _cache_shape, export_decoder
+from siliconlab.units.base import INT8_AGREEMENT_MIN, INT8_COSINE_MIN, Conversion, GenerativeUnit
+from siliconlab.units.onnxruntime.decoder import ExplicitKvStepRunner, _cache_shape, export_decoder
 from siliconlab.units.openvino.cpu import op_histogram, openvino_versions
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ def convert_step_graph(model: LoadedModel, out_dir: Path) -> tuple[Any, dict[str
     return converted, graph
 
 
-class OpenVinoDecoderRunner(GreedyDecoderMixin):
-    """prefill/decode_step through one compiled step graph; the cache is (past tensors, positions so far)."""
+class OpenVinoDecoderRunner(ExplicitKvStepRunner):
+    """The step graph compiled by OpenVINO (prefill/decode_step shared with ONNX Runtime's runner)."""
 
     def __init__(self, path: Path, threads: int, max_length: int, layers: int, kv_heads: int, head_dim: int):
         import openvino as ov
@@ -59,24 +59,10 @@ class OpenVinoDecoderRunner(GreedyDecoderMixin):
         self.past_names = [port.get_any_name() for port in self.compiled.inputs][2:]
         self.outputs = list(self.compiled.outputs)
 
-    def _step(self, ids: np.ndarray, past: list[np.ndarray], start: int) -> tuple[np.ndarray, Any]:
-        batch, seq = ids.shape
-        positions = np.broadcast_to(np.arange(start, start + seq, dtype=np.int64), (batch, seq))
-        feeds = {"input_ids": ids, "position_ids": np.ascontiguousarray(positions)}
-        feeds.update(zip(self.past_names, past))
+    def _run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         result = self.request.infer(feeds)  # outputs are copied out (share_outputs=False): safe to keep
         logits, *present = (result[port] for port in self.outputs)
-        return np.asarray(logits, dtype=np.float32), (present, start + seq)
-
-    def prefill(self, input_ids: np.ndarray) -> tuple[np.ndarray, Any]:
-        layers, kv_heads, head_dim = self.shape
-        ids = np.ascontiguousarray(input_ids, dtype=np.int64)
-        empty = np.zeros((ids.shape[0], kv_heads, 0, head_dim), dtype=np.float32)
-        return self._step(ids, [empty] * (2 * layers), 0)
-
-    def decode_step(self, token_ids: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
-        past, start = cache
-        return self._step(np.asarray(token_ids, dtype=np.int64).reshape(-1, 1), past, start)
+        return np.asarray(logits, dtype=np.float32), present
 
 
 class OpenVinoCpuDecoder(GenerativeUnit):
