@@ -260,7 +260,7 @@ def test_openai_client_that_leaves_before_its_answer_stops_generation(served: An
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{served[1].url}/v1/chat/completions", json=body, timeout=httpx.Timeout(30, read=0.5))
         deadline = time.monotonic() + 20
-        while not any(cancel_dir.iterdir()):  # Triton marked the request cancelled; the patch left its key
+        while not any(cancel_dir.iterdir()):  # the front stopped the request by its key
             assert time.monotonic() < deadline, "the request was not cancelled"
             time.sleep(0.05)
     stats = wait_stopped_by_caller(tiny_chat)

@@ -13,6 +13,12 @@ gets a patch (`STREAM_PATCH`): it tags every request with a key (a request param
 responses flow, checks `request.is_cancelled()`; a cancelled request's key becomes a file in a folder of the
 workspace that the callable checks before every piece. The callable then closes the pipeline's stream, which
 stops the decoder at the next token and releases it.
+
+A caller in this process (the OpenAI front) can stop a request without cancelling its gRPC stream: it sends
+its own key (`caller_key()`) as the request parameter and touches that file (`stop_by_key`). That matters
+because the tritonserver PyTriton 0.7 ships never finishes a gRPC stream cancelled just after its final
+response (it waits for a cancellation callback that does not come), and the model then holds Triton's drain
+for its whole timeout; a caller that stops by key and reads the stream to its end never cancels.
 """
 
 from __future__ import annotations
@@ -138,6 +144,18 @@ class StreamInfer:
         return self.cancel_dir / key
 
 
+def caller_key() -> str:
+    """A key a caller may send as the `STREAM_KEY` parameter (the model file's patch accepts only this form)."""
+    import uuid
+
+    return f"caller-{uuid.uuid4().hex}"
+
+
+def stop_by_key(cancel_dir: Path, key: str) -> None:
+    """Ask the streaming callable to stop the request sent with `key` (it checks before every piece)."""
+    (cancel_dir / key).touch()
+
+
 def _plain(value: Any) -> Any:
     """JSON for the stats: NaN (no decode step yet) becomes null."""
     if isinstance(value, float) and value != value:
@@ -162,16 +180,22 @@ STREAM_PATCH = '''
 
 # --- added by siliconlab.serve: a stream whose client left stops its generation ----------------------------
 import itertools as _siliconlab_itertools
+import re as _siliconlab_re
 
 _siliconlab_cancel_dir = pathlib.Path({cancel_dir!r})
 _siliconlab_keys = {{}}
 _siliconlab_counter = _siliconlab_itertools.count()
+_siliconlab_caller_key = _siliconlab_re.compile(r"caller-[0-9a-f]{{32}}")
 _siliconlab_original_wrap_request = TritonRequestsServer._wrap_request
 
 
 def _siliconlab_wrap_request(self, triton_request, inputs, span=None):
     request = _siliconlab_original_wrap_request(self, triton_request, inputs, span)
-    key = f"{{os.getpid()}}-{{next(_siliconlab_counter)}}"
+    given = (request.parameters or {{}}).get({key!r})
+    if isinstance(given, str) and _siliconlab_caller_key.fullmatch(given):
+        key = given  # the caller (the OpenAI front) may stop this request by this key, without a gRPC cancel
+    else:
+        key = f"{{os.getpid()}}-{{next(_siliconlab_counter)}}"
     _siliconlab_keys[id(triton_request)] = key
     request.parameters = {{**(request.parameters or {{}}), {key!r}: key}}
     return request

@@ -4,7 +4,8 @@ The front holds no model: a chat completion is one gRPC `stream_infer` call to t
 serve/generative.py (the conversation as JSON, `max_tokens`), whose responses are the reply's pieces and then
 its figures. `stream: true` answers with OpenAI's server-sent events (`chat.completion.chunk` objects, then
 `data: [DONE]`); otherwise the pieces are joined into one `chat.completion`. A client that disconnects
-cancels the gRPC stream, which stops generation on the server (see serve/generative.py). Requests are
+stops generation on the server by the request's key, and the front reads the stream to its end rather than
+cancelling it (see serve/generative.py for why). Requests are
 checked here first (messages, roles, max_tokens range, model), so a bad one is a 400 before any work.
 """
 
@@ -16,6 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from fastapi import Request  # at module level: FastAPI resolves the endpoint's 
 from pydantic import BaseModel
 
 from siliconlab.errors import UsageError
+from siliconlab.serve.generative import STREAM_KEY, caller_key, stop_by_key
 from siliconlab.serve.openai_front import ApiError, Backend
 
 #: Why generation stopped (the pipeline's words) -> OpenAI's finish_reason.
@@ -72,7 +75,7 @@ def check_request(backend: Backend, request: ChatRequest) -> tuple[list[dict[str
 async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, str]],
                         max_tokens: int | None) -> AsyncIterator[tuple[str, Any]]:  # fmt: skip
     """("piece", text) ... then ("stats", dict), from Triton's streaming model; an error raises ApiError.
-    Closing this iterator early cancels the gRPC stream (the server stops generating)."""
+    Closing this iterator early stops the request (the server stops generating)."""
     from tritonclient.grpc import aio as grpcclient
 
     from siliconlab.serve.generative import FAILED
@@ -85,13 +88,28 @@ async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, s
         limit.set_data_from_numpy(np.array([max_tokens], dtype=np.int32))
         inputs.append(limit)
 
-    async def one_request() -> AsyncIterator[dict[str, Any]]:
-        yield {"model_name": model, "inputs": inputs}
+    cancel_dir = backend.cancel_dirs.get(model)
+    key = caller_key()
 
+    async def one_request() -> AsyncIterator[dict[str, Any]]:
+        yield {"model_name": model, "inputs": inputs, "parameters": {STREAM_KEY: key}}
+
+    # The gRPC stream is read by a task of its own: a read cancelled with the HTTP request (its client left)
+    # would cancel the gRPC call, and Triton never finishes a call cancelled just after its final response.
     responses = backend.client.stream_infer(one_request())
+    arrived: asyncio.Queue[Any] = asyncio.Queue()
+    reader = _background(_read_all(responses, arrived))
     ended = False
     try:
-        async for result, error in responses:
+        while True:
+            item = await arrived.get()
+            if item is _END:
+                ended = True
+                raise ApiError(502, "the server closed the stream before the reply ended", "server_error")
+            if isinstance(item, Exception):
+                ended = True
+                raise ApiError(502, f"the stream failed: {item}", "server_error")
+            result, error = item
             if error is not None:
                 ended = True
                 message = error.message() or str(error)
@@ -103,26 +121,50 @@ async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, s
                 return
             if "text" in names:
                 yield "piece", bytes(result.as_numpy("text").reshape(-1)[0]).decode("utf-8")
-        ended = True
-        raise ApiError(502, "the server closed the stream before the reply ended", "server_error")
     finally:
-        if ended:
-            await _close(responses)
-        else:
-            responses.cancel()  # a client that left: the server stops generating
+        if not ended and cancel_dir is not None:
+            stop_by_key(cancel_dir, key)  # a client that left: the server stops generating at its next piece
+        _background(_settle(reader, responses, cancel=not ended and cancel_dir is None, cancel_dir=cancel_dir,
+                            key=key))  # fmt: skip
 
 
-async def _close(responses: Any, timeout_s: float = 5.0) -> None:
-    """Let a finished stream end on its own. Cancelling it once the server has sent its final flag leaves the
-    gRPC frontend of the tritonserver that PyTriton 0.7 ships waiting for a cancellation callback that never
-    comes, and the model then never unloads (measured here: the drain hit its 10 s timeout); so read on until
-    the server closes the stream."""
+_END = object()
+#: Tasks that outlive the request that started them (asyncio keeps only weak references to tasks).
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def _background(work: Any) -> asyncio.Task[Any]:
+    task = asyncio.ensure_future(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
+
+
+async def _read_all(responses: Any, arrived: asyncio.Queue[Any]) -> None:
     try:
-        async with asyncio.timeout(timeout_s):
-            async for _ in responses:
-                pass
-    except Exception:  # noqa: BLE001 - a stream that will not end is cancelled after all
+        async for item in responses:
+            arrived.put_nowait(item)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - handed to the request, which answers with it
+        arrived.put_nowait(exc)
+    finally:
+        arrived.put_nowait(_END)
+
+
+async def _settle(reader: asyncio.Task[Any], responses: Any, cancel: bool, cancel_dir: Path | None, key: str,
+                  timeout_s: float = 10.0) -> None:  # fmt: skip
+    """Let the stream end on its own: a finished reply, or one stopped by key, ends once the server has sent its
+    final response. Only a stream that will not end (or one that cannot be stopped by key) is cancelled."""
+    try:
+        if cancel:
+            responses.cancel()
+        await asyncio.wait_for(asyncio.shield(reader), timeout_s)
+    except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - a stream that will not end is cancelled after all
         responses.cancel()
+    finally:
+        if cancel_dir is not None:
+            (cancel_dir / key).unlink(missing_ok=True)
 
 
 def usage(stats: dict[str, Any]) -> dict[str, int]:

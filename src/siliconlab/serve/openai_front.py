@@ -56,11 +56,13 @@ class Backend:
     """The Triton server as the front sees it: its gRPC address, batch limit and the embedding models."""
 
     def __init__(self, grpc_url: str, max_batch: int, embedding_models: dict[str, int],
-                 chat_models: dict[str, int] | None = None):  # fmt: skip
+                 chat_models: dict[str, int] | None = None, cancel_dirs: dict[str, Any] | None = None):  # fmt: skip
         self.grpc_url = grpc_url
         self.max_batch = max_batch
         self.embedding_models = embedding_models  # name -> width
         self.chat_models = chat_models or {}  # name -> largest max_tokens
+        #: chat model -> the folder where a request's key stops it (serve/generative.py); absent: cancel instead
+        self.cancel_dirs = cancel_dirs or {}
         self.client: Any = None
 
     async def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
@@ -223,7 +225,8 @@ class Front:
         texts = [b for b in bindings if b.task == "embedding" and b.inputs[0].name == "text"]
         widths = {b.name: b.outputs[0].shape[0] for b in texts}
         chats = {b.name: int(b.parameters["max_tokens_limit"]) for b in bindings if b.decoupled}
-        self.backend = Backend(server.grpc_url, server.options.max_batch, widths, chats)
+        stops = {b.name: b.infer.cancel_dir for b in bindings if b.decoupled and b.infer.cancel_dir is not None}
+        self.backend = Backend(server.grpc_url, server.options.max_batch, widths, chats, stops)
         self.host, self.port = host, port
         self.url = f"http://{_url_host(host)}:{port}"
         self._drain_s = server.options.drain_timeout_s
