@@ -35,7 +35,7 @@ def start_server(unit: str, max_batch: int, delay_us: int, cache: Path | None) -
     port = free_port()
     command = [sys.executable, "-m", "siliconlab", "serve", "minilm", "--unit", unit, "--http-port", str(port),
                "--grpc-port", str(free_port()), "--metrics-port", str(free_port()), "--max-batch", str(max_batch),
-               "--max-queue-delay-us", str(delay_us), "--max-queue", "4096"]  # fmt: skip
+               "--max-queue-delay-us", str(delay_us)]  # fmt: skip
     command += ["--cache", str(cache)] if cache else []
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in process.stdout:

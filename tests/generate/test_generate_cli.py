@@ -49,7 +49,7 @@ def test_bench_reports_ttft_and_decode_rate(tiny_llama: Path, tmp_path: Path, ar
     assert decode[8]["decode_tokens_per_s"] > 0 and decode[8]["parity"]["passed"]
 
 
-@pytest.mark.parametrize("unit", ["onnxruntime-cpu-fp32", "onnxruntime-cpu-int8"])
+@pytest.mark.parametrize("unit", ["onnxruntime-cpu-fp32", "onnxruntime-cpu-int8", "onnxruntime-cpu-int4"])
 def test_onnxruntime_decoders_pass_their_gates(tiny_llama: Path, artifact_cache: Path, unit: str) -> None:
     from siliconlab.convert.generate import GenerativeConverter
     from siliconlab.models import resolve
@@ -61,3 +61,5 @@ def test_onnxruntime_decoders_pass_their_gates(tiny_llama: Path, artifact_cache:
     assert parity["passed"] and parity["agreement"] >= parity["agreement_min"]
     if unit.endswith("fp32"):
         assert parity["agreement"] == 1.0 and parity["free_run_match"] == 1.0 and parity["cosine_min"] > 0.99999
+    if unit.endswith("int4"):  # weight-only: every weight MatMul became a 4-bit MatMulNBits
+        assert "MatMulNBits" in outcome.manifest["graph"]["quantization"]

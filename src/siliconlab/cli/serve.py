@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from siliconlab.cli.common import console, err, handles_errors
-from siliconlab.serve.config import DRAIN_TIMEOUT_S, MAX_BATCH, MAX_QUEUE, MAX_QUEUE_DELAY_US
+from siliconlab.serve.config import DRAIN_TIMEOUT_S, MAX_BATCH, MAX_QUEUE_DELAY_US
 
 Models = Annotated[
     list[str] | None,
@@ -26,7 +26,11 @@ GrpcPort = Annotated[int, typer.Option("--grpc-port", help="KServe v2 gRPC port.
 MetricsPort = Annotated[int, typer.Option("--metrics-port", help="Prometheus metrics port.")]
 MaxBatch = Annotated[int, typer.Option("--max-batch", help="Largest batch Triton forms (1 turns batching off).")]
 Delay = Annotated[int, typer.Option("--max-queue-delay-us", help="How long a request may wait for batch mates (µs).")]
-MaxQueue = Annotated[int, typer.Option("--max-queue", help="Requests a model may hold waiting; beyond: 503.")]
+MaxQueue = Annotated[
+    int | None,
+    typer.Option("--max-queue", help="Bound the requests a model may hold waiting (beyond: 503). Default: no bound; "
+                 "Triton's bounded queue stalls ~1 request in 20 by 0.5 s (docs/serving.md).", show_default=False),
+]  # fmt: skip
 OpenaiPort = Annotated[
     int | None,
     typer.Option("--openai-port", help="Also start an OpenAI-compatible front (/v1/embeddings, /v1/chat/completions)."),
@@ -46,7 +50,7 @@ def serve(
     metrics_port: MetricsPort = 8002,
     max_batch: MaxBatch = MAX_BATCH,
     max_queue_delay_us: Delay = MAX_QUEUE_DELAY_US,
-    max_queue: MaxQueue = MAX_QUEUE,
+    max_queue: MaxQueue = None,
     openai_port: OpenaiPort = None,
     drain_timeout: Drain = DRAIN_TIMEOUT_S,
     threads: Threads = None,

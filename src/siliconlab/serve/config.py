@@ -24,9 +24,11 @@ SERVED = {
 #: is busy, batches form from the queue whatever the delay.
 MAX_BATCH = 32
 MAX_QUEUE_DELAY_US = 500
-#: Requests a model may hold waiting; beyond it Triton answers "unavailable" (HTTP 503) at once instead of
-#: letting latency grow without bound.
-MAX_QUEUE = 256
+#: `--max-queue` has no default bound. Triton 2.51 bounds a queue only through a queue policy, and any queue
+#: policy turns off its batcher's payload prefetching; on that path the batcher waits for a free model instance
+#: on a condition variable whose wake-up can be lost, and a lost one costs its full 500 ms default wait
+#: (core/src/dynamic_batch_scheduler.cc, WaitForPayloadSlotAvailable). Measured here: with a bound, one request
+#: in ~20 at concurrency 1 waited 0.51-0.55 s in the queue; without one, none did (docs/serving.md).
 #: Seconds Triton waits for in-flight requests on SIGTERM/Ctrl-C before it exits anyway.
 DRAIN_TIMEOUT_S = 10
 
@@ -45,7 +47,7 @@ class ServeOptions:
     metrics_port: int = 8002
     max_batch: int = MAX_BATCH
     max_queue_delay_us: int = MAX_QUEUE_DELAY_US
-    max_queue: int = MAX_QUEUE
+    max_queue: int | None = None
     openai_port: int | None = None
     drain_timeout_s: int = DRAIN_TIMEOUT_S
     threads: int | None = None
@@ -66,7 +68,8 @@ class ServeOptions:
             served_name(name)
         if len(set(map(served_name, self.models))) != len(self.models):
             raise UsageError(f"a model is named twice: {' '.join(self.models)}")
-        for option, value in (("--max-batch", self.max_batch), ("--max-queue", self.max_queue)):
+        bounds = {"--max-batch": self.max_batch, "--max-queue": 1 if self.max_queue is None else self.max_queue}
+        for option, value in bounds.items():
             if value < 1:
                 raise UsageError(f"{option} must be >= 1, got {value}")
         if self.max_queue_delay_us < 0:

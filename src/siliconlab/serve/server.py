@@ -130,8 +130,8 @@ class Server:
         from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor
 
         o = self.options
-        batcher = DynamicBatcher(max_queue_delay_microseconds=o.max_queue_delay_us,
-                                 default_queue_policy=QueuePolicy(max_queue_size=o.max_queue))  # fmt: skip
+        policy = None if o.max_queue is None else QueuePolicy(max_queue_size=o.max_queue)  # see config.py
+        batcher = DynamicBatcher(max_queue_delay_microseconds=o.max_queue_delay_us, default_queue_policy=policy)
         if binding.decoupled:  # a stream of responses per request; generation runs one sequence at a time
             config = ModelConfig(batching=False, decoupled=True)
         else:

@@ -11,7 +11,11 @@ from siliconlab.errors import UsageError
 from siliconlab.units.base import GenerativeUnit
 from siliconlab.units.coreml.decoder import CoreMLGpuDecoder
 from siliconlab.units.mlx.decoder import MlxDecoder
-from siliconlab.units.onnxruntime.decoder import OnnxRuntimeCpuDecoder, OnnxRuntimeCpuInt8Decoder
+from siliconlab.units.onnxruntime.decoder import (
+    OnnxRuntimeCpuDecoder,
+    OnnxRuntimeCpuInt4Decoder,
+    OnnxRuntimeCpuInt8Decoder,
+)
 from siliconlab.units.onnxruntime.seq2seq import OnnxRuntimeCpuSeq2Seq
 from siliconlab.units.openvino.decoder import OpenVinoCpuDecoder, OpenVinoCpuInt8Decoder
 from siliconlab.units.torch.cpu_generate import TorchCpuFp32Decoder
@@ -27,6 +31,7 @@ DECODER_REGISTRY: dict[str, type[GenerativeUnit]] = {
         TorchCpuFp32Decoder,
         OnnxRuntimeCpuDecoder,
         OnnxRuntimeCpuInt8Decoder,
+        OnnxRuntimeCpuInt4Decoder,
         OpenVinoCpuDecoder,
         OpenVinoCpuInt8Decoder,
         MlxDecoder,
