@@ -121,3 +121,33 @@ def test_unknown_unit_and_unit_that_cannot_run_here_are_usage_errors(tiny_bert: 
         load(str(tiny_bert), unit="warp-drive", cache=artifact_cache)
     with pytest.raises(UsageError, match="cannot run here"):
         load(str(tiny_bert), unit="tensorrt-fp16", cache=artifact_cache)
+
+
+MIXED = ["ok", "a somewhat longer text about the weather and the trains today", "short one",
+         "word " * 60, "another text of middling length here", "x"]  # fmt: skip
+
+
+def test_cpu_units_cut_a_list_into_groups_within_their_token_budget(tiny_bert: Path, artifact_cache: Path):
+    """On a CPU a list runs as length-sorted groups of <= tokens_per_call padded tokens (units/base.py), and the
+    answers are the answers of each text alone (fp32: to rounding)."""
+    pipe = load(str(tiny_bert), unit="onnxruntime-cpu-fp32", cache=artifact_cache)
+    budget = pipe.loaded.runner.tokens_per_call
+    assert budget is not None
+    texts = MIXED * 8
+    groups = pipe._groups(list(texts), list(range(len(texts))))
+    assert sorted(i for g in groups for i in g) == list(range(len(texts))) and len(groups) > 1
+    lengths = [len(ids) for ids in pipe.loaded.tokenizer(texts)["input_ids"]]
+    for group in groups:
+        assert len(group) == 1 or len(group) * max(lengths[i] for i in group) <= budget
+    together = pipe.encode(texts)
+    alone = np.stack([pipe.encode([text])[0] for text in MIXED])
+    np.testing.assert_allclose(together[: len(MIXED)], alone, atol=1e-5)
+
+
+def test_dynamic_int8_answers_do_not_depend_on_their_batch_neighbours(tiny_bert: Path, artifact_cache: Path):
+    """Dynamic int8 quantizes activations per tensor, so the unit runs each text alone: bit-identical answers."""
+    pipe = load(str(tiny_bert), unit="onnxruntime-cpu-int8", cache=artifact_cache)
+    assert pipe.loaded.runner.tokens_per_call == 1
+    together = pipe.encode(MIXED)
+    for index, text in enumerate(MIXED):
+        assert np.array_equal(together[index], pipe.encode([text])[0])

@@ -20,9 +20,13 @@ class TorchRunner:
     """Runs any (input_ids, attention_mask) -> outputs PyTorch module: the baseline, or a rewrite under check."""
 
     def __init__(self, module: torch.nn.Module, device: str = "cpu", output_names: tuple[str, ...] | None = None):
+        from siliconlab.units.base import CPU_TOKENS_PER_CALL
+
         self.module = module.eval()
         self.device = device
         self.output_names = output_names or OUTPUT_NAMES[module.task]
+        #: padded tokens per pipeline call on a CPU (units/base.py); a GPU takes whole batches
+        self.tokens_per_call = CPU_TOKENS_PER_CALL if device == "cpu" else None
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():

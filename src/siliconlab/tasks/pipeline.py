@@ -81,11 +81,9 @@ class Pipeline:
         good, errors = _checked(texts)
         if not good:
             return None, errors
-        order = sorted(good, key=lambda i: len(texts[i]))
         rows: dict[int, np.ndarray] = {}
         begin = time.perf_counter()
-        for start in range(0, len(order), BATCH):
-            chunk = order[start : start + BATCH]
+        for chunk in self._groups(texts, good):
             ids, mask = encode(
                 self.loaded.tokenizer, [texts[i] for i in chunk], self.loaded.max_length,
                 truncation=self.loaded.truncation,
@@ -99,6 +97,22 @@ class Pipeline:
         for index, row in rows.items():
             result[index] = row
         return result, errors
+
+    def _groups(self, texts: list[str], good: list[int]) -> list[list[int]]:
+        """Which texts go into which runner call. A CPU runner names a padded-token budget per call: the texts
+        are sorted by token length and cut greedily within it (batch/bucketing.py), because on a CPU a long
+        padded batch costs more per text than small ones (32 real texts here, median 24 tokens: one padded call
+        took 2-2.6x as long as calls of <= 256 tokens on every CPU unit; docs/tasks.md). Other runners (GPUs)
+        take up to BATCH texts per call, sorted by length."""
+        budget = getattr(self.loaded.runner, "tokens_per_call", None)
+        if budget is None or len(good) == 1:
+            order = sorted(good, key=lambda i: len(texts[i]))
+            return [order[start : start + BATCH] for start in range(0, len(order), BATCH)]
+        from siliconlab.batch.bucketing import plan_batches
+
+        tokenized = self.loaded.tokenizer([texts[i] for i in good], add_special_tokens=True)["input_ids"]
+        lengths = [min(len(ids), self.loaded.max_length) for ids in tokenized]
+        return [[good[j] for j in group] for group in plan_batches(lengths, budget)]
 
 
 def as_list(texts: Any) -> tuple[list[Any], bool]:

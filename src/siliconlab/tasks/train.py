@@ -24,8 +24,9 @@ from siliconlab import __version__
 from siliconlab.errors import UsageError
 from siliconlab.paths import shared_mode
 
-#: Training rows per task by default (stratified, by content hash): enough for a linear probe to settle,
-#: small enough to embed in minutes on two cores.
+#: Training rows per task by default (stratified, by content hash): small enough to embed in minutes on two
+#: cores. The committed sentiment head was fitted on the whole training split instead (`--rows 26681`: 43 min
+#: of embedding here; 5-fold CV 81.5 % against 80.3 % at 6,000 rows); its record names the command.
 DEFAULT_ROWS = {"sentiment": 6000, "spam": 3615}
 L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3)
 FOLDS = 5

@@ -149,7 +149,16 @@ class Unit(ABC):
         }
 
 
+#: Padded tokens per runner call when a pipeline runs a list of texts on a CPU unit (tasks/pipeline.py cuts the
+#: list into length-sorted groups within it). Measured on the 2-core VM, 32 real texts (median 24 tokens) per
+#: call: budgets of 128-512 tokens were the fastest for every CPU unit, 2-2.6x faster than one padded batch of
+#: 32 (docs/tasks.md). A runner whose answer for a text depends on its batch neighbours sets 1 (each text alone).
+CPU_TOKENS_PER_CALL = 256
+
+
 class CpuRunnerMixin:
+    tokens_per_call: int | None = CPU_TOKENS_PER_CALL
+
     def synchronize(self) -> None:
         return None
 

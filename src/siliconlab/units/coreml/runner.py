@@ -23,6 +23,8 @@ def _bucket(value: int, choices: list[int]) -> int:
 
 
 class CoreMLRunner(CpuRunnerMixin):  # MLModel.predict is synchronous: nothing to synchronize
+    tokens_per_call = None  # enumerated shapes, and the Neural Engine was not measured: pipelines batch as before
+
     def __init__(self, package: Path, compute_unit: str):
         import coremltools as ct
 
