@@ -206,9 +206,10 @@ class OnnxRuntimeCpuInt8Decoder(OnnxRuntimeCpuDecoder):
         return Conversion(graph=graph, library_versions=_versions())
 
 
-#: MatMulNBits settings (onnxruntime.quantization.matmul_nbits_quantizer). Block 32 as llama.cpp's Q4 blocks;
-#: measured on SmolLM2 here, block 128 lost greedy agreement. accuracy_level 4: activations are quantized to
-#: int8 per block for the dot products (MLAS's fastest CPU path); level 1 (fp32 compute) decoded 2.2x slower.
+#: MatMulNBits settings (onnxruntime.quantization.matmul_nbits_quantizer). Block 32 as llama.cpp's Q4 blocks
+#: (block 128 lost every greedy token on a SmolLM2 test prompt). accuracy_level 4: activations are quantized to
+#: int8 per block for the dot products, MLAS's fastest CPU path (level 1, fp32 compute, decoded SmolLM2 1.7x
+#: slower here; benchmarks/generate/weight_only_recipes.py).
 INT4_BLOCK = 32
 INT4_ACCURACY_LEVEL = 4
 
@@ -216,8 +217,8 @@ INT4_ACCURACY_LEVEL = 4
 class OnnxRuntimeCpuInt4Decoder(OnnxRuntimeCpuDecoder):
     """Weight-only 4-bit MatMuls (the fp32 step graph, then MatMulNBits); gated on greedy agreement like int8.
     Its worst-step logit cosine bound is 0.95, not int8's 0.99: 4-bit weights move the logits by a few percent
-    (0.976-0.98 on SmolLM2 here) while the argmax, which is what a greedy reply is made of, still agrees; a
-    broken recipe falls far below (block 128: cosine 0.88 and no agreement)."""
+    where the argmax, which is what a greedy reply is made of, can still agree. On SmolLM2-135M the gate rejects
+    it (66.7 % agreement: docs/generate.md); it passes on the tiny test Llama."""
 
     name = "onnxruntime-cpu-int4"
     precision = "int4"
