@@ -160,7 +160,7 @@ async def _settle(reader: asyncio.Task[Any], responses: Any, cancel: bool, cance
         if cancel:
             responses.cancel()
         await asyncio.wait_for(asyncio.shield(reader), timeout_s)
-    except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - a stream that will not end is cancelled after all
+    except Exception:  # noqa: BLE001 - a stream that will not end (TimeoutError) or failed is cancelled after all
         responses.cancel()
     finally:
         if cancel_dir is not None:

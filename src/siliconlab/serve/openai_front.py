@@ -13,6 +13,7 @@ import base64
 import threading
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -56,7 +57,7 @@ class Backend:
     """The Triton server as the front sees it: its gRPC address, batch limit and the embedding models."""
 
     def __init__(self, grpc_url: str, max_batch: int, embedding_models: dict[str, int],
-                 chat_models: dict[str, int] | None = None, cancel_dirs: dict[str, Any] | None = None):  # fmt: skip
+                 chat_models: dict[str, int] | None = None, cancel_dirs: dict[str, Path] | None = None):  # fmt: skip
         self.grpc_url = grpc_url
         self.max_batch = max_batch
         self.embedding_models = embedding_models  # name -> width

@@ -22,6 +22,8 @@ from siliconlab.text import check_text, encode
 
 #: Texts per runner call: large enough to amortise per-call overhead, small enough to bound padding.
 BATCH = 32
+#: Texts tokenized in one call before being cut into runner calls (bounds the padded id arrays of a long list).
+WINDOW = 1024
 
 
 class BadInputWarning(UserWarning):
@@ -82,15 +84,23 @@ class Pipeline:
         if not good:
             return None, errors
         rows: dict[int, np.ndarray] = {}
+        left = getattr(self.loaded.tokenizer, "padding_side", "right") == "left"
         begin = time.perf_counter()
-        for chunk in self._groups(texts, good):
+        for start in range(0, len(good), WINDOW):  # tokenized once per window, then cut into runner calls
+            window = good[start : start + WINDOW]
             ids, mask = encode(
-                self.loaded.tokenizer, [texts[i] for i in chunk], self.loaded.max_length,
+                self.loaded.tokenizer, [texts[i] for i in window], self.loaded.max_length,
                 truncation=self.loaded.truncation,
             )  # fmt: skip
-            with self._lock:
-                out = self.loaded.runner.run(ids, mask)[output]
-            rows.update(zip(chunk, np.asarray(out, dtype=np.float32)))
+            lengths = mask.sum(axis=1)
+            for group in self._groups(lengths):
+                width = int(lengths[group].max())
+                columns = slice(ids.shape[1] - width, None) if left else slice(0, width)
+                call_ids = np.ascontiguousarray(ids[group][:, columns])
+                call_mask = np.ascontiguousarray(mask[group][:, columns])
+                with self._lock:
+                    out = self.loaded.runner.run(call_ids, call_mask)[output]
+                rows.update(zip((window[j] for j in group), np.asarray(out, dtype=np.float32)))
         self.last_ms = (time.perf_counter() - begin) * 1e3
         width = next(iter(rows.values())).shape[-1]
         result = np.full((len(texts), width), np.nan, dtype=np.float32)
@@ -98,21 +108,19 @@ class Pipeline:
             result[index] = row
         return result, errors
 
-    def _groups(self, texts: list[str], good: list[int]) -> list[list[int]]:
-        """Which texts go into which runner call. A CPU runner names a padded-token budget per call: the texts
-        are sorted by token length and cut greedily within it (batch/bucketing.py), because on a CPU a long
-        padded batch costs more per text than small ones (32 real texts here, median 24 tokens: one padded call
-        took 2-2.6x as long as calls of <= 256 tokens on every CPU unit; docs/tasks.md). Other runners (GPUs)
-        take up to BATCH texts per call, sorted by length."""
+    def _groups(self, lengths: np.ndarray) -> list[list[int]]:
+        """Which rows (by token length) go into which runner call. A CPU runner names a padded-token budget per
+        call: the rows are sorted by length and cut greedily within it (batch/bucketing.py), because on a CPU a
+        long padded batch costs more per text than small ones (32 real texts here, median 24 tokens: one padded
+        call took 2-2.6x as long as calls of <= 256 tokens on every CPU unit; docs/tasks.md). Other runners
+        (GPUs) take up to BATCH rows per call, sorted by length."""
         budget = getattr(self.loaded.runner, "tokens_per_call", None)
-        if budget is None or len(good) == 1:
-            order = sorted(good, key=lambda i: len(texts[i]))
+        if budget is None:
+            order = sorted(range(len(lengths)), key=lambda i: (int(lengths[i]), i))
             return [order[start : start + BATCH] for start in range(0, len(order), BATCH)]
         from siliconlab.batch.bucketing import plan_batches
 
-        tokenized = self.loaded.tokenizer([texts[i] for i in good], add_special_tokens=True)["input_ids"]
-        lengths = [min(len(ids), self.loaded.max_length) for ids in tokenized]
-        return [[good[j] for j in group] for group in plan_batches(lengths, budget)]
+        return plan_batches([int(n) for n in lengths], budget)
 
 
 def as_list(texts: Any) -> tuple[list[Any], bool]:
