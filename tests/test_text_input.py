@@ -18,10 +18,11 @@ from siliconlab.text import check_text
     [
         ("caf\udce9 au lait", "not valid UTF-8 (byte 0xe9 at offset 3)"),
         (b"caf\xe9 au lait", "not valid UTF-8 (byte 0xe9 at offset 3)"),
+        ("caf\ud800 au lait", "not valid UTF-8 (lone surrogate U+D800 at offset 3)"),
         (42, "must be a string"),
         ("  \n", "is empty"),
     ],
-    ids=["surrogate-escaped-argv", "raw-bytes", "not-a-string", "blank"],
+    ids=["surrogate-escaped-argv", "raw-bytes", "lone-surrogate", "not-a-string", "blank"],
 )
 def test_bad_text_is_a_usage_error_that_names_it(text: object, message: str):
     with pytest.raises(UsageError, match=re.escape(message)) as caught:

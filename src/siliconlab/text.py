@@ -29,11 +29,19 @@ def check_text(text: object, name: str = "the text") -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raw = text[exc.start].encode("utf-8", "surrogateescape")
-        raise UsageError(f"{name} is not valid UTF-8 (byte 0x{raw[0]:02x} at offset {exc.start})") from None
+        raise UsageError(
+            f"{name} is not valid UTF-8 ({_describe_surrogate(text[exc.start])} at offset {exc.start})"
+        ) from None
     if not text.strip():
         raise UsageError(f"{name} is empty: it needs at least one non-blank character")
     return text
+
+
+def _describe_surrogate(char: str) -> str:
+    """A byte that surrogateescape smuggled in (U+DC80-U+DCFF) is named as that byte; any other lone surrogate
+    (e.g. a JSON "\\ud800") as its code point. Encoding it back with surrogateescape raises for the latter."""
+    code = ord(char)
+    return f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
 
 
 #: How a text longer than the model's window is cut: keep its beginning, or its beginning and end.

@@ -154,6 +154,21 @@ async def open_loop(client: TritonLoadClient, plan: LoadPlan, checker: Checker, 
     return tally
 
 
+async def settled_statistics(client: Any, calm: float = 0.02, patience: float = 2.0) -> dict[str, Any] | None:
+    """Triton counts a request in its statistics just *after* sending the answer, so a read taken the moment the
+    last answer lands can miss it (seen on a fast Xeon: 189 counted for 188 sent, the next step one short).
+    Read until two reads `calm` seconds apart agree, for at most `patience` seconds."""
+    stats = await client.statistics()
+    deadline = time.perf_counter() + patience
+    while stats is not None and time.perf_counter() < deadline:
+        await asyncio.sleep(calm)
+        again = await client.statistics()
+        if again == stats:
+            break
+        stats = again
+    return stats
+
+
 def stats_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, float] | None:
     """Server-side time per request over one step from Triton's cumulative statistics: queue vs compute."""
     if not before or not after:
@@ -221,15 +236,16 @@ async def run_plan(plan: LoadPlan, on_step: Any = None, client: Any = None) -> t
         info = {"signature": client.signature.__dict__, "warmup_seconds": round(time.perf_counter() - warm, 3)}
         steps = [("closed", float(c)) for c in plan.concurrency] + [("open", r) for r in plan.rates]
         rows = []
+        after = await settled_statistics(client)
         for mode, level in steps:
-            before = await client.statistics()
+            before = after
             started = time.perf_counter()
             if mode == "closed":
                 tally = await closed_loop(client, plan, checker, int(level))
             else:
                 tally = await open_loop(client, plan, checker, level)
             seconds = max(tally.last_done, started) - started
-            after = await client.statistics()
+            after = await settled_statistics(client)
             row = summarize(mode, int(level) if mode == "closed" else level, tally, seconds, stats_delta(before, after))
             rows.append(row)
             if on_step:
