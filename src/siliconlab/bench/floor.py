@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-
 
 def encoder_flops(config: Any, batch: int, seq: int) -> float:
     """FLOPs of one forward of a BERT-style encoder at a padded shape (multiply-add = 2 FLOPs).
@@ -37,42 +35,16 @@ def _best_rate(step, flops: float, seconds: float) -> float:
 
 
 def cpu_fp32_gemm(threads: int, size: int = 1024, seconds: float = 1.0) -> float:
-    import torch
+    from siliconlab.bench.floor_cpu import torch_fp32
 
-    torch.set_num_threads(threads)
-    a = torch.randn(size, size)
-    b = torch.randn(size, size)
-    return _best_rate(lambda: torch.mm(a, b), 2.0 * size**3, seconds)
+    return _best_rate(torch_fp32(threads, size), 2.0 * size**3, seconds)
 
 
 def cpu_int8_gemm(threads: int, size: int = 1024, seconds: float = 1.0) -> float:
-    """u8 x s8 -> s32 through ONNX Runtime's MatMulInteger (the kernel our int8 unit uses)."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
+    """u8 x s8 -> s32 through ONNX Runtime's MatMulInteger (the kernel the dynamic-int8 unit uses)."""
+    from siliconlab.bench.floor_cpu import ort_int8
 
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "b"], ["c"])],
-        "int8_gemm_probe",
-        [
-            helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size]),
-            helper.make_tensor_value_info("b", TensorProto.INT8, [size, size]),
-        ],
-        [helper.make_tensor_value_info("c", TensorProto.INT32, [size, size])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    feeds = {
-        "a": rng.integers(0, 128, (size, size), dtype=np.uint8),
-        "b": rng.integers(-64, 64, (size, size), dtype=np.int8),
-    }
-    return _best_rate(lambda: session.run(None, feeds), 2.0 * size**3, seconds)
+    return _best_rate(ort_int8(threads, size), 2.0 * size**3, seconds)
 
 
 def cuda_gemm(dtype_name: str, size: int = 8192, seconds: float = 1.0) -> float:
@@ -108,37 +80,56 @@ def cuda_fp8_gemm(size: int = 8192, seconds: float = 1.0) -> float:
 
 
 def measure_floors(devices: set[str], threads: int, quick: bool = False) -> dict[str, dict[str, Any]]:
-    """{'cpu-fp32': {'gflops': ..., 'probe': ...}, ...}; a probe that cannot run says why."""
-    seconds = 0.3 if quick else 0.5
-    size = 512 if quick else 1024
-    probes: dict[str, tuple[Any, str]] = {}
+    """{'cpu-fp32': {'gflops': best, 'probe': its label, 'probes': {label: gflops}}, ...}; a precision none of
+    whose probes can run says why. CPU precisions are probed with every engine that has units in them."""
+    from siliconlab.bench.floor_cpu import cpu_probes
+
+    seconds = 0.25 if quick else 0.4
+    probes: dict[str, list[tuple[str, Any]]] = {}
     if "cpu" in devices:
-        probes["cpu-fp32"] = (lambda: cpu_fp32_gemm(threads, size, seconds), f"torch.mm fp32 {size}³")
-        probes["cpu-int8"] = (lambda: cpu_int8_gemm(threads, size, seconds), f"ORT MatMulInteger u8s8 {size}³")
+        # 512³ fits the caches of a small CPU; 1024³ (2048³ too when not quick) lets AMX tiles reach their peak.
+        sizes = (512,) if quick else (512, 1024, 2048)
+        for key, makers in cpu_probes(threads, sizes).items():
+            probes[key] = [(label, _cpu_probe(make, _size_of(label), seconds)) for label, make in makers]
     if "cuda" in devices:
         cuda_size = 4096 if quick else 8192
         for precision in ("fp32", "fp16", "bf16"):
-            probes[f"cuda-{precision}"] = (
-                lambda p=precision: cuda_gemm(p, cuda_size, seconds),
-                f"torch.mm {precision} {cuda_size}³",
-            )
+            label = f"torch.mm {precision} {cuda_size}³"
+            probes[f"cuda-{precision}"] = [(label, lambda p=precision: cuda_gemm(p, cuda_size, seconds))]
         fp8_label = f"torch._scaled_mm e4m3 row-scaled {cuda_size}³"
-        probes["cuda-fp8"] = (lambda: cuda_fp8_gemm(cuda_size, seconds), fp8_label)
-    floors: dict[str, dict[str, Any]] = {}
+        probes["cuda-fp8"] = [(fp8_label, lambda: cuda_fp8_gemm(cuda_size, seconds))]
+    rates: dict[str, dict[str, float]] = {key: {} for key in probes}
+    errors: dict[str, dict[str, str]] = {key: {} for key in probes}
     # Interleaved rounds, best kept: a neighbour's burst during one probe must not lower the floor
     # (a low floor would flatter every % of floor in the run).
-    for _ in range(1 if quick else 3):
-        for key, (probe, label) in probes.items():
-            if floors.get(key, {}).get("reason"):
-                continue
-            try:
-                rate = probe() / 1e9
-            except Exception as exc:  # a missing engine makes that floor n/a, never a guess
-                floors[key] = {"gflops": None, "probe": label, "reason": f"{type(exc).__name__}: {exc}"[:200]}
-                continue
-            if rate > (floors.get(key, {}).get("gflops") or 0.0):
-                floors[key] = {"gflops": rate, "probe": label}
+    for _ in range(1 if quick else 2):
+        for key, entries in probes.items():
+            for label, probe in entries:
+                if label in errors[key]:
+                    continue
+                try:
+                    rate = probe() / 1e9
+                except Exception as exc:  # a missing engine makes that probe n/a, never a guess
+                    errors[key][label] = f"{type(exc).__name__}: {exc}"[:200]
+                    continue
+                rates[key][label] = max(rate, rates[key].get(label, 0.0))
+    floors: dict[str, dict[str, Any]] = {}
+    for key in probes:
+        if rates[key]:
+            best = max(rates[key], key=rates[key].__getitem__)
+            floors[key] = {"gflops": rates[key][best], "probe": best, "probes": rates[key]}
+        else:
+            floors[key] = {"gflops": None, "probe": ", ".join(errors[key]), "reason": "; ".join(errors[key].values())}
     return floors
+
+
+def _cpu_probe(make: Any, size: int, seconds: float) -> Any:
+    """Build the engine's GEMM only when the probe runs (so a missing engine fails that probe alone)."""
+    return lambda: _best_rate(make(), 2.0 * size**3, seconds)
+
+
+def _size_of(label: str) -> int:
+    return int(label.rsplit(" ", 1)[1].rstrip("³"))
 
 
 def floor_key(device: str, precision: str) -> str:

@@ -5,7 +5,7 @@ own and a crash costs that unit only; the parent converts (or reuses) every arti
 load. Workloads are `Generation` rows (bench/workloads.py): TTFT is timed on prompts of 32/256/1024 real
 tokens (chatterbot-corpus questions, repeated to length; random ids for architecture-only models) at batch
 1, repeated for p50/p90; decode speed is greedy `generate` of a fixed number of new tokens (no early stop) at
-batch 1 and 8, each step's arrival timestamped. The document is the bench result schema (siliconlab.bench/3)
+batch 1 and 8, each step's arrival timestamped. The document is the bench result schema (siliconlab.bench/4)
 with "generation" rows.
 """
 

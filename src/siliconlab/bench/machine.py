@@ -28,15 +28,16 @@ def cpu_model() -> str:
 
 
 def cpu_flags() -> list[str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.is_file():
-        return []
-    for line in cpuinfo.read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            wanted = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "f16c")
-            return [flag for flag in wanted if flag in flags]
-    return []
+    """The instruction sets that decide CPU recipes (cpu_features.py), sorted."""
+    from siliconlab.cpu_features import detect
+
+    return sorted(detect().flags)
+
+
+def cpu_features() -> dict[str, Any]:
+    from siliconlab.cpu_features import detect
+
+    return detect().to_dict()
 
 
 def default_threads() -> int:
@@ -47,6 +48,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
+        "cpu_features": cpu_features(),
         "cores_physical": psutil.cpu_count(logical=False),
         "cores_logical": psutil.cpu_count(logical=True),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),

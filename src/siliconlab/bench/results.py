@@ -1,4 +1,4 @@
-"""The result document of one bench run (schema siliconlab.bench/3): its header, its rows, and the figures
+"""The result document of one bench run (schema siliconlab.bench/4): its header, its rows, and the figures
 derived from rows of several units (speedup against the baseline, fraction of the machine's floor)."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from siliconlab.bench.machine import machine_info
 from siliconlab.bench.plan import BenchPlan
 from siliconlab.units.base import Unit
 
-RESULT_SCHEMA = "siliconlab.bench/3"  # 3: machine_load, row contention, stream_passes, baseline threading
+RESULT_SCHEMA = "siliconlab.bench/4"  # 4: executed_precision, floor_precision, per-probe floors, machine cpu_features
+# 3: machine_load, row contention, stream_passes, baseline threading
 
 
 def new_result(plan: BenchPlan) -> dict[str, Any]:
@@ -90,9 +91,25 @@ def add_speedups(rows: list[dict[str, Any]], baseline: str) -> None:
             row["speedup_rounds"] = {"min": min(paired), "median": statistics.median(paired), "max": max(paired)}
 
 
+#: Fastest arithmetic first: a unit that runs a mix is held to the floor of its fastest part (never flattered).
+_FLOOR_ORDER = ("fp8", "int8", "int4", "bf16", "fp16", "fp32")
+
+
+def floor_precision(row: dict[str, Any]) -> str:
+    """The precision a row is held to: what the engine executed (read back, e.g. 'int8 30/36, bf16 6/36'),
+    else what the unit declares it computes in."""
+    executed = str(row.get("executed_precision") or "")
+    seen = {part.strip().split(" ")[0] for part in executed.split(",") if part.strip()}
+    for precision in _FLOOR_ORDER:
+        if precision in seen:
+            return precision
+    return row.get("compute_precision") or row.get("precision", "fp32")
+
+
 def add_floor_fractions(rows: list[dict[str, Any]], floors: dict[str, Any]) -> None:
     for row in rows:
-        precision = row.get("compute_precision") or row.get("precision", "fp32")
+        precision = floor_precision(row)
+        row["floor_precision"] = precision
         floor = floors.get(floor_key(row.get("device", "cpu"), precision), {})
         rate = floor.get("gflops")
         row["floor_gflops"] = rate

@@ -220,7 +220,8 @@ def serve(runner: Any, tokenizer: Any, job: dict[str, Any], send: Callable[[dict
             send({"type": "burst", "index": index, "count": count, "seconds": seconds, "done": run.done})
         elif command["cmd"] == "finish":
             row = active.pop(index).row(workloads[index].kind, config, rounds=bool(command.get("rounds")))
-            send({"type": "row", "row": row | {"index": index, "unit": job["unit"], "load_s": job["load_s"]}})
+            facts = {"index": index, "unit": job["unit"], "load_s": job["load_s"]}
+            send({"type": "row", "row": row | facts | {"executed_precision": job.get("executed_precision")}})
 
 
 def _unit_from(path: str) -> Any:
@@ -251,7 +252,7 @@ def main(job_path: str, mode: str) -> int:
 
     from transformers import AutoTokenizer
 
-    from siliconlab.convert.pipeline import Converter, load_artifact
+    from siliconlab.convert.pipeline import Converter, executed_precision, load_artifact
     from siliconlab.models import resolve
     from siliconlab.units import get_unit
 
@@ -268,7 +269,8 @@ def main(job_path: str, mode: str) -> int:
     load_s = time.perf_counter() - started
     tokenizer = AutoTokenizer.from_pretrained(artifact_dir)
     send({"type": "loaded", "load_s": load_s})
-    facts = {"device": unit.device, "load_s": load_s, "max_length": int(manifest.get("max_length", 512))}
+    facts = {"device": unit.device, "load_s": load_s, "max_length": int(manifest.get("max_length", 512)),
+             "executed_precision": executed_precision(runner, unit)}  # fmt: skip
     serve(runner, tokenizer, job | facts, send, sys.stdin)
     return 0
 

@@ -17,13 +17,15 @@ def units(
     wide: Annotated[bool, typer.Option("--wide", help="Show every column, each reason on one line.")] = False,
 ) -> None:
     """List every compute unit siliconlab knows, whether it can run on this machine, and why not."""
+    from siliconlab.cpu_features import detect
     from siliconlab.units import REGISTRY
 
+    cpu = detect()
     rows = [unit().describe() for unit in REGISTRY.values()]
-    if as_json:
-        print(json.dumps(rows, indent=2))
+    if as_json:  # a list, as before; CPU units carry the instruction sets their availability was decided on
+        print(json.dumps([row | ({"cpu": cpu.to_dict()} if row["device"] == "cpu" else {}) for row in rows], indent=2))
         return
-    table = Table(title="Compute units")
+    table = Table(title="Compute units", caption=f"CPU: {cpu.summary()}")
     columns = (
         ("unit", "engine", "device", "precision", "available", "why not")
         if wide

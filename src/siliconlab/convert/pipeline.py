@@ -25,6 +25,7 @@ from siliconlab.convert.manifest import (
 )
 from siliconlab.convert.parity import Reference, check_parity, reference_outputs
 from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
+from siliconlab.cpu_features import detect as detect_cpu
 from siliconlab.data import parity_texts
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
@@ -203,8 +204,11 @@ class Converter:
             module_runner = TorchRunner(conversion.converted_module, output_names=model.output_names)
             gate = conversion.converted_module_cosine_min
             module_parity = check_parity(module_runner, model, reference, gate).to_dict()
+        executed = None
         if runnable.ok:
-            parity = check_parity(unit.load(work, self.threads), model, reference, unit.cosine_min).to_dict()
+            runner = unit.load(work, self.threads)
+            executed = executed_precision(runner, unit)
+            parity = check_parity(runner, model, reference, unit.cosine_min).to_dict()
         else:  # converted here, runs elsewhere: parity is not measured, and says why
             parity = {"passed": None, "reason": runnable.reason, "threshold": unit.cosine_min}
         if module_parity is not None:
@@ -215,6 +219,8 @@ class Converter:
             "engine": unit.engine,
             "device": unit.device,
             "precision": unit.precision,
+            "executed_precision": executed,  # what the engine ran the parity check in, read back where it tells
+            "cpu": detect_cpu().summary() if unit.device == "cpu" else None,
             "recipe": unit.recipe,
             "model": self.source.name,
             "model_source": self.source.source,
@@ -281,6 +287,12 @@ def convert_all(
         if on_done:
             on_done(outcome)
     return outcomes
+
+
+def executed_precision(runner: Any, unit: Unit) -> str:
+    """The arithmetic the loaded engine runs in: read back from the engine where it tells (OpenVINO's compiled
+    INFERENCE_PRECISION_HINT), else what the unit declares."""
+    return str(getattr(runner, "executed_precision", None) or unit.compute_precision or unit.precision)
 
 
 def load_artifact(artifact_dir: Path, unit: Unit, threads: int) -> tuple[Runner, dict[str, Any]]:

@@ -15,11 +15,15 @@ from typing import Any
 from siliconlab.convert.manifest import write_json_atomic
 
 RECORD = ".bench-latest.json"
-#: Without a bench record: the units that are usually fastest first, each only where it can run.
+#: Without a bench record: the units that are usually fastest first, each only where it can run. The static-int8
+#: and bf16 OpenVINO units run only on CPUs with int8 dot products / bf16 arithmetic (VNNI, AMX, AVX-512 BF16),
+#: where they beat ONNX Runtime's dynamic int8 (docs/units.md); elsewhere they are unavailable and skipped.
 DEFAULT_ORDER = (
     "torch-cuda-bf16-graph",
     "torch-cuda-fp16-graph",
     "coreml-ane",
+    "openvino-cpu-int8-static",
+    "openvino-cpu-bf16",
     "onnxruntime-cpu-int8",
     "onnxruntime-cpu-fp32",
     "openvino-cpu-fp32",

@@ -16,7 +16,9 @@ from siliconlab.units.onnxruntime.cpu_int8 import OnnxRuntimeCpuInt8
 from siliconlab.units.onnxruntime.gpu import OnnxRuntimeCudaFp16, OnnxRuntimeTensorRtFp16
 from siliconlab.units.onnxruntime.tensorrt import TensorRtFp16
 from siliconlab.units.openvino.cpu import OpenVinoCpuFp32
+from siliconlab.units.openvino.cpu_bf16 import OpenVinoCpuBf16
 from siliconlab.units.openvino.cpu_int8 import OpenVinoCpuInt8
+from siliconlab.units.openvino.cpu_int8_static import OpenVinoCpuInt8Static
 from siliconlab.units.torch.cpu import TorchCpuFp32
 from siliconlab.units.torch.cuda import TorchCudaBf16, TorchCudaFp16, TorchCudaFp32
 
@@ -30,6 +32,8 @@ REGISTRY: dict[str, type[Unit]] = {
         OnnxRuntimeCpuInt8,
         OpenVinoCpuFp32,
         OpenVinoCpuInt8,
+        OpenVinoCpuBf16,
+        OpenVinoCpuInt8Static,
         TorchCudaFp32,
         TorchCudaFp16,
         TorchCudaBf16,

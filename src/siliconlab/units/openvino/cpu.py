@@ -30,9 +30,8 @@ class OpenVinoRunner(CpuRunnerMixin):
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
                   "INFERENCE_PRECISION_HINT": inference_precision}  # fmt: skip
         self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
-        #: What the engine says it runs in (read back, not assumed): 'f32' or 'bf16'.
-        self.executed_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.request = self.compiled.create_infer_request()
+        self.executed_precision = executed_precision(self.compiled)
         self.output_names = tuple(out.get_any_name() for out in self.compiled.outputs)
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -40,6 +39,35 @@ class OpenVinoRunner(CpuRunnerMixin):
         import numpy as np
 
         return {name: np.asarray(result[port]) for name, port in zip(self.output_names, self.compiled.outputs)}
+
+
+#: The runtime graph's precision names -> ours (u8/i8 arithmetic is int8).
+_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "u8": "int8", "i8": "int8"}
+
+
+def matmul_precisions(compiled) -> dict[str, int]:
+    """How many of the executed graph's matrix layers compute in each precision, as the plugin compiled them
+    (read from the runtime model: what runs, not what was asked for). The kernel's primitiveType suffix names
+    the arithmetic ('undef_bf16', 'undef_i8'); runtimePrecision names the weights' storage, which for weight-only
+    int8 is i8 while the products run in f32/bf16."""
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "layerType" in info and info["layerType"].astype(str) in ("FullyConnected", "MatMul"):
+            name = info["primitiveType"].astype(str).rsplit("_", 1)[-1].lower()
+            counts[_PRECISIONS.get(name, name)] = counts.get(_PRECISIONS.get(name, name), 0) + 1
+    return counts
+
+
+def executed_precision(compiled) -> str:
+    """'fp32', 'bf16', 'int8', or a mix such as 'int8 30/36, bf16 6/36' when the layers differ."""
+    counts = matmul_precisions(compiled)
+    if not counts:
+        return _PRECISIONS.get(compiled.get_property("INFERENCE_PRECISION_HINT").to_string(), "unknown")
+    if len(counts) == 1:
+        return next(iter(counts))
+    total = sum(counts.values())
+    return ", ".join(f"{name} {n}/{total}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def openvino_model(model: LoadedModel, out_dir: Path):
