@@ -48,7 +48,10 @@ class UnitOutcome:
 
 
 def model_folder_name(source: ModelSource) -> str:
-    return source.name.replace("/", "--")
+    """The model's folder under --out: one path component, never `..` or hidden. A model path ending in `..`
+    once named its model `..`, and its artifacts were written beside --out instead of inside it."""
+    name = source.name.replace("/", "--").replace("\\", "--").replace("\x00", "")
+    return name.lstrip(".") or "model"
 
 
 def base_versions() -> dict[str, str]:
