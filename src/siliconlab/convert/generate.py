@@ -16,7 +16,7 @@ from typing import Any
 
 from siliconlab import __version__
 from siliconlab.convert.integrity import file_records
-from siliconlab.convert.manifest import MANIFEST, SCHEMA_VERSION, directory_bytes, shared_mode, write_json_atomic
+from siliconlab.convert.manifest import MANIFEST, SCHEMA_VERSION, directory_bytes, write_json_atomic
 from siliconlab.convert.parity_generate import (
     PROMPTS,
     STEPS,
@@ -29,6 +29,7 @@ from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import ModelSource
+from siliconlab.paths import share_tree
 from siliconlab.units.base import FP32_AGREEMENT_MIN, FP32_COSINE_MIN, DecoderRunner, GenerativeUnit
 
 
@@ -80,7 +81,7 @@ class GenerativeConverter:
                 return UnitOutcome(unit.name, "failed", None, manifest, failure)
             if artifact_dir.exists():
                 shutil.rmtree(artifact_dir)
-            work.chmod(shared_mode(directory=True))
+            share_tree(work)  # mkdtemp and mkstemp make them private; artifacts are meant to be shared
             work.rename(artifact_dir)
             touch_last_used(artifact_dir)
             return UnitOutcome(unit.name, "converted", artifact_dir, manifest)

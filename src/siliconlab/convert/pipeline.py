@@ -20,7 +20,6 @@ from siliconlab.convert.manifest import (
     SCHEMA_VERSION,
     directory_bytes,
     read_manifest,
-    shared_mode,
     write_json_atomic,
 )
 from siliconlab.convert.parity import Reference, check_parity, reference_outputs
@@ -30,6 +29,7 @@ from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import ModelSource
 from siliconlab.models.reference import TorchRunner
+from siliconlab.paths import share_tree
 from siliconlab.units.base import Availability, Runner, Unit
 
 
@@ -175,7 +175,7 @@ class Converter:
             failed_record.unlink(missing_ok=True)
             if artifact_dir.exists():
                 shutil.rmtree(artifact_dir)
-            work.chmod(shared_mode(directory=True))  # mkdtemp makes it private; artifacts are meant to be shared
+            share_tree(work)  # mkdtemp and mkstemp make them private; artifacts are meant to be shared
             work.rename(artifact_dir)
             touch_last_used(artifact_dir)
             return UnitOutcome(unit.name, "converted", artifact_dir, manifest)
