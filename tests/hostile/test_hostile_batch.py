@@ -341,3 +341,39 @@ def test_a_corrupt_journal_is_one_line(tiny_bert: Path, tmp_path: Path) -> None:
         (parts / "journal.json").write_text(payload)
         line = _one_line_error(_batch(tiny_bert, source, tmp_path / "out.jsonl"), code=2)
         assert "--overwrite" in line
+
+
+def test_inputs_that_are_not_regular_files_are_refused_before_any_read(tiny_bert: Path, tmp_path: Path) -> None:
+    """A device or a FIFO behind a .jsonl name would be hashed (or read) forever: refused at once."""
+    zero = tmp_path / "zero.jsonl"
+    zero.symlink_to("/dev/zero")
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    for source in (zero, fifo, tmp_path):
+        line = _one_line_error(_batch(tiny_bert, source, tmp_path / "out.jsonl"), code=2)
+        assert "is not a file" in line or "format comes from the suffix" in line
+
+
+def test_parquet_text_columns_of_other_types_go_to_the_errors_file(tiny_bert: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": [0, 1, 2, 3], "text": pa.array([b"fine bytes", b"caf\xe9", None, b"more fine"])})
+    pq.write_table(table, tmp_path / "in.parquet")
+    result = _batch(tiny_bert, tmp_path / "in.parquet", tmp_path / "out.parquet")
+    assert result.exit_code == 0 and "2 of 4 rows" in result.output, result.output
+    errors = {e["row"]: e["reason"] for e in _read(tmp_path / "out.parquet.errors.jsonl")}
+    assert "not valid UTF-8" in errors[1] and "is null" in errors[2]
+    pq.write_table(pa.table({"text": [1, 2]}), tmp_path / "ints.parquet")
+    line = _one_line_error(_batch(tiny_bert, tmp_path / "ints.parquet", tmp_path / "ints-out.parquet"), code=1)
+    assert "none of the 2 rows" in line
+    assert "must be a string, got int" in (tmp_path / "ints-out.parquet.errors.jsonl").read_text()
+
+
+def test_a_number_too_long_to_read_is_a_row_error(tiny_bert: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"text": "ok"}\n{"text": "x", "n": ' + b"9" * 5000 + b"}\n")
+    result = _batch(tiny_bert, source, tmp_path / "out.jsonl")
+    assert result.exit_code == 0, result.output
+    (error,) = _read(tmp_path / "out.jsonl.errors.jsonl")
+    assert error["row"] == 1 and "not valid JSON" in error["reason"]
