@@ -289,8 +289,8 @@ def test_parts_folder_that_is_a_symlink_is_not_emptied(tiny_bert: Path, tmp_path
 def test_an_output_under_a_file_is_one_line(tiny_bert: Path, tmp_path: Path) -> None:
     source = _jsonl(tmp_path / "in.jsonl", _rows(3))
     (tmp_path / "plain").write_text("a file, not a folder\n")
-    line = _one_line_error(_batch(tiny_bert, source, tmp_path / "plain" / "out.jsonl"))
-    assert "plain" in line
+    line = _one_line_error(_batch(tiny_bert, source, tmp_path / "plain" / "deeper" / "out.jsonl"), code=2)
+    assert "plain is a file, not a folder" in line
 
 
 def test_a_read_only_output_folder_is_one_line(tiny_bert: Path, tmp_path: Path) -> None:

@@ -99,6 +99,9 @@ def check_paths(options: JobOptions) -> None:
             raise UsageError(f"--input is inside {folder}, which the job writes and removes: move it first")
     if options.out.is_dir():
         raise UsageError(f"--out {options.out} is a folder, not a file")
+    nearest = next((folder for folder in options.out.parents if folder.exists()), None)
+    if nearest is not None and not nearest.is_dir():
+        raise UsageError(f"--out {options.out}: {nearest} is a file, not a folder")
     if parts_dir(options.out).is_symlink():
         raise UsageError(
             f"{parts_dir(options.out)} is a symbolic link: the job keeps its parts in that folder and removes it "

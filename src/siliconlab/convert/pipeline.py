@@ -106,7 +106,7 @@ class Converter:
         self.source = source
         self.out = Path(out)
         self.threads = threads
-        self.verify = verify  # hash every reused file, however large
+        self.verify = verify  # re-hash every reused file, ignoring the hashes remembered in .verified
         self.source_hash = source.content_hash()
         self._reference: Reference | None = None
 
