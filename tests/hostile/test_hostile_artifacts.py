@@ -121,3 +121,23 @@ def test_every_artifact_file_gets_the_shared_mode(tiny_bert: Path, tmp_path: Pat
     assert "model.safetensors" in modes
     assert all(mode in (0o644, 0o755) for mode in modes.values()), modes
     assert modes["model.safetensors"] == 0o644
+
+
+@pytest.mark.parametrize("garbage", ["{not json", "[1, 2]", '{"model.onnx": "trust me"}', '{"model.onnx": [1, 2]}'])
+def test_a_garbled_verified_file_means_hashing_again(good_root: Path, tmp_path: Path, garbage: str) -> None:
+    _, folder = _copy(good_root, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / VERIFIED).write_text(garbage)
+    _tamper_keeping_size_and_mtime(folder / "model.onnx")
+    assert "model.onnx: content changed" in check_files(folder, manifest).summary()
+
+
+def test_a_manifest_naming_files_outside_the_folder_is_a_defect(good_root: Path, tmp_path: Path) -> None:
+    _, folder = _copy(good_root, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"x")
+    record = {"bytes": 1, "sha256": sha256_of(outside)}
+    manifest["files"] |= {"../../../outside.bin": record, str(outside): record}
+    report = check_files(folder, manifest)
+    assert not report.ok and report.summary().count("not a path inside the artifact folder") == 2

@@ -109,6 +109,9 @@ def check_files(folder: Path, manifest: dict[str, Any], verify: bool = False) ->
     settled_before = time.time_ns() - RACY_NS
     for name, record in records.items():
         path = folder / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:  # an edited manifest naming files elsewhere
+            problems.append(f"{name}: not a path inside the artifact folder")
+            continue
         if not path.is_file():
             problems.append(f"{name}: missing")
             continue
