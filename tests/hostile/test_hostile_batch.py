@@ -377,3 +377,47 @@ def test_a_number_too_long_to_read_is_a_row_error(tiny_bert: Path, tmp_path: Pat
     assert result.exit_code == 0, result.output
     (error,) = _read(tmp_path / "out.jsonl.errors.jsonl")
     assert error["row"] == 1 and "not valid JSON" in error["reason"]
+
+
+def test_a_row_the_model_answers_with_nan_goes_to_the_errors_file(tiny_bert: Path, tmp_path: Path) -> None:
+    """A unit that returns NaN for one text (a broken artifact, an overflow): that row is an errors-file row,
+    never `NaN` in the JSONL output."""
+    import numpy as np
+
+    from siliconlab.batch.local import task_runner
+
+    runner = task_runner(str(tiny_bert), UNIT, 8192)
+    poison = runner.loaded.tokenizer.convert_tokens_to_ids("poison")
+    real = runner.loaded.runner
+
+    class Poisoned:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def run(self, ids: np.ndarray, mask: np.ndarray) -> dict:
+            out = {k: np.array(v, dtype=np.float32) for k, v in real.run(ids, mask).items()}
+            out["sentence_embedding"][(ids == poison).any(axis=1)] = np.nan
+            return out
+
+    runner.loaded.runner = Poisoned()
+    try:
+        source = _jsonl(tmp_path / "in.jsonl", [{"text": "a fine text"}, {"text": "poison"}, {"text": "fine too"}])
+        result = _batch(tiny_bert, source, tmp_path / "out.jsonl")
+    finally:
+        runner.loaded.runner = real
+    assert result.exit_code == 0 and "2 of 3 rows" in result.output, result.output
+    assert "NaN" not in (tmp_path / "out.jsonl").read_text()
+    (error,) = _read(tmp_path / "out.jsonl.errors.jsonl")
+    assert error["row"] == 1 and "not finite" in error["reason"]
+
+
+def test_the_jsonl_writer_never_writes_infinity() -> None:
+    """Rows the Ray engine's Arrow reader parsed (1e400 -> inf) reach the writer unchecked: one line, no file
+    with `Infinity` in it."""
+    from siliconlab.batch.io import Chunk, JsonlFormat
+    from siliconlab.errors import SiliconlabError
+
+    writer = JsonlFormat.__new__(JsonlFormat)
+    chunk = Chunk(0, 10, 1, rows=[{"text": "x", "n": float("inf")}])
+    with pytest.raises(SiliconlabError, match="row 10 holds a number JSON cannot write"):
+        writer.write_part(Path(os.devnull), chunk, [0], {"embedding": [[0.5]]})

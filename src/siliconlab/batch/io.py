@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from siliconlab.errors import UsageError
+from siliconlab.errors import SiliconlabError, UsageError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long reviews are fine; the tokenizer truncates
@@ -132,6 +132,8 @@ class JsonlFormat(Format):
         chunk = Chunk(0, 0, 0, rows=[])
         with open(self.path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
+                if number == 1:  # a UTF-8 byte order mark (Windows editors write one) is not part of the row
+                    raw = raw.removeprefix(BOM)
                 if not raw.strip():
                     continue
                 if chunk.index not in done:
@@ -154,8 +156,6 @@ class JsonlFormat(Format):
     def _parse(self, chunk: Chunk, raw: bytes, number: int) -> None:
         local = chunk.count
         row: Any = None
-        if number == 1 and raw.startswith(BOM):  # a UTF-8 byte order mark (Windows editors write one)
-            raw = raw[len(BOM) :]
         try:
             row = json.loads(raw.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
         except UnicodeDecodeError as exc:
@@ -186,7 +186,13 @@ class JsonlFormat(Format):
                 for name, values in columns.items():
                     value = values[position]
                     row[name] = value.tolist() if hasattr(value, "tolist") else value
-                target.write(json.dumps(row) + "\n")  # ASCII: no raw U+2028 for readers that split lines on it
+                try:  # ASCII: no raw U+2028 for readers that split lines on it; never NaN/Infinity (not JSON)
+                    line = json.dumps(row, allow_nan=False)
+                except ValueError as exc:  # the Ray engine's Arrow reader can turn 1e400 into inf
+                    raise SiliconlabError(
+                        f"row {chunk.start + local} holds a number JSON cannot write ({exc}): fix it in the input"
+                    ) from None
+                target.write(line + "\n")
 
 
 class CsvFormat(Format):
