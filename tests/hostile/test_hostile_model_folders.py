@@ -140,3 +140,22 @@ def test_model_folder_names_stay_one_folder_inside_out(name: str) -> None:
     folder = model_folder_name(SimpleNamespace(name=name))  # type: ignore[arg-type]
     assert folder and not folder.startswith(".") and "/" not in folder and "\\" not in folder
     assert (Path("/out") / folder).parent == Path("/out")
+
+
+def test_an_artifact_edited_to_run_code_is_refused_at_load(tiny_bert: Path, tmp_path: Path) -> None:
+    """The units' own loaders read the artifact's config.json; an artifact edited to map classes to code is
+    refused before any of them runs (load_artifact), even when called without the reuse check."""
+    from siliconlab.convert import Converter
+    from siliconlab.convert.pipeline import load_artifact
+    from siliconlab.errors import UsageError
+    from siliconlab.models import resolve
+    from siliconlab.units import get_unit
+
+    unit = get_unit("torch-cpu-fp32")
+    outcome = Converter(resolve(str(tiny_bert)), tmp_path, threads=1).convert_unit(unit)
+    assert outcome.status == "converted", outcome.error
+    config = json.loads((outcome.artifact_dir / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "evil.EvilModel"}
+    (outcome.artifact_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UsageError, match="asks to run its own Python code"):
+        load_artifact(outcome.artifact_dir, unit, threads=1)

@@ -29,6 +29,7 @@ from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import ModelSource
+from siliconlab.models.remote_code import refuse_remote_code
 from siliconlab.paths import share_tree
 from siliconlab.units.base import FP32_AGREEMENT_MIN, FP32_COSINE_MIN, DecoderRunner, GenerativeUnit
 
@@ -158,7 +159,9 @@ def _parity_failure(parity: dict[str, Any]) -> str:
 
 
 def load_decoder(artifact_dir: Path, unit: GenerativeUnit, threads: int) -> DecoderRunner:
-    """Load a converted decoder artifact, any failure as one clear line."""
+    """Load a converted decoder artifact, any failure as one clear line; an artifact whose configs ask to run
+    code (edited after conversion: siliconlab never writes one) is refused before the unit's loader reads it."""
+    refuse_remote_code(artifact_dir)
     try:
         runner = unit.load(artifact_dir, threads)
     except Exception as exc:

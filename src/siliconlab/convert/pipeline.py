@@ -29,6 +29,7 @@ from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import ModelSource
 from siliconlab.models.reference import TorchRunner
+from siliconlab.models.remote_code import refuse_remote_code
 from siliconlab.paths import share_tree
 from siliconlab.units.base import Availability, Runner, Unit
 
@@ -287,8 +288,10 @@ def convert_all(
 
 
 def load_artifact(artifact_dir: Path, unit: Unit, threads: int) -> tuple[Runner, dict[str, Any]]:
-    """Load a converted artifact, turning any failure into one clear line (never a traceback)."""
+    """Load a converted artifact, turning any failure into one clear line (never a traceback). An artifact whose
+    configs ask to run code (edited after conversion: siliconlab never writes one) is refused first."""
     manifest = read_manifest(artifact_dir)
+    refuse_remote_code(artifact_dir)
     if manifest["unit"] != unit.name:
         raise SiliconlabError(f"{artifact_dir} holds unit '{manifest['unit']}', not '{unit.name}'")
     try:
