@@ -421,3 +421,16 @@ def test_the_jsonl_writer_never_writes_infinity() -> None:
     chunk = Chunk(0, 10, 1, rows=[{"text": "x", "n": float("inf")}])
     with pytest.raises(SiliconlabError, match="row 10 holds a number JSON cannot write"):
         writer.write_part(Path(os.devnull), chunk, [0], {"embedding": [[0.5]]})
+
+
+def test_a_link_planted_at_the_lock_name_is_not_followed(tiny_bert: Path, tmp_path: Path) -> None:
+    """Another user of a shared folder links `.out.jsonl.lock` to your file: the job refuses in one line and the
+    file is neither truncated nor written."""
+    source = _jsonl(tmp_path / "in.jsonl", _rows(3))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "out.jsonl"
+    lock_path(out).symlink_to(victim)
+    line = _one_line_error(_batch(tiny_bert, source, out), code=1)
+    assert "symbolic links" in line or "lock" in line
+    assert victim.read_text() == "precious\n" and not out.exists()
