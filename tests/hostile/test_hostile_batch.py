@@ -192,7 +192,7 @@ def test_hostile_jsonl_rows_go_to_the_errors_file_and_reruns_do_not_die(tiny_ber
     assert "lone surrogate U+D800" in errors[1]
     assert "1e400 is beyond float range" in errors[2]
     assert "NaN is not a JSON number" in errors[3]
-    assert "not valid JSON" in errors[4]
+    assert "holds NUL bytes" in errors[4]
     assert "nested too deeply" in errors[5]
     assert all("must be a string" in errors[i] for i in (6, 7, 8, 9))
     assert "not valid UTF-8" in errors[10]
@@ -434,3 +434,12 @@ def test_a_link_planted_at_the_lock_name_is_not_followed(tiny_bert: Path, tmp_pa
     line = _one_line_error(_batch(tiny_bert, source, out), code=1)
     assert "symbolic links" in line or "lock" in line
     assert victim.read_text() == "precious\n" and not out.exists()
+
+
+def test_a_utf16_file_is_every_row_failing_not_a_crash(tiny_bert: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes("".join(json.dumps(r) + "\n" for r in _rows(3)).encode("utf-16"))
+    line = _one_line_error(_batch(tiny_bert, source, tmp_path / "out.jsonl"), code=1)
+    assert "none of the 4 rows" in line  # the last line is the NUL byte of UTF-16's final newline
+    reasons = [e["reason"] for e in _read(tmp_path / "out.jsonl.errors.jsonl")]
+    assert len(reasons) == 4 and all("holds NUL bytes: batch reads UTF-8 (is the file UTF-16" in r for r in reasons)

@@ -157,13 +157,15 @@ class JsonlFormat(Format):
         local = chunk.count
         row: Any = None
         try:
+            if b"\x00" in raw:  # JSON never holds a raw NUL; UTF-16 text is full of them
+                raise Unwritable(f"line {number} holds NUL bytes: batch reads UTF-8 (is the file UTF-16, or binary?)")
             row = json.loads(raw.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
         except UnicodeDecodeError as exc:
             chunk.problems[local] = (
                 f"line {number} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
             )
         except Unwritable as exc:
-            chunk.problems[local] = f"line {number}: {exc}"
+            chunk.problems[local] = str(exc) if str(exc).startswith("line ") else f"line {number}: {exc}"
         except ValueError as exc:
             chunk.problems[local] = f"line {number} is not valid JSON ({_first_line(exc)})"
         except RecursionError:
