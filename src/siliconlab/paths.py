@@ -27,3 +27,17 @@ def shared_mode(directory: bool = False) -> int:
     """The mode open()/mkdir() would give a new file or folder: mkstemp/mkdtemp make them private (0600/0700),
     but artifacts and results are meant to be read by others, like their neighbours."""
     return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def share_tree(folder: Path) -> None:
+    """Give a finished artifact folder, its subfolders and files the shared mode (executables keep their x bits;
+    links are left alone). Why: writers that go through mkstemp (torch's safetensors save among them) left
+    `torch-cpu-fp32/model.safetensors` 0600 while its neighbours were 0644."""
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(shared_mode(directory=True))
+        else:
+            executable = path.stat().st_mode & 0o111
+            path.chmod(shared_mode(directory=bool(executable)))

@@ -121,10 +121,10 @@ def test_an_existing_output_is_refused_unless_overwrite(tmp_path: Path, texts: l
 def test_a_journal_of_another_job_is_refused(tmp_path: Path, texts: list[str], runner: object) -> None:
     _jsonl(tmp_path / "in.jsonl", [{"text": t} for t in texts[:3]])
     out = tmp_path / "out.jsonl"
-    from siliconlab.batch.journal import Journal, fingerprint
+    from siliconlab.batch.journal import Journal, fingerprint, input_digest
 
     other = JobOptions("minilm", tmp_path / "in.jsonl", out, text_field="body", unit=UNIT)
-    Journal.create(out, fingerprint(other.command(), other.input), other.command(), UNIT)
+    Journal.create(out, fingerprint(other.command(), input_digest(other.input)), other.command(), UNIT)
     refused = _cli("minilm", "--input", str(tmp_path / "in.jsonl"), "--out", str(out), "--unit", UNIT)
     assert refused.exit_code != 0 and "different command or input" in refused.output
     assert not out.exists()

@@ -82,16 +82,19 @@ def test_old_manifest_without_file_list_is_rebuilt(tiny_model: Path, converted: 
     assert "cannot be checked" in outcome.notice and "older siliconlab" in outcome.notice
 
 
-def test_large_artifacts_hash_only_when_asked(converted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_large_artifacts_are_hashed_on_every_reuse(converted: Path, tmp_path: Path):
+    """A same-size edit of a folder over 64 MiB (once checked by size only) is found without being asked."""
     _, folder = _copy(converted, tmp_path)
     manifest = json.loads((folder / "manifest.json").read_text())
+    big = folder / "weights.bin"
+    big.write_bytes(os.urandom(65 * 2**20))
+    manifest["files"]["weights.bin"] = {"bytes": big.stat().st_size, "sha256": sha256_of(big)}
+    assert check_files(folder, manifest).ok
     onnx = folder / "model.onnx"
     data = bytearray(onnx.read_bytes())
     data[-1] ^= 0xFF
     onnx.write_bytes(bytes(data))
-    monkeypatch.setattr("siliconlab.convert.integrity.HASH_ALWAYS_BELOW", 1024)  # treat the folder as large
-    assert check_files(folder, manifest).ok  # sizes only: a same-size edit goes unseen
-    report = check_files(folder, manifest, verify=True)
+    report = check_files(folder, manifest)
     assert not report.ok and report.hashed and "model.onnx: content changed" in report.summary()
 
 

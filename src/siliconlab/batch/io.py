@@ -9,7 +9,9 @@ strings exactly as read (undecodable bytes survive the round trip through surrog
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -18,10 +20,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from siliconlab.errors import UsageError
+from siliconlab.errors import SiliconlabError, UsageError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long reviews are fine; the tokenizer truncates
+BOM = b"\xef\xbb\xbf"
+
+
+class Unwritable(ValueError):
+    """A JSON value that reads but cannot be written back as JSON (1e400 reads as inf, written `Infinity`)."""
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise Unwritable(f"the number {literal[:40]} is beyond float range (it would be written back as {value})")
+    return value
+
+
+def _no_constant(literal: str) -> float:
+    raise Unwritable(f"{literal} is not a JSON number (Python's json accepts it; other readers do not)")
 
 
 @dataclass
@@ -114,6 +132,8 @@ class JsonlFormat(Format):
         chunk = Chunk(0, 0, 0, rows=[])
         with open(self.path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
+                if number == 1:  # a UTF-8 byte order mark (Windows editors write one) is not part of the row
+                    raw = raw.removeprefix(BOM)
                 if not raw.strip():
                     continue
                 if chunk.index not in done:
@@ -137,13 +157,19 @@ class JsonlFormat(Format):
         local = chunk.count
         row: Any = None
         try:
-            row = json.loads(raw.decode("utf-8"))
+            if b"\x00" in raw:  # JSON never holds a raw NUL; UTF-16 text is full of them
+                raise Unwritable(f"line {number} holds NUL bytes: batch reads UTF-8 (is the file UTF-16, or binary?)")
+            row = json.loads(raw.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
         except UnicodeDecodeError as exc:
             chunk.problems[local] = (
                 f"line {number} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
             )
+        except Unwritable as exc:
+            chunk.problems[local] = str(exc) if str(exc).startswith("line ") else f"line {number}: {exc}"
         except ValueError as exc:
-            chunk.problems[local] = f"line {number} is not valid JSON ({exc})"
+            chunk.problems[local] = f"line {number} is not valid JSON ({_first_line(exc)})"
+        except RecursionError:
+            chunk.problems[local] = f"line {number} is nested too deeply to read"
         if local not in chunk.problems and not isinstance(row, dict):
             chunk.problems[local] = f"line {number} is not a JSON object"
         elif local not in chunk.problems and self.text_field not in row:
@@ -162,7 +188,13 @@ class JsonlFormat(Format):
                 for name, values in columns.items():
                     value = values[position]
                     row[name] = value.tolist() if hasattr(value, "tolist") else value
-                target.write(json.dumps(row) + "\n")  # ASCII: no raw U+2028 for readers that split lines on it
+                try:  # ASCII: no raw U+2028 for readers that split lines on it; never NaN/Infinity (not JSON)
+                    line = json.dumps(row, allow_nan=False)
+                except ValueError as exc:  # the Ray engine's Arrow reader can turn 1e400 into inf
+                    raise SiliconlabError(
+                        f"row {chunk.start + local} holds a number JSON cannot write ({exc}): fix it in the input"
+                    ) from None
+                target.write(line + "\n")
 
 
 class CsvFormat(Format):
@@ -171,33 +203,34 @@ class CsvFormat(Format):
     name = "csv"
 
     def check(self) -> None:
-        with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            self.header = next(csv.reader(handle), [])
+        with self._text(open(self.path, "rb")) as handle:
+            try:
+                self.header = next(csv.reader(handle), [])
+            except csv.Error as exc:
+                raise UsageError(f"{self.path.name}: the header could not be read as CSV ({exc})") from None
         if self.header and self.text_field not in self.header:
             raise UsageError(f"{self.path.name} has no column '{self.text_field}' (columns: {', '.join(self.header)})")
         self._collision(self.header)
         self.column = self.header.index(self.text_field) if self.header else 0
 
+    @staticmethod
+    def _text(handle: Any) -> io.TextIOWrapper:
+        """The bytes as the csv module wants them: newline="" (\\n, \\r\\n and a lone \\r all end a record: a
+        CR-only file from old Mac tools raised `_csv.Error`), a leading BOM dropped, undecodable bytes kept."""
+        return io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
     def chunks(self, chunk_rows: int, done: set[int]) -> Iterator[Chunk]:
-        consumed = [0]
-
-        def lines(handle: Any) -> Iterator[str]:
-            for raw in handle:
-                consumed[0] += len(raw)
-                yield raw.decode("utf-8", "surrogateescape")
-
         chunk = Chunk(0, 0, 0, rows=[])
-        with open(self.path, "rb") as handle:
-            records = csv.reader(lines(handle))
-            next(records, None)  # the header
-            for cells in records:
-                if not cells:
+        with open(self.path, "rb") as handle, self._text(handle) as text:
+            records = csv.reader(text)
+            for number, cells in enumerate(_records(records, self.path.name)):
+                if number == 0 or not cells:  # the header; blank lines are not rows
                     continue
                 if chunk.index not in done:
                     self._add(chunk, cells)
                 chunk.count += 1
                 if chunk.count == chunk_rows:
-                    chunk.position = consumed[0]
+                    chunk.position = handle.tell()  # bytes read ahead by the text layer: near enough for progress
                     yield JsonlFormat._finish(chunk, done)
                     chunk = Chunk(chunk.index + 1, chunk.start + chunk.count, 0, rows=[])
         chunk.position = self.total
@@ -223,6 +256,19 @@ class CsvFormat(Format):
                 target.fileno(), "w", encoding="utf-8", errors="surrogateescape", newline="", closefd=False
             ) as text:
                 csv.writer(text).writerow([*self.header, *self.result_columns])
+
+
+def _records(reader: Any, name: str) -> Iterator[list[str]]:
+    """The reader's records; a record the csv module cannot parse stops the job with one line (the chunks
+    committed before it are kept for a rerun)."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise UsageError(f"{name} line {reader.line_num} could not be read as CSV ({exc})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _cell(value: Any) -> str:

@@ -6,7 +6,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,12 @@ from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BA
 from siliconlab.batch.io import format_of, fsync_replace
 from siliconlab.batch.journal import errors_path, parts_dir
 from siliconlab.errors import UsageError
+from siliconlab.paths import shared_mode
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 #: Called after each chunk: (rows done so far, reader position in the format's progress unit).
 OnProgress = Callable[[int, float], None]
@@ -63,7 +70,9 @@ class JobResult:
 
 
 def check_paths(options: JobOptions) -> None:
-    """Refuse bad paths before loading anything: missing input, unknown formats, a format change, an existing out."""
+    """Refuse bad paths before loading anything: missing input, unknown formats, a format change, an output
+    (or its errors file, parts or lock) that is the input. Nothing is written or removed here: `start_over`
+    does that, under the job's lock."""
     if options.chunk_rows < 1:
         raise UsageError(f"chunk rows must be >= 1, got {options.chunk_rows}")
     if options.tokens_per_batch < 2:
@@ -78,15 +87,85 @@ def check_paths(options: JobOptions) -> None:
             f"--out must be {source} like the input (got {options.out.name}); batch keeps each row as it was read, "
             "which only round-trips within one format"
         )
-    if options.out.resolve() == options.input.resolve():
+    source_file = options.input.resolve()
+    if options.out.resolve() == source_file:
         raise UsageError("--out is the input file: choose another path")
+    written = {errors_path(options.out): "errors file", lock_path(options.out): "lock file"}
+    for path, what in written.items():
+        if path.resolve() == source_file:
+            raise UsageError(f"--input is the {what} of --out ({path.name}): choose another --out")
+    for folder in (parts_dir(options.out), options.out.with_name(options.out.name + ".ray-parts")):
+        if source_file.is_relative_to(folder.resolve()):
+            raise UsageError(f"--input is inside {folder}, which the job writes and removes: move it first")
     if options.out.is_dir():
         raise UsageError(f"--out {options.out} is a folder, not a file")
+    nearest = next((folder for folder in options.out.parents if folder.exists()), None)
+    if nearest is not None and not nearest.is_dir():
+        raise UsageError(f"--out {options.out}: {nearest} is a file, not a folder")
+    if parts_dir(options.out).is_symlink():
+        raise UsageError(
+            f"{parts_dir(options.out)} is a symbolic link: the job keeps its parts in that folder and removes it "
+            "when done, so it must be a folder of its own; remove the link"
+        )
+
+
+def start_over(options: JobOptions) -> None:
+    """With --overwrite, remove the earlier output, errors file and parts (call while holding the lock)."""
     if options.overwrite:
         options.out.unlink(missing_ok=True)
         errors_path(options.out).unlink(missing_ok=True)
         shutil.rmtree(parts_dir(options.out), ignore_errors=True)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def lock_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.lock")
+
+
+@contextmanager
+def exclusive_output(out: Path) -> Iterator[None]:
+    """Hold `fcntl.flock` on `.<out>.lock` beside the output for the whole job; another job on it is refused.
+
+    Why: two jobs on one --out wrote the same part names and the one that finished first assembled the
+    other's parts (a wrong output reported as success). Refused rather than queued: the second job would
+    find the first one's output and be refused anyway. The lock file is removed on release; a job that
+    locked a file someone removed in between (its inode is no longer the path's) tries again. Without
+    fcntl (Windows) jobs run unlocked; on NFS the lock is as good as the server's flock.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    path = lock_path(out)
+    while True:
+        # O_NOFOLLOW: a link planted at the lock's name must not be followed. Nothing is written into the file.
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), shared_mode())
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise UsageError(
+                f"another batch job is writing {out} (it holds {path.name}): wait for it to finish or choose "
+                "another --out"
+            ) from None
+        try:
+            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(descriptor).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(descriptor)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
+def file_identity(path: Path) -> tuple[int, int, int, int]:
+    """(inode, size, mtime_ns, ctime_ns): taken before the input is hashed and compared before the output is
+    assembled, so an input edited while the job read it is noticed. ctime cannot be set back by `cp -p`/`touch`."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def refuse_existing(out: Path) -> None:

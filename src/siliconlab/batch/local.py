@@ -16,11 +16,15 @@ from siliconlab.batch.job import (
     OnStart,
     check_paths,
     error_lines,
+    exclusive_output,
+    file_identity,
     finish,
     refuse_existing,
+    start_over,
 )
-from siliconlab.batch.journal import Journal, fingerprint
+from siliconlab.batch.journal import Journal, fingerprint, input_digest
 from siliconlab.batch.task import TaskRunner
+from siliconlab.errors import UsageError
 
 _RUNNERS: dict[tuple[str, str, int | None], TaskRunner] = {}
 
@@ -37,10 +41,18 @@ def task_runner(model: str, unit: str, budget: int, threads: int | None = None) 
 
 
 def run_job(options: JobOptions, on_progress: OnProgress | None = None, on_start: OnStart | None = None) -> JobResult:
-    """Run (or resume) a batch job; returns what was written. Bad options raise UsageError before any work."""
+    """Run (or resume) a batch job; returns what was written. Bad options raise UsageError before any work.
+    The job holds its output's lock throughout: a second job on the same --out is refused."""
     check_paths(options)
+    with exclusive_output(options.out):
+        start_over(options)
+        return _run_locked(options, on_progress, on_start)
+
+
+def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: OnStart | None) -> JobResult:
     command = options.command()
-    stamp = fingerprint(command, options.input)
+    identity = file_identity(options.input)
+    stamp = fingerprint(command, input_digest(options.input))
     journal = Journal.open(options.out, stamp, command)
     if options.out.exists():
         if journal is not None and journal.state.get("assembled"):
@@ -68,6 +80,11 @@ def run_job(options: JobOptions, on_progress: OnProgress | None = None, on_start
         result.rows += chunk.count
         if on_progress is not None:
             on_progress(result.rows, chunk.position)
+    if file_identity(options.input) != identity:
+        raise UsageError(
+            f"--input {options.input} changed while the job ran: the committed parts are kept, but they may mix "
+            "old and new rows; rerun with --overwrite"
+        )
     indices = sorted(journal.done)
     journal.state["assembled"] = True
     journal.save()

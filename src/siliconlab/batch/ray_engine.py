@@ -22,8 +22,10 @@ from siliconlab.batch.job import (
     OnStart,
     check_paths,
     error_lines,
+    exclusive_output,
     finish,
     refuse_existing,
+    start_over,
 )
 from siliconlab.errors import SiliconlabError, UsageError
 
@@ -108,6 +110,18 @@ def run_job(
 ) -> JobResult:
     """The job on Ray Data; the output file is written by this (driver) process, atomically at the end."""
     check_paths(options)
+    with exclusive_output(options.out):
+        start_over(options)
+        return _run_locked(options, address, actors, on_progress, on_start)
+
+
+def _run_locked(
+    options: JobOptions,
+    address: str | None,
+    actors: int,
+    on_progress: OnProgress | None,
+    on_start: OnStart | None,
+) -> JobResult:
     refuse_existing(options.out)
     task, labels = describe(options.model)
     handler = open_format(options.input, options.text_field, task, labels)

@@ -96,6 +96,12 @@ class TaskRunner:
                 values = np.empty((len(checked), out.shape[1]), dtype=np.float32)
             values[batch] = out
             outcome.shapes.append((len(batch), width))
+        finite = np.isfinite(values).all(axis=1)
+        if not finite.all():  # JSON cannot hold NaN or infinity, and no reader should get them as a result
+            for position in np.flatnonzero(~finite):
+                outcome.errors[outcome.good[position]] = "the model's output for this text is not finite (NaN or inf)"
+            outcome.good = [index for index, ok in zip(outcome.good, finite) if ok]
+            values = values[finite]
         outcome.columns = self._columns(values)
         return outcome
 

@@ -94,8 +94,8 @@ def worker(spec: dict[str, Any]) -> None:
     unit = get_decoder_unit(spec["unit"], spec.get("seq2seq", False))
     artifact = Path(spec["artifact_dir"])
     runner = load_decoder(artifact, unit, spec["threads"])
-    tokenizer = AutoTokenizer.from_pretrained(artifact) if spec["has_tokenizer"] else None
-    vocab = int(AutoConfig.from_pretrained(artifact).vocab_size)
+    tokenizer = AutoTokenizer.from_pretrained(artifact, trust_remote_code=False) if spec["has_tokenizer"] else None
+    vocab = int(AutoConfig.from_pretrained(artifact, trust_remote_code=False).vocab_size)
     print(json.dumps({"event": "loaded", "rss_mb": _peak_mb()}), flush=True)
     for index, data in enumerate(spec["workloads"]):
         workload = Generation(**{k: v for k, v in data.items() if k != "kind"})

@@ -267,7 +267,7 @@ def main(job_path: str, mode: str) -> int:
     started = time.perf_counter()
     runner, manifest = load_artifact(artifact_dir, unit, job["threads"])
     load_s = time.perf_counter() - started
-    tokenizer = AutoTokenizer.from_pretrained(artifact_dir)
+    tokenizer = AutoTokenizer.from_pretrained(artifact_dir, trust_remote_code=False)
     send({"type": "loaded", "load_s": load_s})
     facts = {"device": unit.device, "load_s": load_s, "max_length": int(manifest.get("max_length", 512)),
              "executed_precision": executed_precision(runner, unit)}  # fmt: skip

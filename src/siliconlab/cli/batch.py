@@ -9,7 +9,7 @@ import typer
 
 from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
 from siliconlab.cli.common import console, err, handles_errors
-from siliconlab.errors import UsageError
+from siliconlab.errors import SiliconlabError, UsageError
 
 ENGINES = ("local", "ray")
 
@@ -73,6 +73,11 @@ def batch(
             err.print(f"[yellow]interrupted[/]: committed chunks are kept; {hint}")
             raise typer.Exit(130) from None
     _report(result)
+    if result.rows and not result.written:
+        raise SiliconlabError(
+            f"none of the {result.rows} rows could be answered: the output holds no row; "
+            f"reasons in {result.errors_file}"
+        )
 
 
 def _report(result: Any) -> None:

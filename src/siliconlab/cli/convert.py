@@ -27,7 +27,11 @@ def convert(
         int | None, typer.Option(help="CPU threads for parity runs.", show_default="physical cores")
     ] = None,
     verify: Annotated[
-        bool, typer.Option("--verify", help="Hash every file of a cached artifact before reuse, however large.")
+        bool,
+        typer.Option(
+            "--verify",
+            help="Re-hash every file of a cached artifact before reuse, ignoring hashes remembered in .verified.",
+        ),
     ] = False,
     ane_optimized: Annotated[
         bool | None,

@@ -16,7 +16,7 @@ from typing import Any
 
 from siliconlab import __version__
 from siliconlab.convert.integrity import file_records
-from siliconlab.convert.manifest import MANIFEST, SCHEMA_VERSION, directory_bytes, shared_mode, write_json_atomic
+from siliconlab.convert.manifest import MANIFEST, SCHEMA_VERSION, directory_bytes, write_json_atomic
 from siliconlab.convert.parity_generate import (
     PROMPTS,
     STEPS,
@@ -29,6 +29,8 @@ from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import ModelSource
+from siliconlab.models.remote_code import refuse_remote_code
+from siliconlab.paths import share_tree
 from siliconlab.units.base import FP32_AGREEMENT_MIN, FP32_COSINE_MIN, DecoderRunner, GenerativeUnit
 
 
@@ -80,7 +82,7 @@ class GenerativeConverter:
                 return UnitOutcome(unit.name, "failed", None, manifest, failure)
             if artifact_dir.exists():
                 shutil.rmtree(artifact_dir)
-            work.chmod(shared_mode(directory=True))
+            share_tree(work)  # mkdtemp and mkstemp make them private; artifacts are meant to be shared
             work.rename(artifact_dir)
             touch_last_used(artifact_dir)
             return UnitOutcome(unit.name, "converted", artifact_dir, manifest)
@@ -157,7 +159,9 @@ def _parity_failure(parity: dict[str, Any]) -> str:
 
 
 def load_decoder(artifact_dir: Path, unit: GenerativeUnit, threads: int) -> DecoderRunner:
-    """Load a converted decoder artifact, any failure as one clear line."""
+    """Load a converted decoder artifact, any failure as one clear line; an artifact whose configs ask to run
+    code (edited after conversion: siliconlab never writes one) is refused before the unit's loader reads it."""
+    refuse_remote_code(artifact_dir)
     try:
         runner = unit.load(artifact_dir, threads)
     except Exception as exc:

@@ -20,7 +20,6 @@ from siliconlab.convert.manifest import (
     SCHEMA_VERSION,
     directory_bytes,
     read_manifest,
-    shared_mode,
     write_json_atomic,
 )
 from siliconlab.convert.parity import Reference, check_parity, reference_outputs
@@ -31,6 +30,8 @@ from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import ModelSource
 from siliconlab.models.reference import TorchRunner
+from siliconlab.models.remote_code import refuse_remote_code
+from siliconlab.paths import share_tree
 from siliconlab.units.base import Availability, Runner, Unit
 
 
@@ -49,7 +50,10 @@ class UnitOutcome:
 
 
 def model_folder_name(source: ModelSource) -> str:
-    return source.name.replace("/", "--")
+    """The model's folder under --out: one path component, never `..` or hidden. A model path ending in `..`
+    once named its model `..`, and its artifacts were written beside --out instead of inside it."""
+    name = source.name.replace("/", "--").replace("\\", "--").replace("\x00", "")
+    return name.lstrip(".") or "model"
 
 
 def base_versions() -> dict[str, str]:
@@ -104,7 +108,7 @@ class Converter:
         self.source = source
         self.out = Path(out)
         self.threads = threads
-        self.verify = verify  # hash every reused file, however large
+        self.verify = verify  # re-hash every reused file, ignoring the hashes remembered in .verified
         self.source_hash = source.content_hash()
         self._reference: Reference | None = None
 
@@ -173,7 +177,7 @@ class Converter:
             failed_record.unlink(missing_ok=True)
             if artifact_dir.exists():
                 shutil.rmtree(artifact_dir)
-            work.chmod(shared_mode(directory=True))  # mkdtemp makes it private; artifacts are meant to be shared
+            share_tree(work)  # mkdtemp and mkstemp make them private; artifacts are meant to be shared
             work.rename(artifact_dir)
             touch_last_used(artifact_dir)
             return UnitOutcome(unit.name, "converted", artifact_dir, manifest)
@@ -296,8 +300,10 @@ def executed_precision(runner: Any, unit: Unit) -> str:
 
 
 def load_artifact(artifact_dir: Path, unit: Unit, threads: int) -> tuple[Runner, dict[str, Any]]:
-    """Load a converted artifact, turning any failure into one clear line (never a traceback)."""
+    """Load a converted artifact, turning any failure into one clear line (never a traceback). An artifact whose
+    configs ask to run code (edited after conversion: siliconlab never writes one) is refused first."""
     manifest = read_manifest(artifact_dir)
+    refuse_remote_code(artifact_dir)
     if manifest["unit"] != unit.name:
         raise SiliconlabError(f"{artifact_dir} holds unit '{manifest['unit']}', not '{unit.name}'")
     try:

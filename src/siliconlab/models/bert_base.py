@@ -39,7 +39,7 @@ class BertBaseSource(ModelSource):
             model = BertModel(config).eval()
         finally:
             torch.random.set_rng_state(generator_state)
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_directory())
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_directory(), trust_remote_code=False)
         return LoadedModel(
             name=self.name,
             model=model,

@@ -41,7 +41,9 @@ def context_length(config: Any) -> int:
 def _quiet_from_pretrained(factory: Any, path: Path, **kwargs: Any) -> Any:
     import torch
 
-    return factory.from_pretrained(path, dtype=torch.float32, use_safetensors=True, **kwargs).eval()
+    return factory.from_pretrained(
+        path, dtype=torch.float32, use_safetensors=True, trust_remote_code=False, **kwargs
+    ).eval()
 
 
 class CausalDirectorySource(ModelSource):
@@ -51,13 +53,15 @@ class CausalDirectorySource(ModelSource):
 
     def __init__(self, path: Path, name: str | None = None, source: str | None = None, purpose: str = ""):
         from siliconlab.models.hf_directory import TOKENIZER_FILES
+        from siliconlab.models.remote_code import refuse_remote_code
 
         self.path = Path(path)
-        self.name = name or self.path.name
+        self.name = name or self.path.resolve().name  # `model/..` is the folder's parent
         self.source = source or f"local directory {self.path}"
         self.purpose = purpose or "your own causal language model"
         if not any(self.path.glob("*.safetensors")):
             raise UsageError(f"'{self.path}' has no safetensors weights; siliconlab loads safetensors only")
+        refuse_remote_code(self.path)
         if not is_generative_config(self.config):
             raise UsageError(f"'{self.path}' is not a causal language model (config architectures)")
         if not any((self.path / name).is_file() for name in TOKENIZER_FILES):
@@ -67,13 +71,13 @@ class CausalDirectorySource(ModelSource):
     def config(self) -> Any:
         from transformers import AutoConfig
 
-        return AutoConfig.from_pretrained(self.path)
+        return AutoConfig.from_pretrained(self.path, trust_remote_code=False)
 
     def load(self, attn_implementation: str = "sdpa") -> LoadedModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model = _quiet_from_pretrained(AutoModelForCausalLM, self.path, attn_implementation=attn_implementation)
-        tokenizer = AutoTokenizer.from_pretrained(self.path)
+        tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=False)
         return LoadedModel(self.name, model, tokenizer, "generation", context_length(model.config),  # type: ignore[arg-type]
                            self.content_hash(), config=model.config)  # fmt: skip
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from siliconlab.errors import UsageError
 from siliconlab.models.base import LoadedModel, ModelSource, Task, count_params, hash_files, max_length_of
+from siliconlab.models.remote_code import refuse_remote_code
 
 #: Files that determine the model's function; READMEs and such do not change the hash.
 _HASHED_SUFFIXES = {".safetensors", ".json", ".txt", ".model"}
@@ -57,8 +58,9 @@ def load_hf_model(path: Path, attn_implementation: str = "sdpa") -> Any:
 
     from siliconlab.models.heads import MeanPoolClassifier, head_spec
 
-    kwargs = {"attn_implementation": attn_implementation, "use_safetensors": True, "dtype": torch.float32}
-    config = AutoConfig.from_pretrained(path)
+    kwargs = {"attn_implementation": attn_implementation, "use_safetensors": True, "dtype": torch.float32,
+              "trust_remote_code": False}  # fmt: skip
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     if head_spec(config) is not None:
         return MeanPoolClassifier.from_pretrained(path, **kwargs).eval()
     factory = AutoModelForSequenceClassification if task_of(config) == "classification" else AutoModel
@@ -70,13 +72,14 @@ class HFDirectorySource(ModelSource):
 
     def __init__(self, path: Path, name: str | None = None, source: str | None = None, purpose: str = ""):
         self.path = Path(path)
-        self.name = name or self.path.name
+        self.name = name or self.path.resolve().name  # `model/..` is the folder's parent
         self.source = source or f"local directory {self.path}"
         self.purpose = purpose or "your own model"
         if not (self.path / "config.json").is_file():
             raise UsageError(f"'{self.path}' is not a Hugging Face model directory (no config.json)")
         if any(self.path.glob("*.bin")) and not any(self.path.glob("*.safetensors")):
             raise UsageError(f"'{self.path}' has only pickle (.bin) weights; siliconlab loads safetensors only")
+        refuse_remote_code(self.path)
         problem = _config_problem(self.path)
         if problem:
             raise UsageError(f"'{self.path / 'config.json'}' {problem}")
@@ -95,7 +98,7 @@ class HFDirectorySource(ModelSource):
     def config(self) -> Any:
         from transformers import AutoConfig
 
-        return AutoConfig.from_pretrained(self.path)
+        return AutoConfig.from_pretrained(self.path, trust_remote_code=False)
 
     @property
     def task(self) -> Task:
@@ -105,7 +108,7 @@ class HFDirectorySource(ModelSource):
         from transformers import AutoTokenizer
 
         model = load_hf_model(self.path, attn_implementation)
-        tokenizer = AutoTokenizer.from_pretrained(self.path)
+        tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=False)
         vocab = int(getattr(model.config, "vocab_size", 0) or 0)
         if len(tokenizer) < vocab // 10:
             raise UsageError(

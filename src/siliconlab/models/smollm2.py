@@ -70,8 +70,8 @@ def converted_directory(cache: Path | None = None) -> Path:
 def _convert(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
     # from_pretrained marks a GGUF-loaded model as quantized; the weights are already fp32, and
     # save_pretrained refuses a "quantized" model, so drop the marks.
     model.hf_quantizer = None

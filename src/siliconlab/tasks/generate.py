@@ -220,7 +220,11 @@ def load_generative(source: Any, unit: str, cache: Path, threads: int) -> Genera
                 break
             continue
         runner = load_decoder(outcome.artifact_dir, chosen, threads)
-        tokenizer = None if source.architecture_only else AutoTokenizer.from_pretrained(outcome.artifact_dir)
+        tokenizer = (
+            None
+            if source.architecture_only
+            else AutoTokenizer.from_pretrained(outcome.artifact_dir, trust_remote_code=False)
+        )
         why = "chosen by the caller" if unit != "best" else "default order for generative models"
         loaded = Loaded(source.name, "chat", chosen.name, runner, tokenizer, runner.max_length, outcome.artifact_dir,
                         why_unit=why)  # fmt: skip

@@ -99,7 +99,7 @@ def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loa
     if not outcome.ok:
         raise SiliconlabError(outcome.error or f"conversion for {unit.name} failed")
     runner, _ = load_artifact(outcome.artifact_dir, unit, threads)
-    tokenizer = AutoTokenizer.from_pretrained(outcome.artifact_dir)
+    tokenizer = AutoTokenizer.from_pretrained(outcome.artifact_dir, trust_remote_code=False)
     task = "classification" if "logits" in runner.output_names else "embedding"
     labels = labels_of(source.config) if task == "classification" else []
     limit = max_length_of(source.config, tokenizer)

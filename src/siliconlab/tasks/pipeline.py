@@ -124,18 +124,20 @@ class Pipeline:
 
 
 def as_list(texts: Any) -> tuple[list[Any], bool]:
-    """(texts as a list, whether one text was given on its own)."""
+    """(texts as a list, whether one text was given on its own).
+
+    A list, a tuple or a one-dimensional array (numpy, a pandas Series) is a list of texts, answered in its
+    order; anything else is refused rather than iterated: a dict used to be classified by its keys, a set
+    answers in no order the caller can match, and a generator cannot be told from a mistake."""
     if isinstance(texts, (str, bytes)):
         return [texts], True
-    if isinstance(texts, np.ndarray):
+    if not isinstance(texts, (list, tuple)) and hasattr(texts, "tolist") and getattr(texts, "ndim", None) == 1:
         texts = texts.tolist()
-    try:
-        items = list(texts)
-    except TypeError:
-        raise UsageError(f"expected a text or a list of texts, got {type(texts).__name__}") from None
-    if not items:
+    if not isinstance(texts, (list, tuple)):
+        raise UsageError(f"expected a text or a list of texts, got {type(texts).__name__}")
+    if not texts:
         raise UsageError("no text given: pass at least one non-empty text")
-    return items, False
+    return list(texts), False
 
 
 def _checked(texts: list[Any]) -> tuple[list[int], dict[int, str]]:
