@@ -171,7 +171,7 @@ class OnnxRuntimeCpuDecoder(GenerativeUnit):
 
         from siliconlab.models.generative import context_length
 
-        config = AutoConfig.from_pretrained(artifact_dir)
+        config = AutoConfig.from_pretrained(artifact_dir, trust_remote_code=False)
         return OrtDecoderRunner(artifact_dir / ARTIFACT, threads, context_length(config), *_cache_shape(config))
 
 

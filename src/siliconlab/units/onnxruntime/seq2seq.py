@@ -154,7 +154,7 @@ class OnnxRuntimeCpuSeq2Seq(GenerativeUnit):
         from siliconlab.models.generative import context_length
         from siliconlab.units.torch.seq2seq_generate import decoder_start_id
 
-        config = AutoConfig.from_pretrained(artifact_dir)
+        config = AutoConfig.from_pretrained(artifact_dir, trust_remote_code=False)
         generation = GenerationConfig.from_model_config(config)
         start = decoder_start_id(config, generation)
         return OrtSeq2SeqRunner(artifact_dir, threads, context_length(config), start, _shape(config))

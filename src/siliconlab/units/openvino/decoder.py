@@ -86,7 +86,7 @@ class OpenVinoCpuDecoder(GenerativeUnit):
 
         from siliconlab.models.generative import context_length
 
-        config = AutoConfig.from_pretrained(artifact_dir)
+        config = AutoConfig.from_pretrained(artifact_dir, trust_remote_code=False)
         path = artifact_dir / ARTIFACT
         return OpenVinoDecoderRunner(path, threads, context_length(config), *_cache_shape(config))
 

@@ -151,6 +151,8 @@ class TorchCpuFp32Decoder(GenerativeUnit):
         torch.set_num_threads(threads)
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(artifact_dir)
-        model = _factory(config).from_pretrained(artifact_dir, dtype=torch.float32, use_safetensors=True)
+        config = AutoConfig.from_pretrained(artifact_dir, trust_remote_code=False)
+        model = _factory(config).from_pretrained(
+            artifact_dir, dtype=torch.float32, use_safetensors=True, trust_remote_code=False
+        )
         return TorchDecoderRunner(model.eval(), context_length(config))

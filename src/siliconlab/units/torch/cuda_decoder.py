@@ -181,8 +181,12 @@ class _TorchCudaDecoder(GenerativeUnit):
         from siliconlab.units.torch.cuda_generate import CudaGraphGenerator
 
         torch.set_num_threads(threads)
-        config = AutoConfig.from_pretrained(artifact_dir)
-        model = _factory(config).from_pretrained(artifact_dir, dtype=self._dtype(), use_safetensors=True).eval()
+        config = AutoConfig.from_pretrained(artifact_dir, trust_remote_code=False)
+        model = (
+            _factory(config)
+            .from_pretrained(artifact_dir, dtype=self._dtype(), use_safetensors=True, trust_remote_code=False)
+            .eval()
+        )
         max_len = min(context_length(config), MAX_LEN)
         triton = step_kind(model).startswith("Triton")
         generator = CudaGraphGenerator(model, dtype=self._dtype(), max_batch=MAX_BATCH, max_len=max_len,

@@ -42,9 +42,11 @@ class _TorchCudaSeq2Seq(TorchCpuFp32Seq2Seq):
 
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32: the exactness check
         torch.backends.cudnn.allow_tf32 = False
-        config = AutoConfig.from_pretrained(artifact_dir)
+        config = AutoConfig.from_pretrained(artifact_dir, trust_remote_code=False)
         dtype = getattr(torch, self.dtype_name)
-        model = AutoModelForSeq2SeqLM.from_pretrained(artifact_dir, dtype=dtype, use_safetensors=True)
+        model = AutoModelForSeq2SeqLM.from_pretrained(
+            artifact_dir, dtype=dtype, use_safetensors=True, trust_remote_code=False
+        )
         return TorchSeq2SeqRunner(model.to("cuda").eval(), context_length(config))
 
 

@@ -83,6 +83,8 @@ class TorchCpuFp32Seq2Seq(TorchCpuFp32Decoder):
         from siliconlab.models.generative import context_length
 
         torch.set_num_threads(threads)
-        config = AutoConfig.from_pretrained(artifact_dir)
-        model = AutoModelForSeq2SeqLM.from_pretrained(artifact_dir, dtype=torch.float32, use_safetensors=True)
+        config = AutoConfig.from_pretrained(artifact_dir, trust_remote_code=False)
+        model = AutoModelForSeq2SeqLM.from_pretrained(
+            artifact_dir, dtype=torch.float32, use_safetensors=True, trust_remote_code=False
+        )
         return TorchSeq2SeqRunner(model.eval(), context_length(config))
