@@ -99,6 +99,21 @@ def main() -> int:
             if "ov-int8-mixed-bf16" in wanted:
                 runners["ov-int8-mixed-bf16"] = compiled(mixed, "bf16")
 
+        units = [v.removeprefix("unit:") for v in wanted if v.startswith("unit:")]
+        if units:  # siliconlab's own units, converted (or reused) through the artifact store, parity-gated
+            from siliconlab.convert.pipeline import Converter, load_artifact
+            from siliconlab.paths import default_cache
+            from siliconlab.units import get_unit
+
+            converter = Converter(source, default_cache(), args.threads)
+            for name in units:
+                outcome = converter.convert_unit(get_unit(name))
+                if outcome.ok:
+                    runner, _ = load_artifact(outcome.artifact_dir, get_unit(name), args.threads)
+                    runners[f"unit:{name}"] = runner.run
+                else:
+                    print(f"# {name}: {outcome.error}")
+
         rows = []
         for name, run in runners.items():
             cos = []

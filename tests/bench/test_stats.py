@@ -61,3 +61,29 @@ def test_bert_base_flops_from_config():
 def test_cpu_floor_probes_measure_real_rates():
     floors = measure_floors({"cpu"}, threads=1, quick=True)
     assert floors["cpu-fp32"]["gflops"] > 0.5 and floors["cpu-int8"]["gflops"] > 0.5
+
+
+def test_floors_cover_every_cpu_precision_this_machine_has():
+    from siliconlab.cpu_features import detect
+
+    floors = measure_floors({"cpu"}, threads=1, quick=True)
+    assert ("cpu-bf16" in floors) == detect().bf16_native  # a bf16 floor only where bf16 is native
+    for key, floor in floors.items():
+        assert floor["gflops"] and floor["gflops"] > 0.5, (key, floor)
+        assert floor["probe"] in floor["probes"] and floor["gflops"] == max(floor["probes"].values())
+
+
+def test_rows_are_held_to_the_floor_of_what_the_engine_executed():
+    from siliconlab.bench.results import add_floor_fractions
+
+    floors = {"cpu-fp32": {"gflops": 100.0}, "cpu-bf16": {"gflops": 400.0}, "cpu-int8": {"gflops": 800.0}}
+    rows = [
+        {"device": "cpu", "precision": "fp32", "compute_precision": "fp32", "executed_precision": "bf16",
+         "gflops_per_s": 200.0},  # an "fp32" unit that ran bf16 is held to the bf16 floor, never 200 % of fp32
+        {"device": "cpu", "precision": "int8", "executed_precision": "int8 30/36, bf16 6/36",
+         "gflops_per_s": 400.0},
+        {"device": "cpu", "precision": "int8", "compute_precision": "fp32", "gflops_per_s": 50.0},
+    ]  # fmt: skip
+    add_floor_fractions(rows, floors)
+    assert [r["floor_precision"] for r in rows] == ["bf16", "int8", "fp32"]
+    assert [r["pct_of_floor"] for r in rows] == [50.0, 50.0, 50.0]
