@@ -162,7 +162,7 @@ def test_schema_round_trip_and_report(tiny_bert: Path, artifact_cache: Path, tmp
     write_result(result, paths["json"])
     loaded = load_result(paths["json"])
     assert loaded == json.loads(json.dumps(result))
-    assert loaded["schema"] == "siliconlab.bench/3" and loaded["machine"]["cores_logical"] >= 1
+    assert loaded["schema"] == "siliconlab.bench/4" and loaded["machine"]["cores_logical"] >= 1
     assert loaded["settings"]["workloads"][0] == {"kind": "fixed", "batch": 1, "seq": 8}
     for row in loaded["results"]:
         assert set(row) == ROW_FIELDS

@@ -23,6 +23,7 @@ COLUMNS = (
     "p99 ms",
     "seq/s",
     "GFLOP/s",
+    "runs in",
     "% floor",
     "speedup",
     "J/seq",
@@ -86,7 +87,10 @@ def _cells(row: dict[str, Any]) -> list[str]:
         f"{lat['p99']:.2f}",
         f"{row['throughput']['sequences_per_s']:.1f}",
         f"{row['gflops_per_s']:.1f}" if row.get("gflops_per_s") else "",
-        f"{row['pct_of_floor']:.0f}%" if row.get("pct_of_floor") is not None else "n/a",
+        str(row.get("executed_precision") or row.get("compute_precision") or ""),  # read back from the engine
+        f"{row['pct_of_floor']:.0f}% of {row.get('floor_precision', '')}".strip()
+        if row.get("pct_of_floor") is not None
+        else "n/a",
         _speedup(row),
         f"{energy:.3g}" if energy is not None else "n/a",
         f"{row['peak_rss_mb']:.0f}" if row.get("peak_rss_mb") else "",
