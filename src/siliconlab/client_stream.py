@@ -46,7 +46,7 @@ def grpc_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
         inputs.append(tensor)
     answers: queue.Queue[tuple[Any, Any]] = queue.Queue()
     client._client.start_stream(callback=lambda result, error: answers.put((result, error)),
-                                stream_timeout=client.timeout_s)  # fmt: skip
+                                stream_timeout=client.timeout_s, headers=client.headers)  # fmt: skip
     finished = False
     try:
         client._client.async_stream_infer(model, inputs)
@@ -80,7 +80,8 @@ def http_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
     if isinstance(body.get("text"), bytes):
         raise SiliconlabError("over HTTP the message must be a str (JSON carries text); use protocol='grpc' for bytes")
     url = f"http://{client.url}/v2/models/{model}/generate_stream"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **(client.headers or {})}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=client.timeout_s)
     except urllib.error.HTTPError as exc:
