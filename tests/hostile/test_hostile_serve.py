@@ -8,10 +8,6 @@ loopback ports, and the OpenAI front. Every address is loopback.
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +189,113 @@ def test_the_load_test_sends_the_key_from_the_environment(served: Any, monkeypat
     monkeypatch.setenv("SILICONLAB_API_KEY", KEY)
     for protocol in ("http", "grpc"):
         assert asyncio.run(one(protocol))["embedding"].shape == (1, 384)
+
+
+def test_key_files_others_can_read_are_refused_and_keys_never_come_from_argv(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from siliconlab.errors import UsageError
+    from siliconlab.serve.auth import authorized, load_keys
+
+    monkeypatch.delenv("SILICONLAB_API_KEY", raising=False)
+    monkeypatch.delenv("SILICONLAB_API_KEY_FILE", raising=False)
+    path = tmp_path / "keys"
+    path.write_text(f"# serving keys\n{KEY}\n\nsecond-key-abcdefghijklmnop\n")
+    path.chmod(0o644)
+    with pytest.raises(UsageError, match="readable by other users .*chmod 600"):
+        load_keys(path)
+    path.chmod(0o600)
+    assert load_keys(path) == (KEY, "second-key-abcdefghijklmnop")
+    assert authorized(f"Bearer {KEY}", load_keys(path)) and authorized(
+        "bearer second-key-abcdefghijklmnop", (KEY, "second-key-abcdefghijklmnop")
+    )
+    assert not authorized(None, (KEY,)) and not authorized(KEY, (KEY,)) and not authorized("Bearer \udcff", (KEY,))
+    monkeypatch.setenv("SILICONLAB_API_KEY", "short")
+    with pytest.raises(UsageError, match="shorter than 16"):
+        load_keys()
+    monkeypatch.setenv("SILICONLAB_API_KEY", KEY)
+    assert load_keys() == (KEY,)
+    import typer
+
+    from siliconlab.cli.serve import serve
+
+    names = {param.name for param in typer.main.get_command_from_info(typer.models.CommandInfo(callback=serve),
+             pretty_exceptions_short=True, rich_markup_mode=None).params}  # fmt: skip
+    assert "api_key_file" in names and not any(name in ("api_key", "key", "token") for name in names)
+
+
+def test_binding_beyond_loopback_needs_a_key_and_the_banner_says_where(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from siliconlab.errors import UsageError
+
+    monkeypatch.delenv("SILICONLAB_API_KEY", raising=False)
+    with pytest.raises(UsageError, match="--host 0.0.0.0 exposes the server .* --insecure-no-auth"):
+        ServeOptions(host="0.0.0.0", http_port=free_port(), grpc_port=free_port(), metrics_port=free_port()).check()
+    ServeOptions(host="0.0.0.0", http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+                 insecure_no_auth=True).check()  # fmt: skip
+    ServeOptions(host="::1", http_port=free_port(), grpc_port=free_port(), metrics_port=free_port()).check()
+    server = Server(ServeOptions(host="0.0.0.0", api_keys=(KEY,)), [])
+    assert server.http_url.startswith("http://0.0.0.0:") and server.grpc_url.startswith("0.0.0.0:")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "SILICONLAB_API_KEY"}
+    run = subprocess.run([sys.executable, "-m", "siliconlab", "serve", "minilm", "--host", "0.0.0.0", "--http-port",
+                          str(free_port())], capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert run.returncode == 2 and "--insecure-no-auth" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+# -- 9/11: bad input answered in one line, never a traceback or a 500 ------------------------------------------
+
+
+def _ids_body(rows: list[list[int]], shape: list[int]) -> dict[str, Any]:
+    data = [v for row in rows for v in row]
+    return {"inputs": [{"name": "input_ids", "shape": shape, "datatype": "INT64", "data": data},
+                       {"name": "attention_mask", "shape": shape, "datatype": "INT64", "data": [1] * len(data)}]}  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", [[1, 0], [0, 4], [2, 0]])
+def test_zero_length_rows_to_the_ids_model_are_a_one_line_400(http: httpx.Client, shape: list[int]) -> None:
+    reply = http.post("/v2/models/minilm-ids/infer", json=_ids_body([], shape), headers=AUTH)
+    assert reply.status_code == 400, reply.text
+    message = reply.json()["error"]
+    assert "Traceback" not in message and 'File "/' not in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("ids", [[2**63], [101, 2**64 + 5], [-1], [True, False], [101, True], [1.5]])
+def test_token_ids_out_of_int64_or_booleans_are_400(front: httpx.Client, ids: list[Any]) -> None:
+    for given in (ids, [ids]):
+        reply = front.post("/v1/embeddings", json={"model": "minilm", "input": given}, headers=AUTH)
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"]["param"] == "input"
+
+
+def _raw_post(url: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(url + path, content=body, timeout=60,
+                      headers={"Content-Type": "application/json", **AUTH, **(headers or {})})  # fmt: skip
+
+
+@pytest.mark.parametrize("route,body", [
+    ("/v1/embeddings", b'{"model": "minilm", "input": "caf\\ud800"}'),
+    ("/v1/embeddings", b'{"model": "minilm", "input": ["fine", "\\ud800"]}'),
+    ("/v1/chat/completions", b'{"model": "minilm", "messages": [{"role": "user", "content": "hi \\udfff"}]}'),
+    ("/v1/chat/completions", b'{"model": "m\\ud800", "messages": [{"role": "user", "content": "hi"}]}'),
+])  # fmt: skip
+def test_a_lone_surrogate_is_a_json_400_on_both_openai_routes(served: Any, route: str, body: bytes) -> None:
+    reply = _raw_post(served[1].url, route, body)
+    assert reply.status_code in (400, 404), reply.text
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.json()["error"]["message"]
+
+
+def test_malformed_json_names_no_offset_as_param(served: Any) -> None:
+    reply = _raw_post(served[1].url, "/v1/embeddings", b'{"model": "minilm", "input": [')
+    assert reply.status_code == 400 and reply.json()["error"]["param"] is None, reply.text
+    assert "not valid JSON" in reply.json()["error"]["message"]
+
+
+def test_loadtest_takes_an_ipv6_loopback_url() -> None:
+    from siliconlab.serve.loadtest.target import check_target, normalise_url
+
+    for given in ("http://[::1]:8000", "[::1]:8000", "grpc://[::1]:8001"):
+        url = normalise_url(given, "grpc" if given.startswith("grpc") else "http")
+        check_target(url, allow_remote=False)
+        assert "[::1]" in url

@@ -82,9 +82,6 @@ class ServeOptions:
             served_name(name)
         if len(set(map(served_name, self.models))) != len(self.models):
             raise UsageError(f"a model is named twice: {' '.join(self.models)}")
-        from siliconlab.serve.auth import check_exposure
-
-        check_exposure(self.host, self.api_keys, self.insecure_no_auth)
         bounds = {
             "--max-batch": self.max_batch,
             "--max-queue": 1 if self.max_queue is None else self.max_queue,
@@ -108,6 +105,9 @@ class ServeOptions:
             raise UsageError(f"the ports must differ: {', '.join(f'{k} {v}' for k, v in ports.items())}")
         for option, port in ports.items():
             probe_port(self.host, port, option)
+        from siliconlab.serve.auth import check_exposure
+
+        check_exposure(self.host, self.api_keys, self.insecure_no_auth)
         return self
 
 

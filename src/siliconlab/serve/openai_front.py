@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 from fastapi import Request  # at module level: FastAPI resolves the endpoint's annotations from these globals
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictInt, StrictStr
 
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.serve.front_guard import Guard
@@ -49,7 +49,8 @@ class ApiError(Exception):
 
 class EmbeddingsRequest(BaseModel):
     model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    #: strict: `true`/`false` are not token ids, and a number is not a text
+    input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
     user: str | None = None
@@ -243,22 +244,41 @@ def build_app(backend: Backend) -> Any:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return AsciiJSON(exc.body(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        loc = [p for p in first.get("loc", ()) if p != "body"]
+        where = str(loc[0]) if loc else ""  # the request's field (its inner path names pydantic's union branches)
         message = first.get("msg", "invalid request")
         if first.get("type") == "json_invalid":  # its loc is a character offset, not a parameter
             message, where = f"the body is not valid JSON ({first.get('ctx', {}).get('error', message)})", ""
-        return JSONResponse(ApiError(400, message, param=where or None).body(), status_code=400)
+        return AsciiJSON(ApiError(400, message, param=where or None).body(), status_code=400)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(ApiError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
+        return AsciiJSON(ApiError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def failed(_: Request, exc: Exception) -> JSONResponse:  # a bug of ours: one JSON line, never a traceback
+        from siliconlab.log import log
+
+        log.error("the OpenAI front failed on a request", exc_info=exc)
+        body = ApiError(500, "the server failed on this request; its log says why", "server_error").body()
+        return AsciiJSON(body, status_code=500)
 
     return Guard(app, backend.options.api_keys, backend.options.max_request_bytes)
+
+
+def AsciiJSON(body: Any, status_code: int) -> Any:  # noqa: N802 - a response class, built on first use
+    """A JSON response escaped to ASCII: a lone surrogate echoed from the request stays valid JSON (Starlette's own
+    JSONResponse encodes UTF-8 and fails on it, answering a plain-text 500)."""
+    import json
+
+    from fastapi.responses import Response
+
+    return Response(json.dumps(body, ensure_ascii=True), status_code=status_code, media_type="application/json")
 
 
 class Front:

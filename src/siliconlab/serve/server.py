@@ -42,6 +42,43 @@ def _wrap_response(response, requested_outputs_names, model_outputs_dict):
             message, code = "the model reported an error that could not be read", pb_utils.TritonError.INTERNAL
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
     return _siliconlab_wrap_response(response, requested_outputs_names, model_outputs_dict)
+
+
+# --- added by siliconlab.serve: an empty tensor is that request's 400; a failure is one line, not a traceback ---
+_siliconlab_execute = TritonPythonModel.execute
+
+
+def _siliconlab_empty_input(request):
+    for tensor in request.inputs():
+        if 0 in list(tensor.shape()):
+            return tensor.name()
+    return None
+
+
+def _siliconlab_checked_execute(self, triton_requests):
+    refused = {{}}
+    for index, request in enumerate(triton_requests):
+        name = _siliconlab_empty_input(request)
+        if name is not None:  # PyTriton's shared memory cannot carry an empty tensor (it raised a traceback)
+            refused[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                f"input '{{name}}' holds no values (its shape has a 0)", pb_utils.TritonError.INVALID_ARG))
+    kept = [request for index, request in enumerate(triton_requests) if index not in refused]
+    if self._decoupled_model:
+        for index, response in refused.items():
+            sender = triton_requests[index].get_response_sender()
+            sender.send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    try:
+        answered = _siliconlab_execute(self, kept) if kept else []
+    except pb_utils.TritonModelException as exc:
+        LOGGER.error(str(exc))
+        raise pb_utils.TritonModelException("the model failed on this batch; the server log says why") from None
+    if self._decoupled_model:
+        return None
+    answered = iter(answered or [])
+    return [refused[index] if index in refused else next(answered) for index in range(len(triton_requests))]
+
+
+TritonPythonModel.execute = _siliconlab_checked_execute
 '''
 
 #: Triton's admin APIs: loading/unloading models and the repository index, shared memory registration, tracing,
