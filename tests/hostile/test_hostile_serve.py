@@ -8,6 +8,9 @@ loopback ports, and the OpenAI front. Every address is loopback.
 
 from __future__ import annotations
 
+import json
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +41,9 @@ def minilm() -> Any:
 def served(minilm: Any) -> Any:
     from siliconlab.serve.openai_front import Front
 
+    limits = dict(max_texts=64, max_request_bytes=256 * 1024, max_request_tokens=4096, max_chat_messages=8)
     options = ServeOptions(models=("minilm",), unit=UNIT, http_port=free_port(), grpc_port=free_port(),
-                           metrics_port=free_port(), max_batch=8, api_keys=(KEY,), max_texts=64,
-                           max_request_bytes=256 * 1024, max_request_tokens=4096, max_chat_messages=8).check()  # fmt: skip
+                           metrics_port=free_port(), max_batch=8, api_keys=(KEY,), **limits).check()  # fmt: skip
     bindings = bindings_for("minilm", minilm)
     server = Server(options, bindings)
     server.start()
@@ -191,8 +194,9 @@ def test_the_load_test_sends_the_key_from_the_environment(served: Any, monkeypat
         assert asyncio.run(one(protocol))["embedding"].shape == (1, 384)
 
 
-def test_key_files_others_can_read_are_refused_and_keys_never_come_from_argv(tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_key_files_others_can_read_are_refused_and_keys_never_come_from_argv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from siliconlab.errors import UsageError
     from siliconlab.serve.auth import authorized, load_keys
 
@@ -248,8 +252,9 @@ def test_binding_beyond_loopback_needs_a_key_and_the_banner_says_where(monkeypat
 
 def _ids_body(rows: list[list[int]], shape: list[int]) -> dict[str, Any]:
     data = [v for row in rows for v in row]
+    mask = [1] * len(data)
     return {"inputs": [{"name": "input_ids", "shape": shape, "datatype": "INT64", "data": data},
-                       {"name": "attention_mask", "shape": shape, "datatype": "INT64", "data": [1] * len(data)}]}  # fmt: skip
+                       {"name": "attention_mask", "shape": shape, "datatype": "INT64", "data": mask}]}  # fmt: skip
 
 
 @pytest.mark.parametrize("shape", [[1, 0], [0, 4], [2, 0]])
@@ -299,3 +304,89 @@ def test_loadtest_takes_an_ipv6_loopback_url() -> None:
         url = normalise_url(given, "grpc" if given.startswith("grpc") else "http")
         check_target(url, allow_remote=False)
         assert "[::1]" in url
+
+
+# -- 7: limits, work that outlives its client, chat fitting ------------------------------------------------------
+
+
+def test_request_limits_are_413_or_400_with_a_clear_json_error(served: Any, front: httpx.Client) -> None:
+    big = _raw_post(served[1].url, "/v1/embeddings", b'{"model": "minilm", "input": "' + b"a" * 300_000 + b'"}')
+    assert big.status_code == 413 and "--max-request-bytes" in big.json()["error"]["message"]
+    unauthenticated_big = httpx.post(served[1].url + "/v1/embeddings", content=b"x" * 300_000, timeout=60)
+    assert unauthenticated_big.status_code == 401  # the key is checked before the body is read
+    many = front.post("/v1/embeddings", json={"model": "minilm", "input": ["a text"] * 65}, headers=AUTH)
+    assert many.status_code == 400 and "--max-texts" in many.json()["error"]["message"]
+    ids = front.post("/v1/embeddings", json={"model": "minilm", "input": [[101] * 100] * 41}, headers=AUTH)
+    assert ids.status_code == 400 and "--max-request-tokens" in ids.json()["error"]["message"]
+    long_texts = ["word " * 300] * 16  # 16 x 302 tokens read > 4096
+    tokens = front.post("/v1/embeddings", json={"model": "minilm", "input": long_texts}, headers=AUTH)
+    assert tokens.status_code == 400 and "--max-request-tokens" in tokens.json()["error"]["message"], tokens.text
+    chat = {"model": "any", "messages": [{"role": "user", "content": "hi"}] * 9}
+    refused = front.post("/v1/chat/completions", json=chat, headers=AUTH)
+    assert refused.status_code == 400 and "--max-chat-messages" in refused.json()["error"]["message"]
+
+
+def _inference_count(http: httpx.Client) -> int:
+    stats = http.get("/v2/models/minilm/stats", headers=AUTH).json()
+    return int(stats["model_stats"][0]["inference_count"])
+
+
+def test_an_embeddings_call_stops_when_its_client_leaves(served: Any, http: httpx.Client) -> None:
+    texts = [f"text {i}: " + "several words for the model to read " * 40 for i in range(64)]  # 8 batches of 8
+    before = _inference_count(http)
+    body = json.dumps({"model": "minilm", "input": texts}).encode()
+    host, port = served[1].url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + head + body)
+        deadline = time.monotonic() + 30
+        while _inference_count(http) == before and time.monotonic() < deadline:  # its first batch runs
+            time.sleep(0.02)
+    time.sleep(3)  # long enough for all 64 texts had the work gone on
+    done = _inference_count(http) - before
+    assert 0 < done < 64, f"{done} of 64 texts were embedded for a client that had left"
+
+
+def test_chat_fitting_is_not_quadratic_and_drops_the_same_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import AutoTokenizer
+
+    from siliconlab.models.minilm import tokenizer_directory
+    from siliconlab.tasks import messages as module
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_directory())
+    tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}<assistant>"
+
+    def one_by_one(conversation: list[dict[str, str]], budget: int) -> tuple[list[int], int]:
+        """The old fitting: drop the oldest turn and lay out again, until it fits."""
+        conversation, dropped = [dict(m) for m in conversation], 0
+        ids = module.layout_ids(tokenizer, conversation)
+        while len(ids) > budget:
+            earlier = [i for i, m in enumerate(conversation[:-1]) if m["role"] != "system"]
+            if not earlier:
+                break
+            gone = conversation.pop(earlier[0])
+            dropped += len(tokenizer(gone["content"], add_special_tokens=False)["input_ids"])
+            ids = module.layout_ids(tokenizer, conversation)
+        return ids, dropped
+
+    def conversation(n: int) -> list[dict[str, str]]:
+        turns = [{"role": "system", "content": "be brief"}]
+        turns += [{"role": ("user", "assistant")[i % 2], "content": f"turn {i} " + "blah " * (i % 7)} for i in range(n)]
+        return turns + [{"role": "user", "content": "and now?"}]
+
+    for n in (3, 10, 41):
+        assert module.fit(tokenizer, conversation(n), 100, 20) == one_by_one(conversation(n), 80)
+    calls = 0
+    original = module.layout_ids
+
+    def counted(*args: Any) -> list[int]:
+        nonlocal calls
+        calls += 1
+        return original(*args)
+
+    monkeypatch.setattr(module, "layout_ids", counted)
+    begin = time.perf_counter()
+    ids, dropped = module.fit(tokenizer, conversation(1600), 512, 64)
+    assert len(ids) <= 448 and dropped > 0
+    assert calls <= 16, f"{calls} layouts for 1,600 messages"
+    assert time.perf_counter() - begin < 10

@@ -54,14 +54,14 @@ def check_request(backend: Backend, request: ChatRequest) -> tuple[list[dict[str
     """(checked messages, max_tokens) or an ApiError naming the parameter at fault."""
     from siliconlab.tasks.messages import check_messages
 
-    if request.model not in backend.chat_models:
-        known = ", ".join(backend.chat_models) or "none"
-        raise ApiError(404, f"model '{request.model}' is not served here (chat models: {known})",
-                       param="model", code="model_not_found")  # fmt: skip
     most = backend.options.max_chat_messages
     if len(request.messages) > most:
         raise ApiError(400, f"'messages' holds {len(request.messages)} messages; at most {most} per request "
                             "(--max-chat-messages)", param="messages")  # fmt: skip
+    if request.model not in backend.chat_models:
+        known = ", ".join(backend.chat_models) or "none"
+        raise ApiError(404, f"model '{request.model}' is not served here (chat models: {known})",
+                       param="model", code="model_not_found")  # fmt: skip
     if request.n != 1:
         raise ApiError(400, f"n must be 1 (greedy generation writes one reply), got {request.n}", param="n")
     try:
