@@ -8,8 +8,11 @@ loopback ports, and the OpenAI front. Every address is loopback.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -390,3 +393,228 @@ def test_chat_fitting_is_not_quadratic_and_drops_the_same_turns(monkeypatch: pyt
     assert len(ids) <= 448 and dropped > 0
     assert calls <= 16, f"{calls} layouts for 1,600 messages"
     assert time.perf_counter() - begin < 10
+
+
+# -- a hostile-input suite of our own ---------------------------------------------------------------------------
+
+
+def _raw(url: str, request: bytes, wait_s: float = 10.0) -> bytes:
+    """Send raw bytes, return what came back before the server closed or `wait_s` passed."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait_s) as sock:
+        sock.sendall(request)
+        got = b""
+        try:
+            while chunk := sock.recv(65536):
+                got += chunk
+                if b"\r\n\r\n" in got and b"content-length" in got.lower():
+                    head, _, body = got.partition(b"\r\n\r\n")
+                    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                    if len(body) >= length:
+                        break
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return got
+
+
+def _status(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else 0
+
+
+@pytest.mark.parametrize("which", ["gateway", "front"])
+def test_oversized_headers_are_refused_and_the_server_goes_on(served: Any, which: str) -> None:
+    url = served[0].http_url if which == "gateway" else served[1].url
+    huge = b"X-Filler: " + b"a" * 200_000 + b"\r\n"
+    got = _raw(url, b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n" + huge + b"\r\n")
+    assert _status(got) in (0, 400, 413, 431), got[:200]  # refused or the connection closed; never served
+    assert httpx.get(f"{served[0].http_url}/v2/health/ready", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("which", ["gateway", "front"])
+def test_a_body_that_stops_coming_is_timed_out_and_others_are_answered(
+    served: Any, which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siliconlab.serve import front_guard
+
+    monkeypatch.setattr(front_guard, "BODY_TIMEOUT_S", 1.0)
+    url = served[0].http_url if which == "gateway" else served[1].url
+    path = b"/v2/models/minilm/infer" if which == "gateway" else b"/v1/embeddings"
+    host, port = url.removeprefix("http://").split(":")
+    slow = []
+    for _ in range(30):  # slowloris: headers, then a few bytes of a promised 10 kB, then silence
+        sock = socket.create_connection((host, int(port)), timeout=20)
+        sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"Authorization: Bearer {KEY}\r\nContent-Length: 10000\r\n\r\n{{".encode())  # fmt: skip
+        slow.append(sock)
+    begin = time.monotonic()
+    assert httpx.post(f"{served[0].http_url}/v2/models/minilm/infer", json=TEXT_BODY, headers=AUTH,
+                      timeout=30).status_code == 200  # fmt: skip
+    assert time.monotonic() - begin < 10
+    answered = 0
+    for sock in slow:
+        with sock:
+            got = b""
+            with contextlib.suppress(OSError):
+                got = sock.recv(4096)
+            answered += _status(got) == 408
+    assert answered == len(slow), f"only {answered} of {len(slow)} stalled bodies were answered 408"
+
+
+@pytest.mark.parametrize("content_type,body", [
+    ("text/plain", b'{"model": "minilm", "input": "hi"}'),
+    ("application/x-www-form-urlencoded", b"model=minilm&input=hi"),
+    ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"input\"\r\n\r\nhi\r\n--x--"),
+    ("application/json", b""),
+    ("application/json", b"null"),
+    ("application/json", b"[" * 100_000 + b"]" * 100_000),
+    ("application/json", b'{"model": "minilm", "input": [[1e400]]}'),
+    ("application/json", b'{"model": "minilm", "input": "hi", "dimensions": 1' + b"0" * 400 + b"}"),
+    ("application/json", b'{"model": "minilm", "input": {"a": 1}}'),
+])  # fmt: skip
+def test_wrong_content_types_and_odd_bodies_are_a_json_4xx(served: Any, content_type: str, body: bytes) -> None:
+    reply = _raw_post(served[1].url, "/v1/embeddings", body, {"Content-Type": content_type})
+    assert 400 <= reply.status_code < 500, (reply.status_code, reply.text[:300])
+    assert reply.json()["error"]["message"]
+
+
+def test_kserve_with_odd_bodies_is_a_4xx_never_a_5xx_with_a_traceback(http: httpx.Client) -> None:
+    bodies = [b"", b"{", b"null", b'{"inputs": []}', b'{"inputs": [{"name": "text", "shape": [1, 1], "datatype": '
+              b'"BYTES", "data": [1, 2, 3]}]}', b'{"inputs": [{"name": "text", "shape": [-1, 1], "datatype": "BYTES",'
+              b' "data": ["a"]}]}', b'{"inputs": [{"name": "text", "shape": [99999999999, 1], "datatype": "BYTES", '
+              b'"data": ["a"]}]}']  # fmt: skip
+    for body in bodies:
+        reply = http.post("/v2/models/minilm/infer", content=body, headers={**AUTH, "Content-Type": "text/plain"})
+        assert reply.status_code < 600 and "Traceback" not in reply.text and 'File "/' not in reply.text, body
+        assert reply.status_code != 200, body
+    assert http.post("/v2/models/minilm/infer", json=TEXT_BODY, headers=AUTH).status_code == 200
+
+
+def test_huge_n_negative_max_tokens_and_odd_chat_values_are_400() -> None:
+    from siliconlab.serve.openai_chat import ChatRequest, check_request
+    from siliconlab.serve.openai_front import ApiError, Backend
+
+    backend = Backend("127.0.0.1:1", 8, {}, {"tiny": 100})
+    hi = [{"role": "user", "content": "hi"}]
+    for change in ({"n": 10**30}, {"n": 0}, {"max_tokens": -5}, {"max_tokens": 0}, {"max_completion_tokens": 10**20},
+                   {"messages": [{"role": "root", "content": "hi"}]}, {"messages": [{"role": "user", "content": ""}]},
+                   {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}]},
+                   {"messages": [{"role": "assistant", "content": "hi"}]}):  # fmt: skip
+        with pytest.raises(ApiError) as refused:
+            check_request(backend, ChatRequest(**{"model": "tiny", "messages": hi, **change}))
+        assert refused.value.status == 400, change
+
+
+@pytest.mark.parametrize("model", ["mínilm", "мини", "../../etc/passwd", "minilm/../../x", "%2e%2e", "a" * 5000,
+                                   "minilm\u0000", "minilm-ids"])  # fmt: skip
+def test_odd_model_names_are_a_json_404(front: httpx.Client, model: str) -> None:
+    reply = front.post("/v1/embeddings", json={"model": model, "input": "hi"}, headers=AUTH)
+    assert reply.status_code == 404 and reply.json()["error"]["code"] == "model_not_found", reply.text[:200]
+
+
+PATHS = [b"/v2/models/../repository/index", b"/v2/models/..%2f..%2frepository/index", b"//v2/repository/index",
+         b"/v2/./REPOSITORY/index", b"/v2/models/minilm/../../logging", b"/v2/models/m%C3%ADnilm/infer",
+         b"/v2/models/%00/infer", b"/v2/../../../etc/passwd"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_path_tricks_never_reach_an_admin_api_or_a_5xx(served: Any, path: bytes) -> None:
+    auth = f"Authorization: Bearer {KEY}\r\n".encode()
+    got = _raw(served[0].http_url, b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: 0\r\n\r\n")
+    assert 400 <= _status(got) < 500 or _status(got) == 0, got[:300]
+    assert b"READY" not in got and b"log_verbose" not in got
+
+
+def test_smuggling_and_bad_authorization_bytes_are_refused(served: Any) -> None:
+    smuggle = (b"POST /v2/models/minilm/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked"
+               b"\r\n\r\n0\r\n\r\nPOST /v2/repository/index HTTP/1.1\r\nHost: x\r\n\r\n")  # fmt: skip
+    for url in (served[0].http_url, served[1].url):
+        got = _raw(url, smuggle)  # h11 reads the chunked body (RFC 9112 6.3), so the front's answer is its 404
+        assert _status(got) in (0, 400, 401, 404) and b"200 OK" not in got and b"READY" not in got, got[:200]
+        odd = _raw(
+            url, b"GET /v2/models/minilm/config HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\x00x\r\n\r\n"
+        )
+        assert _status(odd) in (0, 400, 401), odd[:200]
+
+
+def test_concurrent_clients_that_leave_do_not_hold_the_server(served: Any, http: httpx.Client) -> None:
+    texts = [f"text {i}: " + "a sentence the model has to read " * 30 for i in range(16)]
+    body = json.dumps({"model": "minilm", "input": texts}).encode()
+    host, port = served[1].url.removeprefix("http://").split(":")
+    head = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode())  # fmt: skip
+
+    def leave() -> None:
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(head + body)
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=leave) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    begin = time.monotonic()
+    reply = httpx.post(f"{served[1].url}/v1/embeddings", json={"model": "minilm", "input": "still here?"},
+                       headers=AUTH, timeout=60)  # fmt: skip
+    waited = time.monotonic() - begin
+    assert reply.status_code == 200
+    assert waited < 8, f"the next request waited {waited:.1f} s behind 20 abandoned ones"
+
+
+# -- 8: the drain (last: it stops the module's server) -----------------------------------------------------------
+
+
+def test_zz_sigterm_drain_refuses_new_work_first_then_finishes_every_accepted_request(served: Any, minilm: Any) -> None:
+    import tritonclient.grpc as grpcclient
+    from tritonclient.grpc import service_pb2 as pb
+
+    server = served[0]
+    batches = [[f"batch {b} text {i}: " + "words to keep the model busy " * 40 for i in range(8)] for b in range(3)]
+    answers: dict[int, Any] = {}
+    keepalive = httpx.Client(base_url=server.http_url, headers=AUTH, timeout=120)
+    assert keepalive.get("/v2/health/ready").status_code == 200  # a connection open before the drain
+
+    def http_call(index: int) -> None:
+        body = {"inputs": [{"name": "text", "shape": [8, 1], "datatype": "BYTES", "data": batches[index]}]}
+        answers[index] = httpx.post(f"{server.http_url}/v2/models/minilm/infer", json=body, headers=AUTH, timeout=120)
+
+    def grpc_call() -> None:
+        with grpcclient.InferenceServerClient(server.grpc_url) as client:
+            tensor = grpcclient.InferInput("text", [8, 1], "BYTES")
+            tensor.set_data_from_numpy(np.array([[t.encode()] for t in batches[0]], dtype=object))
+            try:
+                answers[3] = client.infer("minilm", [tensor], headers={"authorization": f"Bearer {KEY}"})
+            except Exception as exc:  # noqa: BLE001 - asserted below
+                answers[3] = exc
+
+    threads = [threading.Thread(target=http_call, args=(i,)) for i in range(3)] + [threading.Thread(target=grpc_call)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while server.gateway.drain._inflight < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.gateway.drain._inflight == 4, "the requests were not in flight"
+    stopping = threading.Thread(target=server.stop)
+    stopping.start()
+    while not server.gateway.drain.draining:
+        time.sleep(0.01)
+    assert keepalive.get("/v2/health/ready").status_code == 503
+    late = keepalive.post("/v2/models/minilm/infer", json=TEXT_BODY)
+    assert late.status_code == 503 and "draining" in late.json()["error"]
+    with pytest.raises(grpc.RpcError) as refused:
+        _grpc_call(server.grpc_url, "ModelReady", pb.ModelReadyRequest(name="minilm"), pb.ModelReadyResponse,
+                   [("authorization", f"Bearer {KEY}")])  # fmt: skip
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert server.gateway.drain._inflight > 0, "the accepted requests ended before the refusals were checked"
+    for thread in threads:
+        thread.join(120)
+    stopping.join(60)
+    keepalive.close()
+    for index in range(3):
+        assert answers[index].status_code == 200, answers[index].text
+        output = answers[index].json()["outputs"][0]
+        got = np.array(output["data"], dtype=np.float32).reshape(output["shape"])
+        want = minilm.encode(batches[index])
+        assert float((got * want).sum(axis=1).min()) > 0.9999
+    assert not isinstance(answers[3], Exception), answers[3]
+    assert answers[3].as_numpy("embedding").shape == (8, 384)

@@ -54,6 +54,10 @@ KeyFile = Annotated[
 Insecure = Annotated[
     bool, typer.Option("--insecure-no-auth", help="Allow --host beyond loopback without an API key (anyone may call).")
 ]
+Gateway = Annotated[
+    bool, typer.Option("--gateway", help="Serve KServe through the gateway without a key too: a drain that refuses new "
+                       "requests first (on with an API key; costs ~1.5-5 ms per request).")
+]  # fmt: skip
 RequestBytes = Annotated[int, typer.Option("--max-request-bytes", help="OpenAI front: largest request body (413).")]
 Texts = Annotated[int, typer.Option("--max-texts", help="OpenAI front: most inputs per embeddings call (400).")]
 Tokens = Annotated[int, typer.Option("--max-request-tokens", help="OpenAI front: most tokens per embeddings call.")]
@@ -77,6 +81,7 @@ def serve(
     cache: Cache = None,
     api_key_file: KeyFile = None,
     insecure_no_auth: Insecure = False,
+    gateway: Gateway = False,
     max_request_bytes: RequestBytes = MAX_REQUEST_BYTES,
     max_texts: Texts = MAX_TEXTS,
     max_request_tokens: Tokens = MAX_REQUEST_TOKENS,
@@ -92,7 +97,7 @@ def serve(
                            grpc_port=grpc_port, metrics_port=metrics_port, max_batch=max_batch,
                            max_queue_delay_us=max_queue_delay_us, max_queue=max_queue, openai_port=openai_port,
                            drain_timeout_s=drain_timeout, threads=threads, cache=cache,
-                           api_keys=load_keys(api_key_file), insecure_no_auth=insecure_no_auth,
+                           api_keys=load_keys(api_key_file), insecure_no_auth=insecure_no_auth, gateway=gateway,
                            max_request_bytes=max_request_bytes, max_texts=max_texts,
                            max_request_tokens=max_request_tokens,
                            max_chat_messages=max_chat_messages).check()  # fmt: skip

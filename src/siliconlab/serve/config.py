@@ -63,6 +63,8 @@ class ServeOptions:
     #: API keys (serve/auth.py); never printed, so kept out of the repr
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     insecure_no_auth: bool = False
+    #: Triton behind the gateway (serve/gateway.py) even without keys: the exact drain, at ~1.5-5 ms per request
+    gateway: bool = False
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_texts: int = MAX_TEXTS
     max_request_tokens: int = MAX_REQUEST_TOKENS

@@ -7,10 +7,14 @@ chunked body, the bytes read so far) passes the limit — the rest is never read
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from siliconlab.serve.auth import authorized
+
+#: A client that stops sending its body mid-way (slowloris) is answered 408 after this many seconds of silence.
+BODY_TIMEOUT_S = 30.0
 
 
 class Guard:
@@ -33,7 +37,10 @@ class Guard:
             return await _too_large(send, self.max_bytes)
         body, more = bytearray(), True
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                return await _error(send, 408, f"no byte of the body came for {BODY_TIMEOUT_S:.0f} s", "timeout")
             if message["type"] == "http.disconnect":
                 return None
             body += message.get("body", b"")

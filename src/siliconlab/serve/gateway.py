@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import posixpath
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -79,7 +81,7 @@ class HttpGateway:
             return await self._lifespan(receive, send)
         if scope["type"] != "http":
             return None
-        path = scope["path"]
+        path = posixpath.normpath(re.sub("/+", "/", scope["path"])).lower()  # //v2/./REPOSITORY/index too
         headers = [(k.decode("latin-1").lower(), v) for k, v in scope["headers"]]
         given = next((v for k, v in headers if k == "authorization"), None)
         if path == "/v2/health/ready" and self.drain.draining:
@@ -87,7 +89,7 @@ class HttpGateway:
         if path not in OPEN_PATHS and not authorized(given, self.keys):
             return await _answer(send, 401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                                  [(b"www-authenticate", b"Bearer")])  # fmt: skip
-        if path.lower().startswith(ADMIN_HTTP):
+        if path.startswith(ADMIN_HTTP):
             return await _answer(send, 403, "this API is off on this server")
         if self.drain.draining:
             return await _answer(send, 503, "the server is draining: send this request again elsewhere")
@@ -102,8 +104,13 @@ class HttpGateway:
             url += "?" + scope["query_string"].decode("latin-1")
 
         async def body() -> AsyncIterator[bytes]:
+            from siliconlab.serve.front_guard import BODY_TIMEOUT_S
+
             while True:
-                message = await receive()
+                try:
+                    message = await asyncio.wait_for(receive(), BODY_TIMEOUT_S)
+                except asyncio.TimeoutError:  # a client that stopped sending: Triton's connection is let go
+                    raise ConnectionAbortedError("the body stopped coming") from None
                 if message["type"] == "http.disconnect":
                     raise ConnectionAbortedError("the client left")
                 yield message.get("body", b"")
@@ -113,7 +120,9 @@ class HttpGateway:
         request = self.client.build_request(scope["method"], url, headers=headers, content=body())
         try:
             reply = await self.client.send(request, stream=True)
-        except (httpx.HTTPError, ConnectionAbortedError) as exc:
+        except ConnectionAbortedError as exc:
+            return await _answer(send, 408, str(exc))
+        except httpx.HTTPError as exc:
             return await _answer(send, 502, f"Triton did not answer: {type(exc).__name__}")
         try:
             kept = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.multi_items()

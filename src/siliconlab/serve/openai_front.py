@@ -152,29 +152,30 @@ async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -
 
 async def _in_turn(backend: Backend, calls: Any, left: Any) -> tuple[np.ndarray, int]:
     """Run the calls two at a time (one queued while one runs), stopping when the client has left or the tokens
-    read pass the limit: abandoned work never reaches Triton's queue."""
+    read pass the limit: abandoned work never reaches Triton's queue, and a call still queued there is cancelled
+    (its gRPC call, which Triton's batcher then drops) when this request is."""
     limit = backend.options.max_request_tokens
     vectors, tokens, pending = [], 0, []
-    for model, inputs in calls:
-        if left is not None and await left():
-            raise ApiError(499, "the client closed the connection", "server_error")
-        pending.append(asyncio.ensure_future(backend.infer(model, inputs, ["embedding", "tokens"])))
-        if len(pending) < 2:
-            continue
-        result = await pending.pop(0)
-        vectors.append(result["embedding"])
-        tokens += int(result["tokens"].sum())
-        if tokens > limit:
-            for task in pending:
-                task.cancel()
-            raise ApiError(400, f"'input' holds more than {limit} tokens; at most {limit} per call "
-                                "(--max-request-tokens)", param="input")  # fmt: skip
-    for task in pending:
-        result = await task
-        vectors.append(result["embedding"])
-        tokens += int(result["tokens"].sum())
+    try:
+        for model, inputs in calls:
+            if left is not None and await left():
+                raise ApiError(499, "the client closed the connection", "server_error")
+            pending.append(asyncio.ensure_future(backend.infer(model, inputs, ["embedding", "tokens"])))
+            while len(pending) >= 2 or (pending and tokens > limit):
+                result = await pending.pop(0)
+                vectors.append(result["embedding"])
+                tokens += int(result["tokens"].sum())
+            if tokens > limit:
+                break
+        while pending:
+            result = await pending.pop(0)
+            vectors.append(result["embedding"])
+            tokens += int(result["tokens"].sum())
+    finally:
+        for task in pending:
+            task.cancel()
     if tokens > limit:
-        raise ApiError(400, f"'input' holds {tokens} tokens; at most {limit} per call (--max-request-tokens)",
+        raise ApiError(400, f"'input' holds more than {limit} tokens; at most {limit} per call (--max-request-tokens)",
                        param="input")  # fmt: skip
     return np.concatenate(vectors), tokens
 
@@ -264,6 +265,8 @@ def build_app(backend: Backend) -> Any:
     async def failed(_: Request, exc: Exception) -> JSONResponse:  # a bug of ours: one JSON line, never a traceback
         from siliconlab.log import log
 
+        if isinstance(exc, RecursionError):  # JSON nested thousands deep: the parser gave up
+            return AsciiJSON(ApiError(400, "the body nests too deeply to be read").body(), status_code=400)
         log.error("the OpenAI front failed on a request", exc_info=exc)
         body = ApiError(500, "the server failed on this request; its log says why", "server_error").body()
         return AsciiJSON(body, status_code=500)

@@ -116,8 +116,8 @@ class Server:
         self._triton: Any = None
         self._stopped = threading.Event()
         self.gateway: Any = None
-        #: with API keys, Triton binds loopback on private ports behind the gateway (serve/gateway.py)
-        self._guarded = bool(options.api_keys)
+        #: with API keys (or --gateway), Triton binds loopback on private ports behind the gateway (serve/gateway.py)
+        self._guarded = bool(options.api_keys) or options.gateway
         self._triton_ports = (free_port(), free_port()) if self._guarded else (options.http_port, options.grpc_port)
 
     @property
