@@ -157,6 +157,24 @@ def test_kserve_grpc_needs_the_key_in_metadata(served: Any) -> None:
     assert _grpc_call(address, "ServerReady", pb.ServerReadyRequest(), pb.ServerReadyResponse).ready
 
 
+def test_inference_on_tritons_private_ports_needs_the_key_too(served: Any) -> None:
+    """Another local user can reach Triton's loopback ports past the gateway: the models check the key themselves."""
+    from siliconlab.client import Client, ServeError
+
+    http_port, grpc_port = served[0]._triton_ports
+    private = f"http://127.0.0.1:{http_port}/v2/models/minilm/infer"
+    refused = httpx.post(private, json=TEXT_BODY, timeout=30)
+    assert refused.status_code == 400 and "API key" in refused.json()["error"]
+    ids = httpx.post(private.replace("minilm", "minilm-ids"), json=_ids_body([[101, 102]], [1, 2]), timeout=30)
+    assert ids.status_code == 400 and "API key" in ids.json()["error"]
+    assert httpx.post(private, json=TEXT_BODY, headers=AUTH, timeout=30).status_code == 200
+    wrong = Client(f"127.0.0.1:{grpc_port}", protocol="grpc", api_key="not-the-key-0123456789")
+    with wrong as client, pytest.raises(ServeError, match="API key"):
+        client.embed("hello")
+    with Client(f"127.0.0.1:{grpc_port}", protocol="grpc", api_key=KEY) as client:
+        assert client.embed("hello").shape == (1, 384)
+
+
 def test_the_python_client_sends_the_key_from_the_environment(served: Any, minilm: Any,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     from siliconlab.client import Client, ServeError

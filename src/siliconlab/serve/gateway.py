@@ -29,9 +29,9 @@ GRPC_SERVICE = "/inference.GRPCInferenceService/"
 #: Triton's admin APIs, refused before they reach Triton.
 ADMIN_HTTP = ("/v2/repository", "/v2/systemsharedmemory", "/v2/cudasharedmemory", "/v2/trace", "/v2/logging")
 ADMIN_GRPC = ("Repository", "SharedMemory", "TraceSetting", "LogSettings")
-#: Hop-by-hop headers (RFC 9110 7.6.1) and the key itself never travel on to Triton.
+#: Hop-by-hop headers (RFC 9110 7.6.1) do not travel on; `Authorization` does: Triton's models check it again.
 DROPPED = {"host", "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-           "authorization", "proxy-authorization"}  # fmt: skip
+           "proxy-authorization"}  # fmt: skip
 
 
 class Drain:

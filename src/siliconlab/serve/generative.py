@@ -32,7 +32,7 @@ import numpy as np
 
 from siliconlab.errors import SiliconlabError
 from siliconlab.log import log
-from siliconlab.serve.models import BadRequest, Binding, Request, Spec, error_response
+from siliconlab.serve.models import NO_KEY, BadRequest, Binding, Request, Spec, error_response, key_given
 
 #: The request parameter the model file's patch sets to the request's cancellation key.
 STREAM_KEY = "siliconlab_stream_key"
@@ -93,6 +93,8 @@ class StreamInfer:
         self.bot = bot
         #: set by the server once its workspace exists (server.py); None: cancellation is not watched
         self.cancel_dir: Path | None = None
+        #: the server's API keys (set by Server.start): checked here too, see models.key_given
+        self.keys: tuple[str, ...] = ()
         self._lock: asyncio.Lock | None = None
 
     async def __call__(self, requests: list[Any]):  # noqa: ANN204 - an async generator of response lists
@@ -102,6 +104,9 @@ class StreamInfer:
 
     async def _one(self, request: Any):  # noqa: ANN202
         marker = self._marker(request)
+        if not key_given(request, self.keys):
+            yield error_response(NO_KEY)
+            return
         try:
             value, max_tokens = check_stream_request(dict(request.items()))
         except BadRequest as exc:

@@ -68,6 +68,9 @@ class Backend:
         self.max_batch = max_batch
         #: the limits and keys (`ServeOptions`)
         self.options = options or ServeOptions()
+        #: what Triton's models check (the server's first key): the front talks to Triton's private port
+        keys = self.options.api_keys
+        self.headers = {"authorization": f"Bearer {keys[0]}"} if keys else None
         self.embedding_models = embedding_models  # name -> width
         self.chat_models = chat_models or {}  # name -> largest max_tokens
         #: chat model -> the folder where a request's key stops it (serve/generative.py); absent: cancel instead
@@ -85,7 +88,7 @@ class Backend:
             tensors.append(tensor)
         wanted = [grpcclient.InferRequestedOutput(name) for name in outputs]
         try:
-            result = await self.client.infer(model, tensors, outputs=wanted)
+            result = await self.client.infer(model, tensors, outputs=wanted, headers=self.headers)
         except InferenceServerException as exc:
             status, kind = STATUS.get(str(exc.status()), (500, "server_error"))
             raise ApiError(status, exc.message() or str(exc), kind) from None

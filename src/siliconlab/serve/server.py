@@ -160,6 +160,7 @@ class Server:
         cancel_dir.mkdir(exist_ok=True)
         try:
             for binding in self.bindings:
+                binding.infer.keys = self.options.api_keys  # checked again by the model: see _forward_key
                 self._bind(triton, binding)
                 customize_model_store(Path(workspace.model_store_path) / binding.name, binding, cancel_dir)
                 if binding.decoupled:
@@ -189,7 +190,7 @@ class Server:
                             metrics_address=host, metrics_port=o.metrics_port, allow_metrics=True,
                             allow_gpu_metrics=Path("/dev/nvidiactl").exists(),  # else DCGM prints an NVML error
                             exit_timeout_secs=o.drain_timeout_s, log_file=self.log_file, log_verbose=o.log_verbose,
-                            strict_readiness=True)  # fmt: skip
+                            strict_readiness=True, **_forward_key(o))  # fmt: skip
 
     def _bind(self, triton: Any, binding: Binding) -> None:
         from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor
@@ -237,6 +238,15 @@ class Server:
         while not stop.wait(poll_s):
             if not self._triton.is_alive():
                 raise SiliconlabError(f"the Triton server stopped unexpectedly (its log: {self.log_file})")
+
+
+def _forward_key(options: ServeOptions) -> dict[str, str]:
+    """With keys, Triton hands each request's `Authorization` header (gRPC: metadata) to the model as a request
+    parameter and the model checks it too (models.py): inference on Triton's private loopback ports, which another
+    local user can reach past the gateway, needs the key as well. The pattern holds no secret."""
+    if not options.api_keys:
+        return {}
+    return {"http_header_forward_pattern": "(?i)^authorization$", "grpc_header_forward_pattern": "(?i)^authorization$"}
 
 
 def _restrict_all(config: Any) -> None:
