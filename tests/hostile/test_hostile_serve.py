@@ -142,6 +142,10 @@ def test_kserve_http_needs_the_key_and_health_stays_open(http: httpx.Client) -> 
     assert http.get("/v2/models/minilm/config").status_code == 401
     assert http.get("/v2/models/minilm/config", headers=AUTH).status_code == 200
     assert http.post("/v2/models/minilm/infer", json=TEXT_BODY, headers=AUTH).status_code == 200
+    plain = _raw(http.base_url.__str__().rstrip("/"), b"POST /v2/models/minilm/infer HTTP/1.1\r\nHost: x\r\n"
+                 + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(json.dumps(TEXT_BODY))}\r\n\r\n".encode()
+                 + json.dumps(TEXT_BODY).encode())  # fmt: skip
+    assert _status(plain) == 200 and b'"outputs"' in plain, plain[:300]  # not gzip the client never asked for
     assert http.get("/v2/health/ready").status_code == 200
     assert http.get("/v2/health/live").status_code == 200
 

@@ -93,8 +93,11 @@ class HttpGateway:
             return await _answer(send, 403, "this API is off on this server")
         if self.drain.draining:
             return await _answer(send, 503, "the server is draining: send this request again elsewhere")
+        kept = [(k, v) for k, v in headers if k not in DROPPED]
+        if not any(k == "accept-encoding" for k, _ in kept):  # else httpx asks for gzip the client never asked for
+            kept.append(("accept-encoding", b"identity"))
         with self.drain.track():
-            await self._forward(scope, receive, send, [(k, v) for k, v in headers if k not in DROPPED])
+            await self._forward(scope, receive, send, kept)
 
     async def _forward(self, scope: dict[str, Any], receive: Any, send: Any, headers: list[Any]) -> None:
         import httpx
