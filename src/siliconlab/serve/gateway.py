@@ -29,6 +29,8 @@ GRPC_SERVICE = "/inference.GRPCInferenceService/"
 #: Triton's admin APIs, refused before they reach Triton.
 ADMIN_HTTP = ("/v2/repository", "/v2/systemsharedmemory", "/v2/cudasharedmemory", "/v2/trace", "/v2/logging")
 ADMIN_GRPC = ("Repository", "SharedMemory", "TraceSetting", "LogSettings")
+#: The largest body of a generate request the gateway reads whole (to add the key to its parameters).
+GENERATE_BYTES = 4 * 1024 * 1024
 #: Hop-by-hop headers (RFC 9110 7.6.1) do not travel on; `Authorization` does: Triton's models check it again.
 DROPPED = {"host", "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
            "proxy-authorization"}  # fmt: skip
@@ -94,10 +96,47 @@ class HttpGateway:
         if self.drain.draining:
             return await _answer(send, 503, "the server is draining: send this request again elsewhere")
         kept = [(k, v) for k, v in headers if k not in DROPPED]
+        if given is not None and path.endswith(("/generate", "/generate_stream")):
+            return await self._generate(scope, receive, send, kept, given)
         if not any(k == "accept-encoding" for k, _ in kept):  # else httpx asks for gzip the client never asked for
             kept.append(("accept-encoding", b"identity"))
         with self.drain.track():
             await self._forward(scope, receive, send, kept)
+
+    async def _generate(self, scope: dict[str, Any], receive: Any, send: Any, headers: list[Any], key: bytes) -> None:
+        """Triton's generate routes do not forward headers to the model, so the key goes into the body's
+        `parameters` (which they do pass on) for the model's own check (models.key_given)."""
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > GENERATE_BYTES:
+                return await _answer(send, 413, f"a generate request is at most {GENERATE_BYTES} bytes")
+            if not message.get("more_body"):
+                break
+        try:
+            request = json.loads(body)
+            if not isinstance(request, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            return await _answer(send, 400, f"the body is not a JSON object ({exc})")
+        parameters = request.get("parameters") if isinstance(request.get("parameters"), dict) else {}
+        request["parameters"] = {**parameters, "authorization": key.decode("latin-1")}
+        content = json.dumps(request).encode()
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": content, "more_body": False}
+
+        headers = [(k, v) for k, v in headers if k != "content-length"]
+        with self.drain.track():
+            await self._forward(scope, replay, send, headers)
 
     async def _forward(self, scope: dict[str, Any], receive: Any, send: Any, headers: list[Any]) -> None:
         import httpx
