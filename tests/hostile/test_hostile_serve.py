@@ -452,6 +452,14 @@ def test_oversized_headers_are_refused_and_the_server_goes_on(served: Any, which
     assert httpx.get(f"{served[0].http_url}/v2/health/ready", timeout=10).status_code == 200
 
 
+def test_a_kserve_body_over_the_gateway_bound_is_413_before_it_is_read(served: Any) -> None:
+    head = f"POST /v2/models/minilm/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n".encode()
+    got = _raw(served[0].http_url, head + b"Content-Length: 999999999999\r\n\r\n{")
+    assert _status(got) == 413 and b"request body is over" in got, got[:200]
+    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n"
+    assert _status(_raw(served[0].http_url, chunked + b"zz\r\n")) in (0, 400), "a bad chunk size"
+
+
 @pytest.mark.parametrize("which", ["gateway", "front"])
 def test_a_body_that_stops_coming_is_timed_out_and_others_are_answered(
     served: Any, which: str, monkeypatch: pytest.MonkeyPatch

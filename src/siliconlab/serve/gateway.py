@@ -31,6 +31,14 @@ ADMIN_HTTP = ("/v2/repository", "/v2/systemsharedmemory", "/v2/cudasharedmemory"
 ADMIN_GRPC = ("Repository", "SharedMemory", "TraceSetting", "LogSettings")
 #: The largest body of a generate request the gateway reads whole (to add the key to its parameters).
 GENERATE_BYTES = 4 * 1024 * 1024
+#: The largest KServe request the gateway forwards (Triton 2.51 has no bound of its own): 32 texts of 1 MB fit twice.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class TooLarge(Exception):
+    """A body over MAX_BODY_BYTES: 413."""
+
+
 #: Hop-by-hop headers (RFC 9110 7.6.1) do not travel on; `Authorization` does: Triton's models check it again.
 DROPPED = {"host", "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
            "proxy-authorization"}  # fmt: skip
@@ -95,6 +103,9 @@ class HttpGateway:
             return await _answer(send, 403, "this API is off on this server")
         if self.drain.draining:
             return await _answer(send, 503, "the server is draining: send this request again elsewhere")
+        declared = next((v for k, v in headers if k == "content-length"), b"0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            return await _answer(send, 413, f"the request body is over {MAX_BODY_BYTES} bytes")
         kept = [(k, v) for k, v in headers if k not in DROPPED]
         if given is not None and path.endswith(("/generate", "/generate_stream")):
             return await self._generate(scope, receive, send, kept, given)
@@ -148,6 +159,7 @@ class HttpGateway:
         async def body() -> AsyncIterator[bytes]:
             from siliconlab.serve.front_guard import BODY_TIMEOUT_S
 
+            read = 0
             while True:
                 try:
                     message = await asyncio.wait_for(receive(), BODY_TIMEOUT_S)
@@ -155,6 +167,9 @@ class HttpGateway:
                     raise ConnectionAbortedError("the body stopped coming") from None
                 if message["type"] == "http.disconnect":
                     raise ConnectionAbortedError("the client left")
+                read += len(message.get("body", b""))
+                if read > MAX_BODY_BYTES:  # a chunked body that never said its length
+                    raise TooLarge(f"the request body is over {MAX_BODY_BYTES} bytes")
                 yield message.get("body", b"")
                 if not message.get("more_body"):
                     return
@@ -164,6 +179,8 @@ class HttpGateway:
             reply = await self.client.send(request, stream=True)
         except ConnectionAbortedError as exc:
             return await _answer(send, 408, str(exc))
+        except TooLarge as exc:
+            return await _answer(send, 413, str(exc))
         except httpx.HTTPError as exc:
             return await _answer(send, 502, f"Triton did not answer: {type(exc).__name__}")
         try:
@@ -310,7 +327,8 @@ class Gateway:
         import uvicorn
 
         self._loop = asyncio.get_running_loop()
-        self.grpc.channel = grpc.aio.insecure_channel(self.grpc.upstream, options=_GRPC_OPTIONS)
+        unbounded = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+        self.grpc.channel = grpc.aio.insecure_channel(self.grpc.upstream, options=unbounded)
         self._grpc_server = grpc.aio.server(options=_GRPC_OPTIONS)
         self._grpc_server.add_generic_rpc_handlers((self.grpc.handler(),))
         address = f"[{self.host}]" if ":" in self.host else self.host
@@ -341,5 +359,5 @@ class Gateway:
         return left
 
 
-#: Messages as large as Triton's own gRPC limit (its default is unbounded in practice; 2 GiB - 1 here).
-_GRPC_OPTIONS = [("grpc.max_receive_message_length", 2**31 - 1), ("grpc.max_send_message_length", 2**31 - 1)]
+#: gRPC messages up to the HTTP body bound in, answers of any size out.
+_GRPC_OPTIONS = [("grpc.max_receive_message_length", MAX_BODY_BYTES), ("grpc.max_send_message_length", -1)]
