@@ -55,8 +55,9 @@ Insecure = Annotated[
     bool, typer.Option("--insecure-no-auth", help="Allow --host beyond loopback without an API key (anyone may call).")
 ]
 Gateway = Annotated[
-    bool, typer.Option("--gateway", help="Serve KServe through the gateway without a key too: a drain that refuses new "
-                       "requests first (on with an API key; costs ~1.5-5 ms per request).")
+    bool, typer.Option("--gateway/--no-gateway", help="Triton behind siliconlab's gateway: a drain that refuses new "
+                       "requests first, the key check (always on with a key). Off: Triton's own ports and drain, "
+                       "~1.5-5 ms less per request.")
 ]  # fmt: skip
 RequestBytes = Annotated[int, typer.Option("--max-request-bytes", help="OpenAI front: largest request body (413).")]
 Texts = Annotated[int, typer.Option("--max-texts", help="OpenAI front: most inputs per embeddings call (400).")]
@@ -81,7 +82,7 @@ def serve(
     cache: Cache = None,
     api_key_file: KeyFile = None,
     insecure_no_auth: Insecure = False,
-    gateway: Gateway = False,
+    gateway: Gateway = True,
     max_request_bytes: RequestBytes = MAX_REQUEST_BYTES,
     max_texts: Texts = MAX_TEXTS,
     max_request_tokens: Tokens = MAX_REQUEST_TOKENS,

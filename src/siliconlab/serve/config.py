@@ -63,7 +63,8 @@ class ServeOptions:
     #: API keys (serve/auth.py); never printed, so kept out of the repr
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     insecure_no_auth: bool = False
-    #: Triton behind the gateway (serve/gateway.py) even without keys: the exact drain, at ~1.5-5 ms per request
+    #: Triton behind the gateway (serve/gateway.py) even without keys: the exact drain, at ~1.5-5 ms per request.
+    #: `siliconlab serve` turns it on unless --no-gateway; the library default keeps Triton on its own ports.
     gateway: bool = False
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_texts: int = MAX_TEXTS
