@@ -89,7 +89,7 @@ def serve(
     max_chat_messages: Messages = MAX_CHAT_MESSAGES,
 ) -> None:
     """Serve task models through Triton: HTTP + gRPC (KServe v2), dynamic batching, metrics, drain on SIGTERM."""
-    from siliconlab.serve.auth import is_loopback_host, load_keys
+    from siliconlab.serve.auth import ENV_KEY, is_loopback_host, load_keys
     from siliconlab.serve.config import ServeOptions
     from siliconlab.serve.models import load_bindings
     from siliconlab.serve.server import Server
@@ -102,6 +102,7 @@ def serve(
                            max_request_bytes=max_request_bytes, max_texts=max_texts,
                            max_request_tokens=max_request_tokens,
                            max_chat_messages=max_chat_messages).check()  # fmt: skip
+    os.environ.pop(ENV_KEY, None)  # read: Triton and its backend stubs need not inherit it
     if not options.api_keys and not is_loopback_host(host):
         err.print(f"[bold red]warning[/]: --host {host} without an API key: anyone who reaches this machine may call "
                   "every model (--insecure-no-auth)", highlight=False)  # fmt: skip
