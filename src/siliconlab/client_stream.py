@@ -49,7 +49,16 @@ def grpc_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
                                 stream_timeout=client.timeout_s, headers=client.headers)  # fmt: skip
     finished = False
     try:
-        client._client.async_stream_infer(model, inputs)
+        try:
+            client._client.async_stream_infer(model, inputs)
+        except Exception as exc:  # the stream already failed (e.g. refused at once: no key); its callback says why
+            finished = True
+            try:
+                _, error = answers.get(timeout=5)
+            except queue.Empty:
+                error = None
+            status = str(error.status()) if error is not None else None
+            raise ServeError(f"{model}: {_message(error) or exc}", status) from None
         while True:
             try:
                 result, error = answers.get(timeout=client.timeout_s)
@@ -101,6 +110,10 @@ def http_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
             if "text" in event:
                 yield "piece", event["text"]
     raise ServeError(f"{model}: the server closed the stream before the reply ended")
+
+
+def _message(error: Any) -> str:
+    return (error.message() or str(error)) if error is not None else ""
 
 
 def _first(array: np.ndarray) -> str:

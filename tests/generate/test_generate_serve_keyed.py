@@ -49,7 +49,8 @@ def test_a_stream_through_the_gateway_needs_the_key_and_is_the_pipelines_reply(s
     with Client(url, protocol=protocol, api_key=KEY) as client:
         pieces = list(client.stream_chat(QUESTION, model="tiny", max_tokens=5))
     assert len(pieces) > 1 and "".join(pieces).strip() == expected["reply"]
-    with Client(url, protocol=protocol, api_key="wrong-key-wrong-key-wrong") as client, pytest.raises(ServeError):
+    wrong = Client(url, protocol=protocol, api_key="wrong-key-wrong-key-wrong")
+    with wrong as client, pytest.raises(ServeError, match="API key"):
         list(client.stream_chat(QUESTION, model="tiny", max_tokens=5))
 
 

@@ -100,7 +100,8 @@ async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, s
 
     # The gRPC stream is read by a task of its own: a read cancelled with the HTTP request (its client left)
     # would cancel the gRPC call, and Triton never finishes a call cancelled just after its final response.
-    responses = backend.client.stream_infer(one_request(), headers=backend.headers)
+    extra = {"headers": backend.headers} if backend.headers else {}  # the server's key, for the model's check
+    responses = backend.client.stream_infer(one_request(), **extra)
     arrived: asyncio.Queue[Any] = asyncio.Queue()
     reader = _background(_read_all(responses, arrived))
     ended = False

@@ -88,7 +88,8 @@ class Backend:
             tensors.append(tensor)
         wanted = [grpcclient.InferRequestedOutput(name) for name in outputs]
         try:
-            result = await self.client.infer(model, tensors, outputs=wanted, headers=self.headers)
+            extra = {"headers": self.headers} if self.headers else {}  # the server's key, for the model's check
+            result = await self.client.infer(model, tensors, outputs=wanted, **extra)
         except InferenceServerException as exc:
             status, kind = STATUS.get(str(exc.status()), (500, "server_error"))
             raise ApiError(status, exc.message() or str(exc), kind) from None

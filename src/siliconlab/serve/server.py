@@ -4,7 +4,9 @@ PyTriton starts NVIDIA's `tritonserver` binary as a child process and runs our P
 the Python-backend stub in between is the model file of PyTriton's model store. Two things are adjusted here:
 the stub must load the libpython of the interpreter running us (under pyenv it would otherwise pick Debian's
 and fail), and PyTriton answers a whole batch with one error (a traceback at that), so the model file gets
-a small patch that turns one request's error into that request's own error (see models.py).
+a small patch that turns one request's error into that request's own error (see models.py). Triton's admin
+APIs are off for everyone (`RESTRICTED_OFF`), and with API keys or `gateway` Triton binds loopback on private
+ports behind serve/gateway.py, which checks keys and drains.
 """
 
 from __future__ import annotations
