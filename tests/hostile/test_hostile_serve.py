@@ -270,6 +270,15 @@ def test_binding_beyond_loopback_needs_a_key_and_the_banner_says_where(monkeypat
     run = subprocess.run([sys.executable, "-m", "siliconlab", "serve", "minilm", "--host", "0.0.0.0", "--http-port",
                           str(free_port())], capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
     assert run.returncode == 2 and "--insecure-no-auth" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    ports = ["--http-port", str(free_port()), "--grpc-port", str(free_port()), "--metrics-port", str(free_port())]
+    command = [sys.executable, "-m", "siliconlab", "serve", "minilm", "--host", "0.0.0.0", "--insecure-no-auth", *ports]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    try:
+        first = process.stderr.readline()  # printed before any model loads
+    finally:
+        process.kill()
+        process.wait()
+    assert "warning" in first and "without an API key" in first, first
 
 
 # -- 9/11: bad input answered in one line, never a traceback or a 500 ------------------------------------------
