@@ -91,3 +91,10 @@ def test_openai_chat_with_the_key(served: Any, tiny_chat: Any) -> None:
         json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1] if json.loads(e)["choices"]
     )
     assert text == expected["reply"]
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b"[1, 2]", b"{", b'"text"'])
+def test_odd_generate_bodies_through_the_gateway_are_a_4xx(served: Any, body: bytes) -> None:
+    url = f"{served[0].http_url}/v2/models/tiny/generate_stream"
+    reply = httpx.post(url, content=body, headers={**AUTH, "Content-Type": "application/json"}, timeout=60)
+    assert 400 <= reply.status_code < 500 and "Traceback" not in reply.text, (reply.status_code, reply.text[:200])

@@ -107,19 +107,24 @@ class HttpGateway:
         if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
             return await _answer(send, 413, f"the request body is over {MAX_BODY_BYTES} bytes")
         kept = [(k, v) for k, v in headers if k not in DROPPED]
-        if given is not None and path.endswith(("/generate", "/generate_stream")):
-            return await self._generate(scope, receive, send, kept, given)
         if not any(k == "accept-encoding" for k, _ in kept):  # else httpx asks for gzip the client never asked for
             kept.append(("accept-encoding", b"identity"))
+        if self.keys and given is not None and path.endswith(("/generate", "/generate_stream")):
+            return await self._generate(scope, receive, send, kept, given)
         with self.drain.track():
             await self._forward(scope, receive, send, kept)
 
     async def _generate(self, scope: dict[str, Any], receive: Any, send: Any, headers: list[Any], key: bytes) -> None:
         """Triton's generate routes do not forward headers to the model, so the key goes into the body's
         `parameters` (which they do pass on) for the model's own check (models.key_given)."""
+        from siliconlab.serve.front_guard import BODY_TIMEOUT_S
+
         body = bytearray()
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                return await _answer(send, 408, "the body stopped coming")
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
@@ -131,8 +136,8 @@ class HttpGateway:
             request = json.loads(body)
             if not isinstance(request, dict):
                 raise ValueError("not an object")
-        except ValueError as exc:
-            return await _answer(send, 400, f"the body is not a JSON object ({exc})")
+        except (ValueError, RecursionError) as exc:
+            return await _answer(send, 400, f"the body is not a JSON object ({type(exc).__name__})")
         parameters = request.get("parameters") if isinstance(request.get("parameters"), dict) else {}
         request["parameters"] = {**parameters, "authorization": key.decode("latin-1")}
         content = json.dumps(request).encode()
