@@ -9,7 +9,9 @@
             print(piece, end="")                                 # client.last_stats: TTFT, tokens/s, ...
 
 Imports neither torch nor transformers: the server does the work. A server error (bad input, overload)
-raises `ServeError` with the server's one-line message and its status.
+raises `ServeError` with the server's one-line message and its status. A server with API keys wants
+`Authorization: Bearer <key>`: the client sends `api_key`, else `SILICONLAB_API_KEY`, else the first key of
+`SILICONLAB_API_KEY_FILE` (serve/auth.py).
 """
 
 from __future__ import annotations
@@ -33,9 +35,15 @@ class ServeError(SiliconlabError):
 class Client:
     """Talks to one Triton server; `url` is host:port of its HTTP (default) or gRPC endpoint."""
 
-    def __init__(self, url: str = "127.0.0.1:8000", protocol: str = "http", timeout_s: float = 60.0):
+    def __init__(self, url: str = "127.0.0.1:8000", protocol: str = "http", timeout_s: float = 60.0,
+                 api_key: str | None = None):  # fmt: skip
+        from siliconlab.serve.auth import client_key
+
         if protocol not in ("http", "grpc"):
             raise SiliconlabError(f"protocol must be 'http' or 'grpc', got '{protocol}'")
+        key = api_key or client_key()
+        #: sent with every call (gRPC metadata keys are lower case)
+        self.headers: dict[str, str] | None = {"authorization": f"Bearer {key}"} if key else None
         self.url = url.split("://", 1)[-1].rstrip("/")
         self.protocol = protocol
         self.timeout_s = timeout_s
@@ -64,7 +72,10 @@ class Client:
     def ready(self, model: str | None = None) -> bool:
         """Whether the server (or one model) is ready to answer."""
         try:
-            return bool(self._client.is_model_ready(model) if model else self._client.is_server_ready())
+            h = self.headers
+            return bool(
+                self._client.is_model_ready(model, headers=h) if model else self._client.is_server_ready(headers=h)
+            )
         except Exception:  # a refused connection means "not ready", which is the question asked
             return False
 
@@ -84,9 +95,10 @@ class Client:
         wanted = [self._module.InferRequestedOutput(name) for name in outputs]
         try:
             if self.protocol == "grpc":
-                result = self._client.infer(model, [tensor], outputs=wanted, client_timeout=self.timeout_s)
+                result = self._client.infer(model, [tensor], outputs=wanted, client_timeout=self.timeout_s,
+                                            headers=self.headers)  # fmt: skip
             else:
-                result = self._client.infer(model, [tensor], outputs=wanted)
+                result = self._client.infer(model, [tensor], outputs=wanted, headers=self.headers)
         except InferenceServerException as exc:
             raise ServeError(f"{model}: {exc.message() or exc}", str(exc.status())) from None
         return {name: result.as_numpy(name) for name in outputs}
@@ -146,10 +158,10 @@ class Client:
                 if self.protocol == "grpc":
                     from google.protobuf.json_format import MessageToDict
 
-                    message = self._client.get_model_config(model).config
+                    message = self._client.get_model_config(model, headers=self.headers).config
                     config = MessageToDict(message, preserving_proto_field_name=True)
                 else:
-                    config = self._client.get_model_config(model)
+                    config = self._client.get_model_config(model, headers=self.headers)
             except InferenceServerException as exc:
                 raise ServeError(f"{model}: {exc.message() or exc}", str(exc.status())) from None
             self._configs[model] = config

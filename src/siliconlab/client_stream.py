@@ -46,10 +46,19 @@ def grpc_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
         inputs.append(tensor)
     answers: queue.Queue[tuple[Any, Any]] = queue.Queue()
     client._client.start_stream(callback=lambda result, error: answers.put((result, error)),
-                                stream_timeout=client.timeout_s)  # fmt: skip
+                                stream_timeout=client.timeout_s, headers=client.headers)  # fmt: skip
     finished = False
     try:
-        client._client.async_stream_infer(model, inputs)
+        try:
+            client._client.async_stream_infer(model, inputs)
+        except Exception as exc:  # the stream already failed (e.g. refused at once: no key); its callback says why
+            finished = True
+            try:
+                _, error = answers.get(timeout=5)
+            except queue.Empty:
+                error = None
+            status = str(error.status()) if error is not None else None
+            raise ServeError(f"{model}: {_message(error) or exc}", status) from None
         while True:
             try:
                 result, error = answers.get(timeout=client.timeout_s)
@@ -80,7 +89,8 @@ def http_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
     if isinstance(body.get("text"), bytes):
         raise SiliconlabError("over HTTP the message must be a str (JSON carries text); use protocol='grpc' for bytes")
     url = f"http://{client.url}/v2/models/{model}/generate_stream"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **(client.headers or {})}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=client.timeout_s)
     except urllib.error.HTTPError as exc:
@@ -100,6 +110,10 @@ def http_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
             if "text" in event:
                 yield "piece", event["text"]
     raise ServeError(f"{model}: the server closed the stream before the reply ended")
+
+
+def _message(error: Any) -> str:
+    return (error.message() or str(error)) if error is not None else ""
 
 
 def _first(array: np.ndarray) -> str:

@@ -1,4 +1,5 @@
-"""`siliconlab serve` as a user runs it (a subprocess): a bounded queue under overload, then drain on SIGTERM.
+"""`siliconlab serve` as a user runs it (a subprocess): a bounded queue under overload, then drain on SIGTERM
+(through the gateway, the CLI's default: new work refused first, then every accepted request answered).
 
 One server for the module, with a tiny queue (2) and batch (4) so that a burst overflows it for sure.
 """
@@ -15,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+import grpc
 import httpx
 import numpy as np
 import pytest
@@ -27,9 +29,9 @@ READY = "Ctrl-C or SIGTERM drains and stops."
 
 @pytest.fixture(scope="module")
 def server() -> Any:
-    port, metrics = free_port(), free_port()
+    port, metrics, grpc_port = free_port(), free_port(), free_port()
     command = [sys.executable, "-m", "siliconlab", "serve", "minilm", "--unit", UNIT, "--http-port", str(port),
-               "--grpc-port", str(free_port()), "--metrics-port", str(metrics), "--max-batch", "4",
+               "--grpc-port", str(grpc_port), "--metrics-port", str(metrics), "--max-batch", "4",
                "--max-queue", "2", "--max-queue-delay-us", "0"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "COLUMNS": "200"})  # fmt: skip
@@ -42,7 +44,7 @@ def server() -> Any:
             pytest.fail(f"serve did not get ready: {''.join(lines)}{process.stderr.read()}")
         time.sleep(0.2)
     assert any("curl -s http://127.0.0.1:" in line for line in lines)
-    yield process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics}/metrics"
+    yield process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics}/metrics", f"127.0.0.1:{grpc_port}"
     if process.poll() is None:
         process.kill()
         process.wait()
@@ -68,7 +70,7 @@ def _vectors(answer: Any) -> np.ndarray:
 
 
 def test_overload_rejects_with_unavailable_and_answers_every_accepted_request(server: Any, minilm: Any) -> None:
-    _, url, _ = server
+    _, url, _, _ = server
     texts = [f"request {i}: " + "a fairly long sentence about nothing much " * 12 for i in range(48)]
     answers, threads = _post_all(url, [text_body([t]) for t in texts])
     for thread in threads:
@@ -92,19 +94,33 @@ def _pending(metrics: str) -> float:
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_0(server: Any, minilm: Any) -> None:
-    process, url, metrics = server
+    process, url, metrics, grpc_url = server
+    kept_alive = httpx.Client(base_url=url, timeout=60)
+    assert kept_alive.get("/v2/health/ready").status_code == 200  # a keep-alive connection open before the drain
     texts = [[f"batch {b} text {i}: " + "words to keep the model busy for a while " * 12 for i in range(4)]
              for b in range(3)]  # fmt: skip
     connections = []
-    for batch in texts:  # sent whole before the signal: each request is accepted, none answered yet
+    for index, batch in enumerate(texts):  # sent whole before the signal: each request is accepted, none answered yet
         connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=120)
         connection.request("POST", "/v2/models/minilm/infer", json.dumps(text_body(batch)))
         connections.append(connection)
+        if index == 0:  # let the first start running: three arriving at once would overflow the queue of 2
+            time.sleep(0.3)
     deadline = time.monotonic() + 20
     while _pending(metrics) < 1 and time.monotonic() < deadline:  # queued behind the first, so in flight
         time.sleep(0.05)
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
+    # The drain refuses new work first (on the kept-alive connection too), while the accepted requests still run.
+    deadline = time.monotonic() + 10
+    while kept_alive.get("/v2/health/ready").status_code != 503 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    late = kept_alive.post("/v2/models/minilm/infer", json=text_body(["too late"]))
+    assert late.status_code == 503 and "draining" in late.json()["error"], late.text
+    with grpc.insecure_channel(grpc_url) as channel, pytest.raises(grpc.RpcError) as refused:
+        channel.unary_unary("/inference.GRPCInferenceService/ModelReady")(b"\n\x06minilm", timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # never NOT_FOUND "unknown model"
+    kept_alive.close()
     answers = []
     for connection in connections:
         reply = connection.getresponse()

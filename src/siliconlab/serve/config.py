@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from siliconlab.errors import UsageError
@@ -31,6 +31,13 @@ MAX_QUEUE_DELAY_US = 500
 #: in ~20 at concurrency 1 waited 0.51-0.55 s in the queue; without one, none did (docs/serving.md).
 #: Seconds Triton waits for in-flight requests on SIGTERM/Ctrl-C before it exits anyway.
 DRAIN_TIMEOUT_S = 10
+#: Per-request limits of the OpenAI front (docs/serving.md, "Limits"): the body, texts per embeddings call (OpenAI's
+#: own limit), tokens per call (a token-id row counts its ids, a text the tokens the model read of it; 2,048 texts
+#: of 512 tokens fit), and messages per chat request. A request beyond is refused (413 / 400) before more work.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+MAX_TEXTS = 2048
+MAX_REQUEST_TOKENS = 2048 * 512
+MAX_CHAT_MESSAGES = 512
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -53,6 +60,16 @@ class ServeOptions:
     threads: int | None = None
     cache: Path | None = None
     log_verbose: int = 0
+    #: API keys (serve/auth.py); never printed, so kept out of the repr
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    insecure_no_auth: bool = False
+    #: Triton behind the gateway (serve/gateway.py) even without keys: the exact drain, at ~1.5-5 ms per request.
+    #: `siliconlab serve` turns it on unless --no-gateway; the library default keeps Triton on its own ports.
+    gateway: bool = False
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_texts: int = MAX_TEXTS
+    max_request_tokens: int = MAX_REQUEST_TOKENS
+    max_chat_messages: int = MAX_CHAT_MESSAGES
 
     def ports(self) -> dict[str, int]:
         named = {"--http-port": self.http_port, "--grpc-port": self.grpc_port, "--metrics-port": self.metrics_port}
@@ -68,7 +85,14 @@ class ServeOptions:
             served_name(name)
         if len(set(map(served_name, self.models))) != len(self.models):
             raise UsageError(f"a model is named twice: {' '.join(self.models)}")
-        bounds = {"--max-batch": self.max_batch, "--max-queue": 1 if self.max_queue is None else self.max_queue}
+        bounds = {
+            "--max-batch": self.max_batch,
+            "--max-queue": 1 if self.max_queue is None else self.max_queue,
+            "--max-request-bytes": self.max_request_bytes,
+            "--max-texts": self.max_texts,
+            "--max-request-tokens": self.max_request_tokens,
+            "--max-chat-messages": self.max_chat_messages,
+        }
         for option, value in bounds.items():
             if value < 1:
                 raise UsageError(f"{option} must be >= 1, got {value}")
@@ -84,6 +108,9 @@ class ServeOptions:
             raise UsageError(f"the ports must differ: {', '.join(f'{k} {v}' for k, v in ports.items())}")
         for option, port in ports.items():
             probe_port(self.host, port, option)
+        from siliconlab.serve.auth import check_exposure
+
+        check_exposure(self.host, self.api_keys, self.insecure_no_auth)
         return self
 
 

@@ -32,12 +32,15 @@ import numpy as np
 
 from siliconlab.errors import SiliconlabError
 from siliconlab.log import log
-from siliconlab.serve.models import BadRequest, Binding, Request, Spec, error_response
+from siliconlab.serve.models import NO_KEY, BadRequest, Binding, Request, Spec, error_response, key_given
 
 #: The request parameter the model file's patch sets to the request's cancellation key.
 STREAM_KEY = "siliconlab_stream_key"
 #: Where a stream's error says the model failed (not the request): the OpenAI front answers those with a 500.
 FAILED = "failed on this request"
+#: A conversation sent to the streaming model straight over KServe: at most this many bytes (as JSON) and the
+#: server's messages limit (config.MAX_CHAT_MESSAGES); the OpenAI front checks its own --max-chat-messages first.
+MAX_MESSAGES_BYTES = 1024 * 1024
 
 STREAM_INPUTS = [
     Spec("text", bytes, (1,), optional=True),
@@ -61,13 +64,19 @@ def check_stream_request(request: Request) -> tuple[Any, int | None]:
         raise BadRequest(f"input '{'messages' if messages is not None else 'text'}' must hold one element, "
                          f"got {chosen.size}")  # fmt: skip
     value = chosen.reshape(-1)[0]
+    if len(bytes(value)) > MAX_MESSAGES_BYTES:
+        raise BadRequest(f"the conversation is over {MAX_MESSAGES_BYTES} bytes")
     if messages is not None:
+        from siliconlab.serve.config import MAX_CHAT_MESSAGES
+
         try:
             value = json.loads(bytes(value).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BadRequest(f"input 'messages' is not JSON in UTF-8 ({exc})") from None
         if not isinstance(value, list) or not value:
             raise BadRequest("input 'messages' must be a non-empty JSON list of {role, content}")
+        if len(value) > MAX_CHAT_MESSAGES:
+            raise BadRequest(f"input 'messages' holds {len(value)} messages; at most {MAX_CHAT_MESSAGES}")
     limit = None
     if max_tokens is not None:
         if max_tokens.size != 1:
@@ -84,6 +93,8 @@ class StreamInfer:
         self.bot = bot
         #: set by the server once its workspace exists (server.py); None: cancellation is not watched
         self.cancel_dir: Path | None = None
+        #: the server's API keys (set by Server.start): checked here too, see models.key_given
+        self.keys: tuple[str, ...] = ()
         self._lock: asyncio.Lock | None = None
 
     async def __call__(self, requests: list[Any]):  # noqa: ANN204 - an async generator of response lists
@@ -93,6 +104,9 @@ class StreamInfer:
 
     async def _one(self, request: Any):  # noqa: ANN202
         marker = self._marker(request)
+        if not key_given(request, self.keys):
+            yield error_response(NO_KEY)
+            return
         try:
             value, max_tokens = check_stream_request(dict(request.items()))
         except BadRequest as exc:

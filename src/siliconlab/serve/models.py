@@ -70,15 +70,19 @@ def batched(name: str, check: Callable[[Request], list[Any]], run: Callable[[lis
 
     def infer(requests: list[Any]) -> list[Response]:
         try:
-            return answer([dict(request.items()) for request in requests])
+            allowed = [key_given(request, infer.keys) for request in requests]
+            return answer([dict(request.items()) for request in requests], allowed)
         except Exception:  # a bug of ours must not leak a traceback to the clients either
             log.exception("model %s failed outside the model call", name)
             return [error_response(f"model '{name}' failed; the server log says why", "INTERNAL")] * len(requests)
 
-    def answer(requests: list[Request]) -> list[Response]:
+    def answer(requests: list[Request], allowed: list[bool]) -> list[Response]:
         responses: list[Response | None] = [None] * len(requests)
         items: dict[int, list[Any]] = {}
         for index, request in enumerate(requests):
+            if not allowed[index]:
+                responses[index] = error_response(NO_KEY)
+                continue
             try:
                 items[index] = check(request)
             except BadRequest as exc:
@@ -97,7 +101,22 @@ def batched(name: str, check: Callable[[Request], list[Any]], run: Callable[[lis
                                                           "INTERNAL")  # fmt: skip
         return [r if r is not None else error_response("no answer was produced", "INTERNAL") for r in responses]
 
+    infer.keys = ()  # type: ignore[attr-defined]  # the server's API keys, set by Server.start
     return infer
+
+
+NO_KEY = "missing or wrong API key: send 'Authorization: Bearer <key>'"
+
+
+def key_given(request: Any, keys: tuple[str, ...]) -> bool:
+    """Whether the request carries a key (Triton forwards the Authorization header as a request parameter)."""
+    from siliconlab.serve.auth import authorized
+
+    if not keys:
+        return True
+    parameters = getattr(request, "parameters", None) or {}
+    given = next((v for k, v in parameters.items() if k.lower() == "authorization"), None)
+    return isinstance(given, str) and authorized(given, keys)
 
 
 def _split(rows: Rows, items: dict[int, list[Any]], responses: list[Response | None]) -> None:

@@ -54,6 +54,10 @@ def check_request(backend: Backend, request: ChatRequest) -> tuple[list[dict[str
     """(checked messages, max_tokens) or an ApiError naming the parameter at fault."""
     from siliconlab.tasks.messages import check_messages
 
+    most = backend.options.max_chat_messages
+    if len(request.messages) > most:
+        raise ApiError(400, f"'messages' holds {len(request.messages)} messages; at most {most} per request "
+                            "(--max-chat-messages)", param="messages")  # fmt: skip
     if request.model not in backend.chat_models:
         known = ", ".join(backend.chat_models) or "none"
         raise ApiError(404, f"model '{request.model}' is not served here (chat models: {known})",
@@ -96,7 +100,8 @@ async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, s
 
     # The gRPC stream is read by a task of its own: a read cancelled with the HTTP request (its client left)
     # would cancel the gRPC call, and Triton never finishes a call cancelled just after its final response.
-    responses = backend.client.stream_infer(one_request())
+    extra = {"headers": backend.headers} if backend.headers else {}  # the server's key, for the model's check
+    responses = backend.client.stream_infer(one_request(), **extra)
     arrived: asyncio.Queue[Any] = asyncio.Queue()
     reader = _background(_read_all(responses, arrived))
     ended = False

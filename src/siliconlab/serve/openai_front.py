@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel
+from fastapi import Request  # at module level: FastAPI resolves the endpoint's annotations from these globals
+from pydantic import BaseModel, StrictInt, StrictStr
 
 from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.serve.front_guard import Guard
 from siliconlab.text import check_text
 
-#: OpenAI's own limit on inputs per embeddings call.
-MAX_INPUTS = 2048
+#: Token ids travel as int64: anything outside cannot even be a tensor (the model's vocabulary is checked there).
+INT64 = 2**63
 #: Triton's error status (gRPC) -> HTTP status and OpenAI error type.
 STATUS = {
     "StatusCode.INVALID_ARGUMENT": (400, "invalid_request_error"),
@@ -47,7 +49,8 @@ class ApiError(Exception):
 
 class EmbeddingsRequest(BaseModel):
     model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    #: strict: `true`/`false` are not token ids, and a number is not a text
+    input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
     user: str | None = None
@@ -57,9 +60,17 @@ class Backend:
     """The Triton server as the front sees it: its gRPC address, batch limit and the embedding models."""
 
     def __init__(self, grpc_url: str, max_batch: int, embedding_models: dict[str, int],
-                 chat_models: dict[str, int] | None = None, cancel_dirs: dict[str, Path] | None = None):  # fmt: skip
+                 chat_models: dict[str, int] | None = None, cancel_dirs: dict[str, Path] | None = None,
+                 options: Any = None):  # fmt: skip
+        from siliconlab.serve.config import ServeOptions
+
         self.grpc_url = grpc_url
         self.max_batch = max_batch
+        #: the limits and keys (`ServeOptions`)
+        self.options = options or ServeOptions()
+        #: what Triton's models check (the server's first key): the front talks to Triton's private port
+        keys = self.options.api_keys
+        self.headers = {"authorization": f"Bearer {keys[0]}"} if keys else None
         self.embedding_models = embedding_models  # name -> width
         self.chat_models = chat_models or {}  # name -> largest max_tokens
         #: chat model -> the folder where a request's key stops it (serve/generative.py); absent: cancel instead
@@ -77,15 +88,17 @@ class Backend:
             tensors.append(tensor)
         wanted = [grpcclient.InferRequestedOutput(name) for name in outputs]
         try:
-            result = await self.client.infer(model, tensors, outputs=wanted)
+            extra = {"headers": self.headers} if self.headers else {}  # the server's key, for the model's check
+            result = await self.client.infer(model, tensors, outputs=wanted, **extra)
         except InferenceServerException as exc:
             status, kind = STATUS.get(str(exc.status()), (500, "server_error"))
             raise ApiError(status, exc.message() or str(exc), kind) from None
         return {name: result.as_numpy(name) for name in outputs}
 
 
-async def embed(backend: Backend, request: EmbeddingsRequest) -> dict[str, Any]:
-    """OpenAI's embeddings response for one request: texts go to `model`, token-id rows to `model-ids`."""
+async def embed(backend: Backend, request: EmbeddingsRequest, left: Any = None) -> dict[str, Any]:
+    """OpenAI's embeddings response for one request: texts go to `model`, token-id rows to `model-ids`, one
+    batch after another; `left()` (the client disconnected) is asked between batches, and no batch starts after."""
     if request.model not in backend.embedding_models:
         known = ", ".join(backend.embedding_models) or "none"
         raise ApiError(404, f"model '{request.model}' is not served here (embedding models: {known})",
@@ -97,12 +110,13 @@ async def embed(backend: Backend, request: EmbeddingsRequest) -> dict[str, Any]:
     items = [request.input] if isinstance(request.input, str) or _is_ids(request.input) else list(request.input)
     if not items:
         raise ApiError(400, "'input' is empty: give a text, a list of texts, or token ids", param="input")
-    if len(items) > MAX_INPUTS:
-        raise ApiError(400, f"'input' holds {len(items)} items; at most {MAX_INPUTS} per call", param="input")
+    limit = backend.options.max_texts
+    if len(items) > limit:
+        raise ApiError(400, f"'input' holds {len(items)} items; at most {limit} per call (--max-texts)", param="input")
     if isinstance(items[0], str):
-        vectors, tokens = await _embed_texts(backend, request.model, items)
+        vectors, tokens = await _embed_texts(backend, request.model, items, left)
     else:
-        vectors, tokens = await _embed_ids(backend, request.model, items)
+        vectors, tokens = await _embed_ids(backend, request.model, items, left)
     data = [{"object": "embedding", "index": i, "embedding": _encode(v, request.encoding_format)}
             for i, v in enumerate(vectors)]  # fmt: skip
     return {"object": "list", "data": data, "model": request.model,
@@ -113,29 +127,61 @@ def _is_ids(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, int) for v in value)
 
 
-async def _embed_texts(backend: Backend, model: str, texts: list[str]) -> tuple[np.ndarray, int]:
+async def _embed_texts(backend: Backend, model: str, texts: list[str], left: Any) -> tuple[np.ndarray, int]:
     for index, text in enumerate(texts):
         try:
             check_text(text, "input" if len(texts) == 1 else f"input[{index}]")
         except UsageError as exc:
             raise ApiError(400, str(exc), param="input") from None
     chunks = [texts[i : i + backend.max_batch] for i in range(0, len(texts), backend.max_batch)]
-    calls = [backend.infer(model, {"text": np.array([[t.encode()] for t in chunk], dtype=object)},
-                           ["embedding", "tokens"]) for chunk in chunks]  # fmt: skip
-    results = await asyncio.gather(*calls)
-    return np.concatenate([r["embedding"] for r in results]), int(sum(r["tokens"].sum() for r in results))
+    calls = ((model, {"text": np.array([[t.encode()] for t in chunk], dtype=object)}) for chunk in chunks)
+    return await _in_turn(backend, calls, left)
 
 
-async def _embed_ids(backend: Backend, model: str, rows: list[Any]) -> tuple[np.ndarray, int]:
-    if not all(isinstance(row, list) and row and all(isinstance(v, int) for v in row) for row in rows):
-        raise ApiError(400, "token-id input must be a non-empty list of integers per row", param="input")
-    calls = []
-    for row in rows:
-        ids = np.array([row], dtype=np.int64)
-        calls.append(backend.infer(f"{model}-ids", {"input_ids": ids, "attention_mask": np.ones_like(ids)},
-                                   ["embedding", "tokens"]))  # fmt: skip
-    results = await asyncio.gather(*calls)
-    return np.concatenate([r["embedding"] for r in results]), int(sum(r["tokens"].sum() for r in results))
+async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -> tuple[np.ndarray, int]:
+    def fine(v: Any) -> bool:
+        return type(v) is int and 0 <= v < INT64  # bool is an int subclass: true/false are not token ids
+
+    if not all(isinstance(row, list) and row and all(fine(v) for v in row) for row in rows):
+        raise ApiError(400, "token-id input must be a non-empty list of integers from 0 to 2^63-1 per row",
+                       param="input")  # fmt: skip
+    total, limit = sum(len(row) for row in rows), backend.options.max_request_tokens
+    if total > limit:
+        raise ApiError(400, f"'input' holds {total} token ids; at most {limit} per call (--max-request-tokens)",
+                       param="input")  # fmt: skip
+    arrays = (np.array([row], dtype=np.int64) for row in rows)
+    calls = ((f"{model}-ids", {"input_ids": ids, "attention_mask": np.ones_like(ids)}) for ids in arrays)
+    return await _in_turn(backend, calls, left)
+
+
+async def _in_turn(backend: Backend, calls: Any, left: Any) -> tuple[np.ndarray, int]:
+    """Run the calls two at a time (one queued while one runs), stopping when the client has left or the tokens
+    read pass the limit: abandoned work never reaches Triton's queue, and a call still queued there is cancelled
+    (its gRPC call, which Triton's batcher then drops) when this request is."""
+    limit = backend.options.max_request_tokens
+    vectors, tokens, pending = [], 0, []
+    try:
+        for model, inputs in calls:
+            if left is not None and await left():
+                raise ApiError(499, "the client closed the connection", "server_error")
+            pending.append(asyncio.ensure_future(backend.infer(model, inputs, ["embedding", "tokens"])))
+            while len(pending) >= 2 or (pending and tokens > limit):
+                result = await pending.pop(0)
+                vectors.append(result["embedding"])
+                tokens += int(result["tokens"].sum())
+            if tokens > limit:
+                break
+        while pending:
+            result = await pending.pop(0)
+            vectors.append(result["embedding"])
+            tokens += int(result["tokens"].sum())
+    finally:
+        for task in pending:
+            task.cancel()
+    if tokens > limit:
+        raise ApiError(400, f"'input' holds more than {limit} tokens; at most {limit} per call (--max-request-tokens)",
+                       param="input")  # fmt: skip
+    return np.concatenate(vectors), tokens
 
 
 def _encode(vector: np.ndarray, encoding: str) -> Any:
@@ -167,8 +213,10 @@ def embeddings_router(backend: Backend) -> Any:
     router = APIRouter()
 
     @router.post("/v1/embeddings")
-    async def embeddings(request: EmbeddingsRequest) -> dict[str, Any]:
-        return await embed(backend, request)
+    async def embeddings(request: EmbeddingsRequest, http: Request) -> dict[str, Any]:
+        from siliconlab.serve.openai_chat import unless_disconnected
+
+        return await unless_disconnected(http, embed(backend, request, http.is_disconnected))
 
     return router
 
@@ -181,7 +229,7 @@ def routers(backend: Backend) -> list[Any]:
 
 
 def build_app(backend: Backend) -> Any:
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
@@ -193,28 +241,51 @@ def build_app(backend: Backend) -> Any:
         yield
         await backend.client.close()
 
-    app = FastAPI(title="siliconlab OpenAI-compatible front", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="siliconlab OpenAI-compatible front", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     for router in routers(backend):
         app.include_router(router)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return AsciiJSON(exc.body(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        loc = [p for p in first.get("loc", ()) if p != "body"]
+        where = str(loc[0]) if loc else ""  # the request's field (its inner path names pydantic's union branches)
         message = first.get("msg", "invalid request")
-        if first.get("type") == "json_invalid":
-            message = f"the body is not valid JSON ({first.get('ctx', {}).get('error', message)})"
-        return JSONResponse(ApiError(400, message, param=where or None).body(), status_code=400)
+        if first.get("type") == "json_invalid":  # its loc is a character offset, not a parameter
+            message, where = f"the body is not valid JSON ({first.get('ctx', {}).get('error', message)})", ""
+        return AsciiJSON(ApiError(400, message, param=where or None).body(), status_code=400)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(ApiError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
+        return AsciiJSON(ApiError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
 
-    return app
+    @app.exception_handler(Exception)
+    async def failed(_: Request, exc: Exception) -> JSONResponse:  # a bug of ours: one JSON line, never a traceback
+        from siliconlab.log import log
+
+        if isinstance(exc, RecursionError):  # JSON nested thousands deep: the parser gave up
+            return AsciiJSON(ApiError(400, "the body nests too deeply to be read").body(), status_code=400)
+        log.error("the OpenAI front failed on a request", exc_info=exc)
+        body = ApiError(500, "the server failed on this request; its log says why", "server_error").body()
+        return AsciiJSON(body, status_code=500)
+
+    return Guard(app, backend.options.api_keys, backend.options.max_request_bytes)
+
+
+def AsciiJSON(body: Any, status_code: int) -> Any:  # noqa: N802 - a response class, built on first use
+    """A JSON response escaped to ASCII: a lone surrogate echoed from the request stays valid JSON (Starlette's own
+    JSONResponse encodes UTF-8 and fails on it, answering a plain-text 500)."""
+    import json
+
+    from fastapi.responses import Response
+
+    return Response(json.dumps(body, ensure_ascii=True), status_code=status_code, media_type="application/json")
 
 
 class Front:
@@ -227,7 +298,7 @@ class Front:
         widths = {b.name: b.outputs[0].shape[0] for b in texts}
         chats = {b.name: int(b.parameters["max_tokens_limit"]) for b in bindings if b.decoupled}
         stops = {b.name: b.infer.cancel_dir for b in bindings if b.decoupled and b.infer.cancel_dir is not None}
-        self.backend = Backend(server.grpc_url, server.options.max_batch, widths, chats, stops)
+        self.backend = Backend(server.triton_grpc_url, server.options.max_batch, widths, chats, stops, server.options)
         self.host, self.port = host, port
         self.url = f"http://{_url_host(host)}:{port}"
         self._drain_s = server.options.drain_timeout_s

@@ -4,7 +4,9 @@ PyTriton starts NVIDIA's `tritonserver` binary as a child process and runs our P
 the Python-backend stub in between is the model file of PyTriton's model store. Two things are adjusted here:
 the stub must load the libpython of the interpreter running us (under pyenv it would otherwise pick Debian's
 and fail), and PyTriton answers a whole batch with one error (a traceback at that), so the model file gets
-a small patch that turns one request's error into that request's own error (see models.py).
+a small patch that turns one request's error into that request's own error (see models.py). Triton's admin
+APIs are off for everyone (`RESTRICTED_OFF`), and with API keys or `gateway` Triton binds loopback on private
+ports behind serve/gateway.py, which checks keys and drains.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from siliconlab.errors import SiliconlabError
-from siliconlab.serve.config import ServeOptions
+from siliconlab.serve.config import ServeOptions, free_port
 from siliconlab.serve.models import CODE_KEY, ERROR_KEY, Binding
 
 #: Appended to the generated model.py: a response carrying the reserved keys becomes that request's error,
@@ -42,11 +44,54 @@ def _wrap_response(response, requested_outputs_names, model_outputs_dict):
             message, code = "the model reported an error that could not be read", pb_utils.TritonError.INTERNAL
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
     return _siliconlab_wrap_response(response, requested_outputs_names, model_outputs_dict)
+
+
+# --- added by siliconlab.serve: an empty tensor is that request's 400; a failure is one line, not a traceback ---
+_siliconlab_execute = TritonPythonModel.execute
+
+
+def _siliconlab_empty_input(request):
+    for tensor in request.inputs():
+        if 0 in list(tensor.shape()):
+            return tensor.name()
+    return None
+
+
+def _siliconlab_checked_execute(self, triton_requests):
+    refused = {{}}
+    for index, request in enumerate(triton_requests):
+        name = _siliconlab_empty_input(request)
+        if name is not None:  # PyTriton's shared memory cannot carry an empty tensor (it raised a traceback)
+            refused[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                f"input '{{name}}' holds no values (its shape has a 0)", pb_utils.TritonError.INVALID_ARG))
+    kept = [request for index, request in enumerate(triton_requests) if index not in refused]
+    if self._decoupled_model:
+        for index, response in refused.items():
+            sender = triton_requests[index].get_response_sender()
+            sender.send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    try:
+        answered = _siliconlab_execute(self, kept) if kept else []
+    except pb_utils.TritonModelException as exc:
+        LOGGER.error(str(exc))
+        raise pb_utils.TritonModelException("the model failed on this batch; the server log says why") from None
+    if self._decoupled_model:
+        return None
+    answered = iter(answered or [])
+    return [refused[index] if index in refused else next(answered) for index in range(len(triton_requests))]
+
+
+TritonPythonModel.execute = _siliconlab_checked_execute
 '''
 
-#: Endpoints that need PyTriton's generated token: loading/unloading models, shared memory, tracing, log
-#: settings. The statistics endpoint stays open (read-only) so load tests can read queue vs compute time.
+#: Triton's admin APIs: loading/unloading models and the repository index, shared memory registration, tracing,
+#: log settings. The statistics endpoint stays open (read-only) so load tests can read queue vs compute time.
 RESTRICTED = ["shared-memory", "model-repository", "trace", "logging"]
+#: The admin APIs are off for everyone, not token-protected. Triton 2.51 takes its restriction token only as a
+#: command-line value, which every local user reads in /proc/<pid>/cmdline. So the header value it expects holds
+#: a line feed: no HTTP/1.1 request can carry one (Triton's parser closes the connection) and gRPC refuses it
+#: as an illegal metadata value, so nothing can ever match and there is no secret to leak. Models are loaded
+#: from the store at start-up (`--load-model=*`), so PyTriton needs none of these APIs (see `_sealed_triton`).
+RESTRICTED_OFF = ",".join(RESTRICTED) + ":siliconlab-admin-api=off\nno request can carry this value"
 
 
 def python_libdir_on_path() -> None:
@@ -72,9 +117,14 @@ class Server:
         self.log_file = triton_log_file(options)
         self._triton: Any = None
         self._stopped = threading.Event()
+        self.gateway: Any = None
+        #: with API keys (or --gateway), Triton binds loopback on private ports behind the gateway (serve/gateway.py)
+        self._guarded = bool(options.api_keys) or options.gateway
+        self._triton_ports = (free_port(), free_port()) if self._guarded else (options.http_port, options.grpc_port)
 
     @property
     def http_url(self) -> str:
+        """Where clients reach the KServe HTTP routes: the address bound (0.0.0.0 stays 0.0.0.0)."""
         return f"http://{_url_host(self.options.host)}:{self.options.http_port}"
 
     @property
@@ -83,10 +133,17 @@ class Server:
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{_url_host(self.options.host)}:{self.options.metrics_port}/metrics"
+        host = "127.0.0.1" if self._guarded else self.options.host
+        return f"http://{_url_host(host)}:{self.options.metrics_port}/metrics"
+
+    @property
+    def triton_grpc_url(self) -> str:
+        """Triton's own gRPC address (the OpenAI front's upstream: it checks keys itself)."""
+        host = "127.0.0.1" if self._guarded else _connect_host(self.options.host)
+        return f"{_url_host(host)}:{self._triton_ports[1]}"
 
     def start(self) -> None:
-        from pytriton.triton import Triton, TritonLifecyclePolicy, TritonSecurityConfig
+        from pytriton.triton import TritonLifecyclePolicy, TritonSecurityConfig
         from pytriton.utils.workspace import Workspace
 
         python_libdir_on_path()
@@ -97,18 +154,27 @@ class Server:
         logging.getLogger("pytriton").setLevel(logging.WARNING)
         workspace = Workspace()
         policy = TritonLifecyclePolicy(launch_triton_on_startup=False, local_model_store=True)
-        triton = Triton(config=self._triton_config(), workspace=workspace, triton_lifecycle_policy=policy,
-                        security_config=TritonSecurityConfig(restricted_endpoints=list(RESTRICTED)))  # fmt: skip
+        triton = _sealed_triton()(config=self._triton_config(), workspace=workspace, triton_lifecycle_policy=policy,
+                                  security_config=TritonSecurityConfig(restricted_endpoints=[]))  # fmt: skip
+        _restrict_all(triton._triton_server_config)
         self._triton = triton
         cancel_dir = Path(workspace.path) / "siliconlab-cancelled"
         cancel_dir.mkdir(exist_ok=True)
         try:
             for binding in self.bindings:
+                binding.infer.keys = self.options.api_keys  # checked again by the model: see _forward_key
                 self._bind(triton, binding)
                 customize_model_store(Path(workspace.model_store_path) / binding.name, binding, cancel_dir)
                 if binding.decoupled:
                     binding.infer.cancel_dir = cancel_dir
             triton.run()
+            if self._guarded:
+                from siliconlab.serve.gateway import Gateway
+
+                o = self.options
+                self.gateway = Gateway(o.host, o.http_port, o.grpc_port, f"http://127.0.0.1:{self._triton_ports[0]}",
+                                       f"127.0.0.1:{self._triton_ports[1]}", o.api_keys)  # fmt: skip
+                self.gateway.start()
         except Exception as exc:
             self.stop()
             raise SiliconlabError(f"the Triton server did not start: {exc} (its log: {self.log_file})") from None
@@ -120,11 +186,13 @@ class Server:
         from pytriton.triton import TritonConfig
 
         o = self.options
-        return TritonConfig(http_address=o.host, http_port=o.http_port, grpc_address=o.host, grpc_port=o.grpc_port,
-                            metrics_address=o.host, metrics_port=o.metrics_port, allow_metrics=True,
+        host = "127.0.0.1" if self._guarded else o.host
+        http_port, grpc_port = self._triton_ports
+        return TritonConfig(http_address=host, http_port=http_port, grpc_address=host, grpc_port=grpc_port,
+                            metrics_address=host, metrics_port=o.metrics_port, allow_metrics=True,
                             allow_gpu_metrics=Path("/dev/nvidiactl").exists(),  # else DCGM prints an NVML error
                             exit_timeout_secs=o.drain_timeout_s, log_file=self.log_file, log_verbose=o.log_verbose,
-                            strict_readiness=True)  # fmt: skip
+                            strict_readiness=True, **_forward_key(o))  # fmt: skip
 
     def _bind(self, triton: Any, binding: Binding) -> None:
         from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor
@@ -149,11 +217,16 @@ class Server:
         return self._triton is not None and not self._stopped.is_set() and self._triton.is_alive()
 
     def stop(self) -> float:
-        """Drain: Triton stops taking requests, finishes those in flight (up to the drain timeout), exits."""
+        """Drain: stop taking requests, finish those in flight (up to the drain timeout), exit. Behind the gateway,
+        it refuses new requests (503 / UNAVAILABLE) and waits for the accepted ones before Triton stops."""
         if self._triton is None or self._stopped.is_set():
             return 0.0
         self._stopped.set()
         begin = time.perf_counter()
+        if self.gateway is not None:
+            left = self.gateway.drain_and_stop(self.options.drain_timeout_s)
+            if left:
+                logging.getLogger("siliconlab").warning("drain timeout: %d request(s) still running were cut", left)
         stubs = _backend_stubs()
         self._triton.stop()
         for stub in stubs:  # when the drain timeout expires Triton exits at once and leaves its stubs running
@@ -167,6 +240,41 @@ class Server:
         while not stop.wait(poll_s):
             if not self._triton.is_alive():
                 raise SiliconlabError(f"the Triton server stopped unexpectedly (its log: {self.log_file})")
+
+
+def _forward_key(options: ServeOptions) -> dict[str, str]:
+    """With keys, Triton hands each request's `Authorization` header (gRPC: metadata) to the model as a request
+    parameter and the model checks it too (models.py): inference on Triton's private loopback ports, which another
+    local user can reach past the gateway, needs the key as well. The pattern holds no secret."""
+    if not options.api_keys:
+        return {}
+    return {"http_header_forward_pattern": "(?i)^authorization$", "grpc_header_forward_pattern": "(?i)^authorization$"}
+
+
+def _restrict_all(config: Any) -> None:
+    """Put `RESTRICTED_OFF` on Triton's command line. PyTriton joins its arguments into one string and splits it
+    on whitespace, which would cut the value at its line feed, so a placeholder is swapped in after the split."""
+    placeholder = "siliconlab-restricted-off"
+    for option in ("http-restricted-api", "grpc-restricted-protocol"):
+        config[option] = placeholder
+    original = config.to_args_list
+    config.to_args_list = lambda: [RESTRICTED_OFF if arg == placeholder else arg for arg in original()]
+
+
+def _sealed_triton() -> Any:
+    """PyTriton's Triton without its log-level check, the one call it makes to an admin API (log settings)."""
+    from pytriton.triton import Triton
+
+    class NoLogCheck:
+        def check(self, skip_update: bool = False) -> None:
+            pass
+
+    class SealedTriton(Triton):
+        def _initialize_server(self) -> None:
+            super()._initialize_server()
+            self._log_level_checker = NoLogCheck()
+
+    return SealedTriton
 
 
 def _backend_stubs() -> list[Any]:
@@ -208,15 +316,20 @@ def _pbtxt_escape(value: str) -> str:
 
 
 def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::"):
-        return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
 
-def curl_line(server: Server, binding: Binding) -> str:
-    """A ready-to-paste curl call for one model (text models; the ids variant takes token ids)."""
+def _connect_host(host: str) -> str:
+    """An address this process can connect to for a server bound to `host` (all interfaces: loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def curl_line(server: Server, binding: Binding, auth: bool = False) -> str:
+    """A ready-to-paste curl call for one model (text models; the ids variant takes token ids); with keys, the
+    header reads the key from the environment (never printed)."""
+    key = ' -H "Authorization: Bearer $SILICONLAB_API_KEY"' if auth else ""
     if binding.decoupled:  # streams server-sent events as the reply is written
         body = '{"text":"What is the capital of France?","max_tokens":32}'
-        return f"curl -sN {server.http_url}/v2/models/{binding.name}/generate_stream -d '{body}'"
+        return f"curl -sN{key} {server.http_url}/v2/models/{binding.name}/generate_stream -d '{body}'"
     body = '{"inputs":[{"name":"text","shape":[1,1],"datatype":"BYTES","data":["I loved this film"]}]}'
-    return f"curl -s {server.http_url}/v2/models/{binding.name}/infer -d '{body}'"
+    return f"curl -s{key} {server.http_url}/v2/models/{binding.name}/infer -d '{body}'"

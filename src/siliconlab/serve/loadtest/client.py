@@ -83,6 +83,10 @@ class TritonLoadClient:
         self.signature: Signature | None = None
         self.statistics_error = ""  # why the server's statistics could not be read, if they could not
         self._client: Any = None
+        from siliconlab.serve.auth import client_key
+
+        key = client_key()  # SILICONLAB_API_KEY or SILICONLAB_API_KEY_FILE: never a command-line value
+        self.headers = {"authorization": f"Bearer {key}"} if key else None
 
     async def __aenter__(self) -> TritonLoadClient:
         address = self.url.split("://", 1)[-1].rstrip("/")
@@ -102,12 +106,12 @@ class TritonLoadClient:
     async def ready(self) -> None:
         """Fail in one line when the server or the model is not there, before any load is sent."""
         try:
-            live = await self._client.is_model_ready(self.model)
+            live = await self._client.is_model_ready(self.model, headers=self.headers)
         except Exception as exc:
             raise SiliconlabError(f"no Triton server answers at {self.url} ({self.protocol}): {exc}") from None
         if not live:
             raise SiliconlabError(f"model '{self.model}' is not ready at {self.url} (wrong --model name?)")
-        metadata = await self._client.get_model_metadata(self.model, **self._json())
+        metadata = await self._client.get_model_metadata(self.model, headers=self.headers, **self._json())
         self.signature = signature_of(metadata)
 
     def _json(self) -> dict[str, Any]:
@@ -123,13 +127,14 @@ class TritonLoadClient:
         data = module.InferInput(self.signature.text_input, [1, 1], "BYTES")
         data.set_data_from_numpy(np.array([[text.encode("utf-8")]], dtype=np.object_))
         wanted = [module.InferRequestedOutput(name) for name in self.signature.outputs]
-        result = await asyncio.wait_for(self._client.infer(self.model, [data], outputs=wanted), timeout)
+        call = self._client.infer(self.model, [data], outputs=wanted, headers=self.headers)
+        result = await asyncio.wait_for(call, timeout)
         return {name: result.as_numpy(name) for name in self.signature.outputs}
 
     async def statistics(self) -> dict[str, Any] | None:
         """The model's cumulative statistics (GET /v2/models/<m>/stats), or None when the server has none."""
         try:
-            stats = await self._client.get_inference_statistics(self.model, **self._json())
+            stats = await self._client.get_inference_statistics(self.model, headers=self.headers, **self._json())
         except Exception as exc:  # e.g. PyTriton restricts the endpoint by default: the load test goes on without
             self.statistics_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return None

@@ -32,7 +32,8 @@ def normalise_url(target: str, protocol: str) -> str:
         raise UsageError(f"unsupported URL scheme '{parts.scheme}' in {target}: use http:// or grpc:// (or host:port)")
     if parts.path not in ("", "/") or not parts.hostname or parts.port is None:
         raise UsageError(f"give the server as host:port or http://host:port, not {target}")
-    return f"{parts.scheme}://{parts.hostname}:{parts.port}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6 keeps its brackets
+    return f"{parts.scheme}://{host}:{parts.port}"
 
 
 def is_loopback(url: str) -> bool:
