@@ -21,7 +21,7 @@ from siliconlab.models import resolve
 from siliconlab.units import get_unit
 
 TINY_CONFIG = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}
-#: Every field of a fixed-shape row in siliconlab.bench/3 when units are timed interleaved against a baseline.
+#: Every field of a fixed-shape row in siliconlab.bench/4 when units are timed interleaved against a baseline.
 ROW_FIELDS = {
     "workload", "batch", "seq", "tokens_per_sequence", "latency_ms", "iterations", "cold_ms", "throughput",
     "gflops_per_s", "flops_per_batch", "energy", "peak_rss_mb", "gpu_memory_mb", "rounds", "index", "unit",

@@ -157,7 +157,7 @@ def _tokenizer_model(
 
     if not (artifact_dir / "tokenizer.json").is_file():
         raise SiliconlabError(f"{artifact_dir} has no tokenizer.json (a fast tokenizer is needed for Triton)")
-    pad_id = AutoTokenizer.from_pretrained(artifact_dir).pad_token_id
+    pad_id = AutoTokenizer.from_pretrained(artifact_dir, trust_remote_code=False).pad_token_id
     if pad_id is None:
         raise SiliconlabError(f"the tokenizer in {artifact_dir} has no padding token")
     folder = repo / name
@@ -249,7 +249,7 @@ def _build(
     manifest = json.loads((artifacts[0] / "manifest.json").read_text())
     task = "classification" if "logits" in manifest.get("outputs", []) else "embedding"
     result = ExportResult(repo, base, task)
-    max_length = max_length_of(source.config, AutoTokenizer.from_pretrained(artifacts[0]))
+    max_length = max_length_of(source.config, AutoTokenizer.from_pretrained(artifacts[0], trust_remote_code=False))
     tokenizer = f"{base}-tokenizer"
     _tokenizer_model(repo, tokenizer, artifacts[0], batching, max_length, buckets)
     result.models.append(ExportedModel(tokenizer, "tokenizer", "python"))
