@@ -36,6 +36,13 @@ def ffn_down_projections(ov_model: Any) -> list[str]:
             if op.get_type_name() == "MatMul" and op.input_value(0).get_node().get_type_name() == "Gelu"]  # fmt: skip
 
 
+def classifier_head(ov_model: Any) -> list[str]:
+    """The last MatMul: a task model's classification head. It is tiny (hidden × labels) and decides the label, so
+    it stays in float (as the ONNX Runtime int8 unit keeps it in fp32)."""
+    matmuls = [op.get_friendly_name() for op in ov_model.get_ordered_ops() if op.get_type_name() == "MatMul"]
+    return matmuls[-1:]
+
+
 def quantize_static(
     ov_model: Any,
     model: LoadedModel,
@@ -44,14 +51,18 @@ def quantize_static(
     float_ffn_down: bool = False,
 ) -> Any:
     """`float_ffn_down` keeps the FFN down-projections out of int8 (they then run in the compiled model's float
-    precision): MiniLM's worst pooled cosine 0.9947 -> 0.9982, for a third of the FFN's multiply-adds."""
+    precision): MiniLM's worst pooled cosine 0.9947 -> 0.9982, for a third of the FFN's multiply-adds. A
+    classifier's head always stays float."""
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
 
     nncf.set_log_level(logging.ERROR)
     items = calibration_items(model, texts)
     advanced = AdvancedQuantizationParameters(smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=smooth_alpha))
-    ignored = nncf.IgnoredScope(names=ffn_down_projections(ov_model)) if float_ffn_down else None
+    names = (ffn_down_projections(ov_model) if float_ffn_down else []) + (
+        classifier_head(ov_model) if model.task == "classification" else []
+    )
+    ignored = nncf.IgnoredScope(names=names) if names else None
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # progress bars
         return nncf.quantize(
             ov_model.clone(),  # never change the caller's model: it is the fp32 reference and may be quantized again
