@@ -116,14 +116,12 @@ def plan(nodes: list[Node], unit: str, gpu: bool, actors: int | None = None) -> 
 
 
 def _spread(hosts: list[Node], actors: int, gpu: bool) -> dict[str, int]:
-    """`actors` over the hosts, each next actor to the node with the most CPUs (or free GPUs) per actor."""
+    """`actors` over the hosts, each next actor to the node where it gets the most CPUs (for a GPU unit: among
+    nodes with a GPU still free), so threads per actor stay as even as the nodes allow."""
     counts = {n.node_id: 0 for n in hosts}
     for _ in range(actors):
-        if gpu:
-            free = [n for n in hosts if counts[n.node_id] < int(n.gpus)]
-            best = max(free, key=lambda n: (int(n.gpus) - counts[n.node_id], n.cpus))
-        else:
-            best = max(hosts, key=lambda n: n.cpus / (counts[n.node_id] + 1))
+        free = [n for n in hosts if not gpu or counts[n.node_id] < int(n.gpus)]
+        best = max(free, key=lambda n: n.cpus / (counts[n.node_id] + 1))
         counts[best.node_id] += 1
     return counts
 
