@@ -37,7 +37,9 @@ def sample(window_s: float) -> dict[str, Any]:
         except psutil.Error:
             pass
     time.sleep(window_s)
-    groups: dict[str, dict[str, float]] = defaultdict(lambda: {"count": 0, "rss_mb": 0.0, "uss_mb": 0.0, "cpu_pct": 0.0})
+    groups: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"count": 0, "rss_mb": 0.0, "uss_mb": 0.0, "cpu_pct": 0.0}
+    )
     for proc in processes:
         try:
             name = proc.name()

@@ -64,6 +64,8 @@ class JobResult:
     note: str = ""
     #: Rows answered per node in this run (Ray engine; node label -> rows): what ran where.
     nodes: dict[str, int] = field(default_factory=dict)
+    #: Seconds of `seconds` spent starting Ray and loading the actors' units (Ray engine): its fixed cost.
+    startup_s: float = 0.0
 
     @property
     def rows_per_s(self) -> float:

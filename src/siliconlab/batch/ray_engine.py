@@ -103,7 +103,7 @@ def _run_locked(
                 continue
             if pool is None:  # Ray starts only when a chunk needs answering (not for an empty or finished input)
                 pool = Pool(options, address, actors, result.unit)
-                result.unit = pool.unit
+                result.unit, result.startup_s = pool.unit, clock.seconds()
                 if journal is None:
                     journal = Journal.create(options.out, resume.stamp, resume.command, pool.unit)
                 pool.commit = _committer(handler, journal, result, on_progress)

@@ -99,8 +99,11 @@ def _report(result: Any) -> None:
         f"({result.rows_per_s:.1f} rows/s, {result.seconds:.1f} s{resumed})",
         highlight=False,
     )
+    if result.nodes:  # Ray: what ran where; rates over the time after the actors were ready
+        working = result.seconds - result.startup_s
+        console.print(f"  Ray start + actors loading the unit: {result.startup_s:.1f} s", highlight=False)
     for node, rows in sorted(result.nodes.items(), key=lambda item: -item[1]):
-        rate = rows / result.seconds if result.seconds > 0 else 0.0
+        rate = rows / working if working > 0 else 0.0
         console.print(f"  node {node}: {rows} rows ({rate:.1f} rows/s)", highlight=False)
     if result.truncated:
         console.print(
