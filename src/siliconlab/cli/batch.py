@@ -29,7 +29,7 @@ def batch(
         int, typer.Option("--tokens-per-batch", help="Padded tokens per runner call (rows x longest).")
     ] = DEFAULT_TOKENS_PER_BATCH,
     engine: Annotated[
-        str, typer.Option("--engine", help="local (resumable) or ray (Ray Data; a local Ray unless --address).")
+        str, typer.Option("--engine", help="local, or ray (Ray actors; a local Ray unless --address); both resume.")
     ] = "local",
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (ray://host:10001 or auto); --engine ray only.")
