@@ -1,5 +1,5 @@
-"""One lean Ray test on a local Ray (one node, 2 CPUs): the same small JSONL file through the local engine and
-through the Ray engine gives the same output file, byte for byte, and the same errors file. minilm on
+"""One lean Ray test on a local Ray (one node, 2 CPUs): a job interrupted on the local engine and finished by the
+Ray engine gives the local engine's output file, byte for byte, and the same errors file. minilm on
 onnxruntime-cpu-int8 quantises activations per batch, so equal bytes prove the actor formed the same batches."""
 
 from __future__ import annotations
@@ -25,9 +25,17 @@ def test_ray_output_equals_the_local_engine(tmp_path: Path, texts: list[str], ru
     source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     # the local Ray has one 2-CPU node: one actor with 2 threads; the local engine runs with 2 threads too
     local = run_job(JobOptions("minilm", source, tmp_path / "local.jsonl", unit=UNIT, chunk_rows=8, threads=2))
-    ray = ray_engine.run_job(JobOptions("minilm", source, tmp_path / "ray.jsonl", unit=UNIT, chunk_rows=8))
+
+    def interrupt(rows: int, position: float) -> None:
+        raise KeyboardInterrupt  # Ctrl-C after the first chunk's commit
+
+    options = JobOptions("minilm", source, tmp_path / "ray.jsonl", unit=UNIT, chunk_rows=8)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(options, on_progress=interrupt)
+    ray = ray_engine.run_job(options)  # the same command on the other engine resumes the local engine's parts
     assert (ray.rows, ray.written, ray.errors) == (local.rows, local.written, local.errors) == (25, 24, 1)
-    assert ray.unit == local.unit == UNIT and sum(ray.nodes.values()) == 25 and len(ray.nodes) == 1
+    assert ray.resumed_rows == 8 and ray.unit == local.unit == UNIT
+    assert ray.nodes == {next(iter(ray.nodes)): 17}  # one node (this machine) answered the other 17 rows
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     errors = (tmp_path / "ray.jsonl.errors.jsonl").read_bytes()
     assert errors == (tmp_path / "local.jsonl.errors.jsonl").read_bytes()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from siliconlab.batch.ray_placement import Node, needs_gpu, plan
@@ -54,3 +56,16 @@ def test_which_units_need_a_gpu() -> None:
     assert needs_gpu("best", GPU_NODES) and not needs_gpu("best", CPU_NODES)
     with pytest.raises(UsageError, match="unknown unit 'no-such-unit'"):
         needs_gpu("no-such-unit", CPU_NODES)
+
+
+def test_actors_without_the_ray_engine_is_refused(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from siliconlab.cli import app
+
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "hello"}\n')
+    args = ["batch", "minilm", "--input", str(source), "--out", str(tmp_path / "out.jsonl"), "--actors", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--actors needs --engine ray" in result.output, result.output
+    assert not (tmp_path / "out.jsonl").exists()

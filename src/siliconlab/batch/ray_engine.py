@@ -167,7 +167,7 @@ class Pool:
 
     def submit(self, chunk: Chunk) -> None:
         """Send a chunk to the least-loaded actor, first collecting answers while every actor is full."""
-        while len(self.flying) >= IN_FLIGHT * len(self.actors):
+        while self.flying and len(self.flying) >= IN_FLIGHT * len(self.actors):
             self._collect()
         usable, texts = usable_rows(chunk)
         self._send(chunk, usable, texts)
