@@ -66,6 +66,8 @@ class JobResult:
     nodes: dict[str, int] = field(default_factory=dict)
     #: Seconds of `seconds` spent starting Ray and loading the actors' units (Ray engine): its fixed cost.
     startup_s: float = 0.0
+    #: Chunks sent again because the actor holding them died, per node of that actor (Ray engine).
+    lost: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_per_s(self) -> float:

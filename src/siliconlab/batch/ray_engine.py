@@ -102,7 +102,7 @@ def _run_locked(
                 result.rows += chunk.count
                 continue
             if pool is None:  # Ray starts only when a chunk needs answering (not for an empty or finished input)
-                pool = Pool(options, address, actors, result.unit)
+                pool = Pool(options, address, actors, result.unit, result.lost)
                 result.unit, result.startup_s = pool.unit, clock.seconds()
                 if journal is None:
                     journal = Journal.create(options.out, resume.stamp, resume.command, pool.unit)
@@ -145,7 +145,7 @@ def _committer(handler: Format, journal: Journal, result: JobResult, on_progress
 class Pool:
     """The placed actors and the chunks in flight on them; a lost actor's chunks go to the others."""
 
-    def __init__(self, options: JobOptions, address: str | None, actors: int | None, unit: str):
+    def __init__(self, options: JobOptions, address: str | None, actors: int | None, unit: str, lost: dict[str, int]):
         import ray
 
         self.started = not ray.is_initialized()
@@ -155,11 +155,14 @@ class Pool:
         self.field = options.text_field
         self.commit: Commit | None = None
         self.flying: dict[Any, tuple[Any, Chunk, list[int], list[Any]]] = {}
+        self.lost = lost  # node label -> chunks redone after its actor died (the job's result holds it)
+        self.homes: dict[int, str] = {}  # id(actor) -> its node's label
         try:
             nodes = alive_nodes()
             self.labels = {node.node_id: node.label for node in nodes}
             slots = plan(nodes, unit, needs_gpu(unit, nodes), actors)
             self.actors, units = _spawn(slots, options, unit)
+            self.homes = {id(actor): slot.node.label for actor, slot in zip(self.actors, slots)}
             self.unit = _agreed_unit(units, unit)
         except BaseException:
             self.close()
@@ -200,6 +203,8 @@ class Pool:
             self.actors = [a for a in self.actors if a is not actor]
             lost = [key for key, (owner, *_) in self.flying.items() if owner is actor]
             retry = [(chunk, usable, texts)] + [self.flying.pop(key)[1:] for key in lost]
+            home = self.homes.get(id(actor), "?")
+            self.lost[home] = self.lost.get(home, 0) + len(retry)
             for again, again_usable, again_texts in sorted(retry, key=lambda item: item[0].index):
                 self._send(again, again_usable, again_texts)
             return

@@ -105,6 +105,10 @@ def _report(result: Any) -> None:
     for node, rows in sorted(result.nodes.items(), key=lambda item: -item[1]):
         rate = rows / working if working > 0 else 0.0
         console.print(f"  node {node}: {rows} rows ({rate:.1f} rows/s)", highlight=False)
+    for node, chunks in result.lost.items():
+        err.print(
+            f"[yellow]the actor on node {node} was lost[/]: {chunks} chunk(s) redone on the others", highlight=False
+        )
     if result.truncated:
         console.print(
             f"{result.truncated} rows reached the model's token limit and were truncated to it", highlight=False
