@@ -1,6 +1,7 @@
-"""One lean Ray test on a local Ray (one node, 2 CPUs): a job interrupted on the local engine and finished by the
-Ray engine gives the local engine's output file, byte for byte, and the same errors file. minilm on
-onnxruntime-cpu-int8 quantises activations per batch, so equal bytes prove the actor formed the same batches."""
+"""One lean Ray test on a local Ray (one node with the physical cores: 2 here): a job interrupted on the local
+engine and finished by the Ray engine gives the local engine's output file, byte for byte, and the same errors
+file. minilm on onnxruntime-cpu-int8 quantises activations per batch, so equal bytes prove the actor formed the
+same batches."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def test_ray_output_equals_the_local_engine(tmp_path: Path, texts: list[str], ru
     rows = [{"id": i, "text": t} for i, t in enumerate(texts[:24])]
     rows.insert(5, {"id": 99, "text": ""})  # a failing row: in the errors file on both engines, at the same row
     source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    # the local Ray has one 2-CPU node: one actor with 2 threads; the local engine runs with 2 threads too
-    local = run_job(JobOptions("minilm", source, tmp_path / "local.jsonl", unit=UNIT, chunk_rows=8, threads=2))
+    # the local Ray has one node with the physical cores: one actor with that many threads, the local default
+    local = run_job(JobOptions("minilm", source, tmp_path / "local.jsonl", unit=UNIT, chunk_rows=8))
 
     def interrupt(rows: int, position: float) -> None:
         raise KeyboardInterrupt  # Ctrl-C after the first chunk's commit

@@ -275,11 +275,15 @@ def _cause(exc: BaseException) -> str:
 
 
 def _start_ray(address: str | None) -> None:
-    """A local Ray (2 CPUs, no dashboard) or the cluster at `address`; one retry, since a raylet on a busy
-    machine can miss Ray's fixed 30 s start-up wait."""
+    """A local Ray (one node with the machine's physical cores, no dashboard) or the cluster at `address`; one
+    retry, since a raylet on a busy machine can miss Ray's fixed 30 s start-up wait. The local node's CPUs are
+    the local engine's default threads, so its one actor runs as many threads (and gives the same bytes)."""
     import ray
 
-    kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": 2, "include_dashboard": False}
+    from siliconlab.bench.machine import default_threads
+
+    local = {"num_cpus": default_threads(), "include_dashboard": False}
+    kwargs: dict[str, Any] = {"address": address} if address else local
     for attempt in (1, 2):
         try:
             ray.init(log_to_driver=False, logging_level="WARNING", configure_logging=False, **kwargs)
