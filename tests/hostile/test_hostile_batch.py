@@ -311,11 +311,11 @@ def test_a_full_disk_mid_job_keeps_the_committed_chunks(
     tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ENOSPC on the third chunk's commit: one line, exit 1; the two chunks before it are kept and resumed."""
-    import siliconlab.batch.local as local
+    import siliconlab.batch.job as job  # chunk commits (both engines)
 
     source = _jsonl(tmp_path / "in.jsonl", _rows(6))
     out = tmp_path / "out.jsonl"
-    real = local.fsync_replace
+    real = job.fsync_replace
     calls = []
 
     def full_disk(tmp: Path, path: Path) -> None:
@@ -324,10 +324,10 @@ def test_a_full_disk_mid_job_keeps_the_committed_chunks(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
         real(tmp, path)
 
-    monkeypatch.setattr(local, "fsync_replace", full_disk)
+    monkeypatch.setattr(job, "fsync_replace", full_disk)
     line = _one_line_error(_batch(tiny_bert, source, out, "--chunk-rows", "2"), code=1)
     assert "No space left on device" in line
-    monkeypatch.setattr(local, "fsync_replace", real)
+    monkeypatch.setattr(job, "fsync_replace", real)
     result = _batch(tiny_bert, source, out, "--chunk-rows", "2")
     assert result.exit_code == 0 and "4 resumed from an earlier run" in result.output, result.output
     assert [row["id"] for row in _read(out)] == list(range(6))

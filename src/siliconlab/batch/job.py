@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
-from siliconlab.batch.io import format_of, fsync_replace
-from siliconlab.batch.journal import errors_path, parts_dir
+from siliconlab.batch.io import Chunk, Format, format_of, fsync_replace
+from siliconlab.batch.journal import Journal, errors_path, fingerprint, input_digest, parts_dir
 from siliconlab.errors import UsageError
 from siliconlab.paths import shared_mode
 
@@ -62,6 +62,12 @@ class JobResult:
     errors_file: Path | None = None
     shapes: list[tuple[int, int]] = field(default_factory=list)
     note: str = ""
+    #: Rows answered per node in this run (Ray engine; node label -> rows): what ran where.
+    nodes: dict[str, int] = field(default_factory=dict)
+    #: Seconds of `seconds` spent starting Ray and loading the actors' units (Ray engine): its fixed cost.
+    startup_s: float = 0.0
+    #: Chunks sent again because the actor holding them died, per node of that actor (Ray engine).
+    lost: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_per_s(self) -> float:
@@ -94,9 +100,9 @@ def check_paths(options: JobOptions) -> None:
     for path, what in written.items():
         if path.resolve() == source_file:
             raise UsageError(f"--input is the {what} of --out ({path.name}): choose another --out")
-    for folder in (parts_dir(options.out), options.out.with_name(options.out.name + ".ray-parts")):
-        if source_file.is_relative_to(folder.resolve()):
-            raise UsageError(f"--input is inside {folder}, which the job writes and removes: move it first")
+    folder = parts_dir(options.out)
+    if source_file.is_relative_to(folder.resolve()):
+        raise UsageError(f"--input is inside {folder}, which the job writes and removes: move it first")
     if options.out.is_dir():
         raise UsageError(f"--out {options.out} is a folder, not a file")
     nearest = next((folder for folder in options.out.parents if folder.exists()), None)
@@ -200,6 +206,79 @@ def finish(handler: Any, data_parts: list[Path], error_parts: list[Path], out: P
         fsync_replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+    return errors_file
+
+
+@dataclass
+class Resume:
+    """What a job checks its journal against: the command, the input's identity and content fingerprint."""
+
+    command: dict[str, Any]
+    identity: tuple[int, int, int, int]
+    stamp: str
+    journal: Journal | None
+
+
+def open_resume(options: JobOptions) -> Resume | JobResult:
+    """The journal of an unfinished run of this very job (or None in `journal`), or the result of a job whose
+    output was already written; an existing output without such a journal is refused. Both engines call it
+    under the output's lock, so they resume each other's parts under one rule."""
+    command = options.command()
+    identity = file_identity(options.input)
+    stamp = fingerprint(command, input_digest(options.input))
+    journal = Journal.open(options.out, stamp, command)
+    if options.out.exists():
+        if journal is not None and journal.state.get("assembled"):
+            journal.remove()  # the previous run wrote the output and stopped before cleaning up
+            return JobResult(options.out, journal.unit, note="already complete: the output was written before")
+        refuse_existing(options.out)
+    return Resume(command, identity, stamp, journal)
+
+
+def usable_rows(chunk: Chunk) -> tuple[list[int], list[Any]]:
+    """The chunk's rows the reader could parse, and their texts (what goes to the model)."""
+    usable = [i for i in range(chunk.count) if i not in chunk.problems]
+    return usable, [chunk.texts[i] for i in usable]
+
+
+def commit_chunk(
+    handler: Format, journal: Journal, chunk: Chunk, usable: list[int], outcome: Any, node: str | None = None
+) -> tuple[int, int]:
+    """Commit one answered chunk: part files (temp, fsync, rename), then the journal line; (kept, errors).
+    `outcome` is the `task.Outcome` of the usable rows, computed here or on a Ray actor."""
+    good = [usable[g] for g in outcome.good]
+    errors = dict(chunk.problems)
+    errors.update({usable[i]: reason for i, reason in outcome.errors.items()})
+    data, failed = journal.part(chunk.index, handler.name), journal.part(chunk.index, "errors.jsonl")
+    data_tmp, failed_tmp = data.with_name(data.name + ".tmp"), failed.with_name(failed.name + ".tmp")
+    handler.write_part(data_tmp, chunk, good, outcome.columns)
+    failed_tmp.write_text(error_lines(chunk.start, errors), encoding="utf-8")
+    fsync_replace(data_tmp, data)
+    fsync_replace(failed_tmp, failed)
+    journal.commit(chunk.index, chunk.count, len(good), len(errors), node)
+    return len(good), len(errors)
+
+
+def complete(
+    options: JobOptions, handler: Format, journal: Journal, identity: tuple[int, int, int, int]
+) -> Path | None:
+    """Every chunk is committed: check the input did not change under the job, then assemble (the commit
+    point), then remove the parts; returns the errors file."""
+    if file_identity(options.input) != identity:
+        raise UsageError(
+            f"--input {options.input} changed while the job ran: the committed parts are kept, but they may mix "
+            "old and new rows; rerun with --overwrite"
+        )
+    indices = sorted(journal.done)
+    journal.state["assembled"] = True
+    journal.save()
+    errors_file = finish(
+        handler,
+        [journal.part(i, handler.name) for i in indices],
+        [journal.part(i, "errors.jsonl") for i in indices],
+        options.out,
+    )
+    journal.remove()
     return errors_file
 
 

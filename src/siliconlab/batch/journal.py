@@ -106,14 +106,18 @@ class Journal:
         return self.state["unit"]
 
     @property
-    def done(self) -> dict[int, dict[str, int]]:
+    def done(self) -> dict[int, dict[str, Any]]:
         return {int(k): v for k, v in self.state["done"].items()}
 
     def part(self, index: int, kind: str) -> Path:
         return self.folder / f"part-{index:07d}.{kind}"
 
-    def commit(self, index: int, rows: int, kept: int, errors: int) -> None:
-        self.state["done"][str(index)] = {"rows": rows, "kept": kept, "errors": errors}
+    def commit(self, index: int, rows: int, kept: int, errors: int, node: str | None = None) -> None:
+        """Name a chunk whose parts are durable; `node` is the Ray node that answered it (what ran where)."""
+        entry: dict[str, Any] = {"rows": rows, "kept": kept, "errors": errors}
+        if node is not None:
+            entry["node"] = node
+        self.state["done"][str(index)] = entry
         self.save()
 
     def remove(self) -> None:

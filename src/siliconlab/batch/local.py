@@ -7,7 +7,7 @@ for bit, as an uninterrupted run's.
 
 from __future__ import annotations
 
-from siliconlab.batch.io import Chunk, Format, fsync_replace, open_format
+from siliconlab.batch.io import Chunk, Format, open_format
 from siliconlab.batch.job import (
     Clock,
     JobOptions,
@@ -15,16 +15,15 @@ from siliconlab.batch.job import (
     OnProgress,
     OnStart,
     check_paths,
-    error_lines,
+    commit_chunk,
+    complete,
     exclusive_output,
-    file_identity,
-    finish,
-    refuse_existing,
+    open_resume,
     start_over,
+    usable_rows,
 )
-from siliconlab.batch.journal import Journal, fingerprint, input_digest
+from siliconlab.batch.journal import Journal
 from siliconlab.batch.task import TaskRunner
-from siliconlab.errors import UsageError
 
 _RUNNERS: dict[tuple[str, str, int | None], TaskRunner] = {}
 
@@ -50,21 +49,16 @@ def run_job(options: JobOptions, on_progress: OnProgress | None = None, on_start
 
 
 def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: OnStart | None) -> JobResult:
-    command = options.command()
-    identity = file_identity(options.input)
-    stamp = fingerprint(command, input_digest(options.input))
-    journal = Journal.open(options.out, stamp, command)
-    if options.out.exists():
-        if journal is not None and journal.state.get("assembled"):
-            journal.remove()  # the previous run wrote the output and stopped before cleaning up
-            return JobResult(options.out, journal.unit, note="already complete: the output was written before")
-        refuse_existing(options.out)
+    resume = open_resume(options)
+    if isinstance(resume, JobResult):
+        return resume
+    journal = resume.journal
     runner = task_runner(
         options.model, journal.unit if journal else options.unit, options.tokens_per_batch, options.threads
     )
     handler = open_format(options.input, options.text_field, runner.task, runner.labels)
     if journal is None:
-        journal = Journal.create(options.out, stamp, command, runner.unit)
+        journal = Journal.create(options.out, resume.stamp, resume.command, runner.unit)
     result = JobResult(options.out, runner.unit)
     done = journal.done
     if on_start is not None:
@@ -80,21 +74,7 @@ def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: O
         result.rows += chunk.count
         if on_progress is not None:
             on_progress(result.rows, chunk.position)
-    if file_identity(options.input) != identity:
-        raise UsageError(
-            f"--input {options.input} changed while the job ran: the committed parts are kept, but they may mix "
-            "old and new rows; rerun with --overwrite"
-        )
-    indices = sorted(journal.done)
-    journal.state["assembled"] = True
-    journal.save()
-    result.errors_file = finish(
-        handler,
-        [journal.part(i, handler.name) for i in indices],
-        [journal.part(i, "errors.jsonl") for i in indices],
-        options.out,
-    )
-    journal.remove()
+    result.errors_file = complete(options, handler, journal, resume.identity)
     result.seconds = clock.seconds()
     return result
 
@@ -102,20 +82,11 @@ def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: O
 def _run_chunk(
     runner: TaskRunner, handler: Format, journal: Journal, chunk: Chunk, field: str, result: JobResult
 ) -> None:
-    """Answer one chunk and commit it: part files (temp, fsync, rename), then the journal line."""
-    usable = [i for i in range(chunk.count) if i not in chunk.problems]
-    outcome = runner.run([chunk.texts[i] for i in usable], field)
-    good = [usable[g] for g in outcome.good]
-    errors = dict(chunk.problems)
-    errors.update({usable[i]: reason for i, reason in outcome.errors.items()})
-    data, failed = journal.part(chunk.index, handler.name), journal.part(chunk.index, "errors.jsonl")
-    data_tmp, failed_tmp = data.with_name(data.name + ".tmp"), failed.with_name(failed.name + ".tmp")
-    handler.write_part(data_tmp, chunk, good, outcome.columns)
-    failed_tmp.write_text(error_lines(chunk.start, errors), encoding="utf-8")
-    fsync_replace(data_tmp, data)
-    fsync_replace(failed_tmp, failed)
-    journal.commit(chunk.index, chunk.count, len(good), len(errors))
-    result.written += len(good)
-    result.errors += len(errors)
+    """Answer one chunk and commit it (job.commit_chunk: part files, then the journal line)."""
+    usable, texts = usable_rows(chunk)
+    outcome = runner.run(texts, field)
+    kept, errors = commit_chunk(handler, journal, chunk, usable, outcome)
+    result.written += kept
+    result.errors += errors
     result.truncated += outcome.truncated
     result.shapes.extend(outcome.shapes)

@@ -1,16 +1,19 @@
-"""The Ray engine: the same job on Ray Data, on a local Ray (default) or any cluster (`--address`).
+"""The Ray engine: the local engine's job with the model on Ray actors, on a local Ray or any cluster.
 
-`read_json` / `read_csv` / `read_parquet` -> `map_batches` with an actor class that loads the unit once per
-actor (`ActorPoolStrategy(size=N)`) -> the driver streams the answered blocks, in input order, through the
-same writers as the local engine, so the output file is the same (rows, order, columns; results equal up to
-float tolerance: int8 units quantise per batch, and Ray's batches need not match the local chunks).
-Not resumable: an interrupted run leaves no output, and a rerun starts over (see docs/batch.md).
+The driver reads the input with the local engine's readers, chunk by chunk, and sends each chunk's usable texts
+to an actor (`ray_placement.ChunkActor`: one per node sized to its CPUs, or one per GPU); each answer streams
+back and is committed through the same journal as the local engine (part files, then the journal line, with the
+node that answered). Hence the same guarantees: the output lock, the content fingerprint, committed chunks
+surviving a killed driver (a rerun of the same command — on either engine — continues), and an output equal to
+the local engine's byte for byte at equal threads (same rows, order, results, errors file). An actor that dies
+(its node was lost) has its chunks sent to the others; with none left the job stops, its commits kept.
+Why not Ray Data: its blocks are not our chunks, so results (int8 units quantise per batch) and row failures
+(its Arrow reader parses differently) differed from the local engine's, and nothing could be committed per chunk.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from siliconlab.batch.io import Chunk, Format, open_format
@@ -21,67 +24,22 @@ from siliconlab.batch.job import (
     OnProgress,
     OnStart,
     check_paths,
-    error_lines,
+    commit_chunk,
+    complete,
     exclusive_output,
-    finish,
-    refuse_existing,
+    open_resume,
     start_over,
+    usable_rows,
 )
+from siliconlab.batch.journal import Journal
+from siliconlab.batch.ray_placement import ChunkActor, Slot, alive_nodes, needs_gpu, plan
 from siliconlab.errors import SiliconlabError, UsageError
 
-ERROR = "__siliconlab_error"
-UNIT = "__siliconlab_unit"  # the unit each actor resolved ("best" is decided per actor), reported by the driver
-
-
-class _Everything:
-    """A `done` set holding every chunk: the readers then count rows without parsing them."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-class AnswerActor:
-    """One Ray actor: loads the unit once, then answers Arrow batches (results + an error column)."""
-
-    def __init__(self, model: str, unit: str, budget: int, text_field: str, threads: int | None = None):
-        from siliconlab.batch.task import TaskRunner
-
-        self.runner = TaskRunner(model, unit, budget, threads)
-        self.text_field = text_field
-
-    def __call__(self, batch: Any) -> Any:
-        import pyarrow as pa
-
-        from siliconlab.batch.parquet import _arrow_column
-
-        texts = batch.column(self.text_field).to_pylist()
-        usable = [i for i, text in enumerate(texts) if text is not None]
-        outcome = self.runner.run([texts[i] for i in usable], self.text_field)
-        errors: list[str | None] = [f"field '{self.text_field}' is null" if t is None else None for t in texts]
-        for local, reason in outcome.errors.items():
-            errors[usable[local]] = reason
-        good = [usable[g] for g in outcome.good]
-        where = {row: position for position, row in enumerate(good)}
-        for name, values in outcome.columns.items():
-            full = [values[where[i]] if i in where else None for i in range(len(texts))]
-            present = [v for v in full if v is not None]
-            column = _arrow_column(name, present, self.runner.labels)
-            batch = batch.append_column(name, _spread(column, [i in where for i in range(len(texts))]))
-        batch = batch.append_column(ERROR, pa.array(errors, type=pa.string()))
-        return batch.append_column(
-            UNIT, pa.array([self.runner.unit] * len(texts), type=pa.string()).dictionary_encode()
-        )
-
-
-def _spread(column: Any, present: list[bool]) -> Any:
-    """`column` (values of the present rows) laid out over all rows, null where a row failed."""
-    import pyarrow as pa
-
-    positions, taken = [], 0
-    for flag in present:
-        positions.append(taken if flag else None)
-        taken += flag
-    return column.take(pa.array(positions, type=pa.int64()))
+#: Chunks queued per actor: one answered while the next is in flight keeps an actor busy through the driver's
+#: commit (a few ms of fsyncs) without holding many chunks' rows in the driver.
+IN_FLIGHT = 2
+#: How long actors may take to be placed and load their unit (a first use converts the model on that node).
+READY_S = 600.0
 
 
 def describe(model: str) -> tuple[str, list[str]]:
@@ -104,11 +62,12 @@ def describe(model: str) -> tuple[str, list[str]]:
 def run_job(
     options: JobOptions,
     address: str | None = None,
-    actors: int = 1,
+    actors: int | None = None,
     on_progress: OnProgress | None = None,
     on_start: OnStart | None = None,
 ) -> JobResult:
-    """The job on Ray Data; the output file is written by this (driver) process, atomically at the end."""
+    """Run (or resume) the job with its model on Ray actors; `actors=None` places them from the cluster's
+    CPUs/GPUs. The driver holds the output's lock and writes every file."""
     check_paths(options)
     with exclusive_output(options.out):
         start_over(options)
@@ -118,64 +77,190 @@ def run_job(
 def _run_locked(
     options: JobOptions,
     address: str | None,
-    actors: int,
+    actors: int | None,
     on_progress: OnProgress | None,
     on_start: OnStart | None,
 ) -> JobResult:
-    refuse_existing(options.out)
+    resume = open_resume(options)
+    if isinstance(resume, JobResult):
+        return resume
     task, labels = describe(options.model)
     handler = open_format(options.input, options.text_field, task, labels)
-    total = sum(chunk.count for chunk in handler.chunks(1 << 20, _Everything()))
+    journal = resume.journal
+    done = journal.done if journal else {}
     if on_start is not None:
-        on_start(float(total), "rows", 0)
-    folder = options.out.with_name(options.out.name + ".ray-parts")
-    shutil.rmtree(folder, ignore_errors=True)  # an interrupted Ray run is not resumed: start over
-    folder.mkdir(parents=True)
-    result = JobResult(options.out, options.unit)
+        on_start(handler.total, handler.progress_unit, sum(v["rows"] for v in done.values()))
+    result = JobResult(options.out, journal.unit if journal else options.unit)
     clock = Clock()
+    pool: Pool | None = None
     try:
-        data, failed = (
-            ([], []) if total == 0 else _run_on_ray(options, handler, folder, address, actors, result, on_progress)
-        )
-        result.errors_file = finish(handler, data, failed, options.out)
+        for chunk in handler.chunks(options.chunk_rows, set(done)):
+            if chunk.index in done:
+                result.resumed_rows += chunk.count
+                result.written += done[chunk.index]["kept"]
+                result.errors += done[chunk.index]["errors"]
+                result.rows += chunk.count
+                continue
+            if pool is None:  # Ray starts only when a chunk needs answering (not for an empty or finished input)
+                pool = Pool(options, address, actors, result.unit, result.lost)
+                result.unit, result.startup_s = pool.unit, clock.seconds()
+                if journal is None:
+                    journal = Journal.create(options.out, resume.stamp, resume.command, pool.unit)
+                pool.commit = _committer(handler, journal, result, on_progress)
+            pool.submit(chunk)
+        if pool is not None:
+            pool.drain()
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if pool is not None:
+            pool.close()
+    if journal is None:  # nothing needed answering: an empty input
+        journal = Journal.create(options.out, resume.stamp, resume.command, result.unit)
+    result.errors_file = complete(options, handler, journal, resume.identity)
     result.seconds = clock.seconds()
     return result
 
 
-def _run_on_ray(
-    options: JobOptions,
-    handler: Format,
-    folder: Path,
-    address: str | None,
-    actors: int,
-    result: JobResult,
-    on_progress: OnProgress | None,
-) -> tuple[list[Path], list[Path]]:
-    import ray
+Commit = Callable[[Chunk, list[int], Any, str], None]
 
-    started = not ray.is_initialized()
-    if started:
-        _start_ray(address)
-    try:
-        dataset = _dataset(options, handler, actors)
-        data, failed = [], []
-        for index, batch in enumerate(dataset.iter_batches(batch_format="pyarrow", batch_size=None)):
-            part, errors = folder / f"part-{index:07d}.{handler.name}", folder / f"part-{index:07d}.errors.jsonl"
-            _write_batch(handler, batch, part, errors, result)
-            data.append(part)
-            failed.append(errors)
-            if on_progress is not None:
-                on_progress(result.rows, float(result.rows))
-        return data, failed
-    except SiliconlabError:
-        raise
-    except Exception as exc:  # Ray wraps reader/actor failures; say the cause in one line
-        raise SiliconlabError(f"the Ray job failed: {_cause(exc)}") from None
-    finally:
-        if started:
+
+def _committer(handler: Format, journal: Journal, result: JobResult, on_progress: OnProgress | None) -> Commit:
+    """Commit one answered chunk (driver side) and count it; chunks may come back out of order."""
+    furthest = [0.0]
+
+    def commit(chunk: Chunk, usable: list[int], outcome: Any, node: str) -> None:
+        kept, errors = commit_chunk(handler, journal, chunk, usable, outcome, node)
+        result.rows += chunk.count
+        result.written += kept
+        result.errors += errors
+        result.truncated += outcome.truncated
+        result.shapes.extend(outcome.shapes)
+        result.nodes[node] = result.nodes.get(node, 0) + chunk.count
+        furthest[0] = max(furthest[0], chunk.position)
+        if on_progress is not None:
+            on_progress(result.rows, furthest[0])
+
+    return commit
+
+
+class Pool:
+    """The placed actors and the chunks in flight on them; a lost actor's chunks go to the others."""
+
+    def __init__(self, options: JobOptions, address: str | None, actors: int | None, unit: str, lost: dict[str, int]):
+        import ray
+
+        self.started = not ray.is_initialized()
+        if self.started:
+            _start_ray(address)
+        self.actors: list[Any] = []
+        self.field = options.text_field
+        self.commit: Commit | None = None
+        self.flying: dict[Any, tuple[Any, Chunk, list[int], list[Any]]] = {}
+        self.lost = lost  # node label -> chunks redone after its actor died (the job's result holds it)
+        self.homes: dict[int, str] = {}  # id(actor) -> its node's label
+        try:
+            nodes = alive_nodes()
+            self.labels = {node.node_id: node.label for node in nodes}
+            slots = plan(nodes, unit, needs_gpu(unit, nodes), actors)
+            self.actors, units = _spawn(slots, options, unit)
+            self.homes = {id(actor): slot.node.label for actor, slot in zip(self.actors, slots)}
+            self.unit = _agreed_unit(units, unit)
+        except BaseException:
+            self.close()
+            raise
+
+    def submit(self, chunk: Chunk) -> None:
+        """Send a chunk to the least-loaded actor, first collecting answers while every actor is full."""
+        while self.flying and len(self.flying) >= IN_FLIGHT * len(self.actors):
+            self._collect()
+        usable, texts = usable_rows(chunk)
+        self._send(chunk, usable, texts)
+
+    def drain(self) -> None:
+        while self.flying:
+            self._collect()
+
+    def _send(self, chunk: Chunk, usable: list[int], texts: list[Any]) -> None:
+        if not self.actors:
+            raise SiliconlabError(
+                "every Ray actor was lost (their nodes left the cluster): the committed chunks are kept; rerun the "
+                "same command to continue"
+            )
+        load = {id(a): 0 for a in self.actors}
+        for actor, *_ in self.flying.values():
+            load[id(actor)] += 1
+        actor = min(self.actors, key=lambda a: load[id(a)])
+        self.flying[actor.answer.remote(chunk.index, texts, self.field)] = (actor, chunk, usable, texts)
+
+    def _collect(self) -> None:
+        import ray
+        from ray.exceptions import RayActorError
+
+        (ref,), _ = ray.wait(list(self.flying), num_returns=1)
+        actor, chunk, usable, texts = self.flying.pop(ref)
+        try:
+            _, outcome, node = ray.get(ref)
+        except RayActorError:  # the actor or its node died: never again send it work; redo its chunks elsewhere
+            self.actors = [a for a in self.actors if a is not actor]
+            lost = [key for key, (owner, *_) in self.flying.items() if owner is actor]
+            retry = [(chunk, usable, texts)] + [self.flying.pop(key)[1:] for key in lost]
+            home = self.homes.get(id(actor), "?")
+            self.lost[home] = self.lost.get(home, 0) + len(retry)
+            for again, again_usable, again_texts in sorted(retry, key=lambda item: item[0].index):
+                self._send(again, again_usable, again_texts)
+            return
+        except Exception as exc:  # a failure inside the actor (RayTaskError): its cause, in one line
+            raise SiliconlabError(f"the Ray job failed on chunk {chunk.index}: {_cause(exc)}") from None
+        assert self.commit is not None
+        self.commit(chunk, usable, outcome, self.labels.get(node, node[:8]))
+
+    def close(self) -> None:
+        """Stop the actors (they hold a model each) and the Ray this job started; a cluster stays up."""
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+        if self.started:
             ray.shutdown()
+
+
+def _spawn(slots: list[Slot], options: JobOptions, unit: str) -> tuple[list[Any], list[str]]:
+    """Start one actor per slot and wait until each has loaded the unit; (actors, the unit each resolved).
+    A failure to load says why, in one line."""
+    import ray
+    from ray.exceptions import GetTimeoutError
+
+    remote = ray.remote(max_restarts=0, max_task_retries=0)(ChunkActor)
+    actors = [
+        remote.options(**slot.options()).remote(options.model, unit, options.tokens_per_batch, slot.threads)
+        for slot in slots
+    ]
+    try:
+        described = ray.get([actor.describe.remote() for actor in actors], timeout=READY_S)
+    except GetTimeoutError:
+        for actor in actors:
+            ray.kill(actor)
+        raise SiliconlabError(
+            f"the Ray actors were not all placed and loaded within {READY_S:.0f} s (another job may hold the "
+            "cluster's CPUs/GPUs): try again or pass a smaller --actors"
+        ) from None
+    except Exception as exc:
+        for actor in actors:
+            ray.kill(actor)
+        raise SiliconlabError(f"a Ray actor could not load '{options.model}' on '{unit}': {_cause(exc)}") from None
+    return actors, [resolved for resolved, _ in described]
+
+
+def _agreed_unit(resolved: list[str], unit: str) -> str:
+    """The one unit every actor resolved: 'best' is decided per node, and a job's rows must all come from one
+    unit (the journal records it, and a resume reuses it)."""
+    units = sorted(set(resolved))
+    if len(units) > 1:
+        raise UsageError(
+            f"--unit {unit} resolved to different units on different nodes ({', '.join(units)}): pass one of them "
+            "as --unit"
+        )
+    return units[0]
 
 
 def _cause(exc: BaseException) -> str:
@@ -190,11 +275,15 @@ def _cause(exc: BaseException) -> str:
 
 
 def _start_ray(address: str | None) -> None:
-    """A local Ray (2 CPUs, no dashboard) or the cluster at `address`; one retry, since a raylet on a busy
-    machine can miss Ray's fixed 30 s start-up wait."""
+    """A local Ray (one node with the machine's physical cores, no dashboard) or the cluster at `address`; one
+    retry, since a raylet on a busy machine can miss Ray's fixed 30 s start-up wait. The local node's CPUs are
+    the local engine's default threads, so its one actor runs as many threads (and gives the same bytes)."""
     import ray
 
-    kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": 2, "include_dashboard": False}
+    from siliconlab.bench.machine import default_threads
+
+    local = {"num_cpus": default_threads(), "include_dashboard": False}
+    kwargs: dict[str, Any] = {"address": address} if address else local
     for attempt in (1, 2):
         try:
             ray.init(log_to_driver=False, logging_level="WARNING", configure_logging=False, **kwargs)
@@ -204,72 +293,3 @@ def _start_ray(address: str | None) -> None:
             if attempt == 2:
                 where = f"at {address}" if address else "locally"
                 raise SiliconlabError(f"Ray could not start {where}: {str(exc).splitlines()[0][:300]}") from None
-
-
-def _dataset(options: JobOptions, handler: Format, actors: int) -> Any:
-    """read_* -> map_batches on an actor pool, in input order."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = False
-    path = str(options.input.resolve())
-    if handler.name == "jsonl":
-        dataset = ray.data.read_json(path, lines=True, file_extensions=None)
-    elif handler.name == "csv":
-        types = {name: pa.string() for name in handler.header} | {options.text_field: pa.binary()}
-        convert = pcsv.ConvertOptions(column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False)
-        dataset = ray.data.read_csv(path, convert_options=convert, file_extensions=None)
-    else:
-        dataset = ray.data.read_parquet(path, file_extensions=None)
-    return dataset.map_batches(
-        AnswerActor,
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        batch_size=options.chunk_rows,
-        batch_format="pyarrow",
-        num_cpus=1,
-        fn_constructor_kwargs={
-            "model": options.model,
-            "unit": options.unit,
-            "budget": options.tokens_per_batch,
-            "text_field": options.text_field,
-            "threads": options.threads,
-        },
-    )
-
-
-def _write_batch(handler: Format, batch: Any, part: Path, errors_part: Path, result: JobResult) -> None:
-    """One answered block -> a part file through the format's own writer, and its failed rows."""
-    import numpy as np
-
-    reasons = batch.column(ERROR).to_pylist()
-    good = [i for i, reason in enumerate(reasons) if reason is None]
-    errors = {i: reason for i, reason in enumerate(reasons) if reason is not None}
-    columns: dict[str, list[Any]] = {}
-    for name in handler.result_columns:
-        column = batch.column(name).take(good).combine_chunks()
-        if name == "embedding":
-            flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-            columns[name] = list(flat.reshape(len(good), -1)) if good else []
-        else:
-            columns[name] = column.to_pylist()
-    units = sorted(set(batch.column(UNIT).to_pylist()) | set(result.unit.split(", ")) - {"best"})
-    result.unit = ", ".join(units)
-    base = batch.drop_columns([*handler.result_columns, ERROR, UNIT])
-    if handler.name == "jsonl":
-        rows: Any = base.to_pylist()
-    elif handler.name == "csv":
-        rows = [[_text(cell) for cell in record.values()] for record in base.to_pylist()]
-    else:
-        rows = base
-    handler.write_part(part, Chunk(0, result.rows, batch.num_rows, rows=rows), good, columns)
-    errors_part.write_text(error_lines(result.rows, errors), encoding="utf-8")
-    result.rows += batch.num_rows
-    result.written += len(good)
-    result.errors += len(errors)
-
-
-def _text(cell: Any) -> str:
-    return cell.decode("utf-8", "surrogateescape") if isinstance(cell, bytes) else cell

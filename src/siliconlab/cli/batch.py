@@ -29,14 +29,19 @@ def batch(
         int, typer.Option("--tokens-per-batch", help="Padded tokens per runner call (rows x longest).")
     ] = DEFAULT_TOKENS_PER_BATCH,
     engine: Annotated[
-        str, typer.Option("--engine", help="local (resumable) or ray (Ray Data; a local Ray unless --address).")
+        str, typer.Option("--engine", help="local, or ray (Ray actors; a local Ray unless --address); both resume.")
     ] = "local",
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (ray://host:10001 or auto); --engine ray only.")
     ] = None,
     actors: Annotated[
-        int, typer.Option("--actors", help="Ray actors, each loading the unit once; --engine ray only.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--actors",
+            help="Ray actors, each loading the unit once (default: one per node using its CPUs, or one per GPU "
+            "for a GPU unit); --engine ray only.",
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing output (and discard an unfinished job's parts).")
     ] = False,
@@ -51,7 +56,9 @@ def batch(
         raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'")
     if address is not None and engine != "ray":
         raise UsageError("--address needs --engine ray")
-    if actors < 1:
+    if actors is not None and engine != "ray":
+        raise UsageError("--actors needs --engine ray")
+    if actors is not None and actors < 1:
         raise UsageError(f"--actors must be >= 1, got {actors}")
     options = JobOptions(
         model, input_file, out, text_field, unit,
@@ -69,8 +76,7 @@ def batch(
                 result = run_job(options, on_progress=bar.update, on_start=bar.start)
         except KeyboardInterrupt:
             bar.stop()
-            hint = "rerun the same command to resume" if engine == "local" else "the Ray engine does not resume"
-            err.print(f"[yellow]interrupted[/]: committed chunks are kept; {hint}")
+            err.print("[yellow]interrupted[/]: committed chunks are kept; rerun the same command to resume")
             raise typer.Exit(130) from None
     _report(result)
     if result.rows and not result.written:
@@ -93,6 +99,16 @@ def _report(result: Any) -> None:
         f"({result.rows_per_s:.1f} rows/s, {result.seconds:.1f} s{resumed})",
         highlight=False,
     )
+    if result.nodes:  # Ray: what ran where; rates over the time after the actors were ready
+        working = result.seconds - result.startup_s
+        console.print(f"  Ray start + actors loading the unit: {result.startup_s:.1f} s", highlight=False)
+    for node, rows in sorted(result.nodes.items(), key=lambda item: -item[1]):
+        rate = rows / working if working > 0 else 0.0
+        console.print(f"  node {node}: {rows} rows ({rate:.1f} rows/s)", highlight=False)
+    for node, chunks in result.lost.items():
+        err.print(
+            f"[yellow]the actor on node {node} was lost[/]: {chunks} chunk(s) redone on the others", highlight=False
+        )
     if result.truncated:
         console.print(
             f"{result.truncated} rows reached the model's token limit and were truncated to it", highlight=False
