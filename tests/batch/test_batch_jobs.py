@@ -148,6 +148,6 @@ def test_a_classifier_writes_label_score_and_scores(tmp_path: Path, texts: list[
     run_job(JobOptions("spam", tmp_path / "in.parquet", tmp_path / "out.parquet", unit=UNIT))
     table = pq.read_table(tmp_path / "out.parquet").to_pylist()
     for row in table:
-        assert row["prediction"] in ("ham", "spam")
+        assert row["label"] in ("ham", "spam")
         assert set(row["scores"]) == {"ham", "spam"} and abs(sum(row["scores"].values()) - 1) < 1e-6
         assert row["score"] == max(row["scores"].values())

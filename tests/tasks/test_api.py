@@ -151,3 +151,14 @@ def test_dynamic_int8_answers_do_not_depend_on_their_batch_neighbours(tiny_bert:
     together = pipe.encode(MIXED)
     for index, text in enumerate(MIXED):
         assert np.array_equal(together[index], pipe.encode([text])[0])
+
+
+def test_load_shows_no_library_progress_bars_and_leaves_their_setting_alone(tiny_bert: Path, tmp_path: Path, capfd):
+    """transformers' "Loading weights" bars are off while load() reads the model, and on again after."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    pipe = load(str(tiny_bert), unit="torch-cpu-fp32", cache=tmp_path)
+    pipe.encode(["text"])
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()

@@ -17,7 +17,7 @@ from siliconlab.errors import UsageError
 from siliconlab.text import check_text
 
 #: Result columns per task, in output order.
-RESULT_COLUMNS = {"embedding": ("embedding",), "classification": ("prediction", "score", "scores")}
+RESULT_COLUMNS = {"embedding": ("embedding",), "classification": ("label", "score", "scores")}
 
 
 @dataclass
@@ -108,7 +108,7 @@ class TaskRunner:
         probs = softmax(values.astype(np.float64))
         best = probs.argmax(axis=1)
         return {
-            "prediction": [labels[i] for i in best],
+            "label": [labels[i] for i in best],
             "score": [float(p[i]) for p, i in zip(probs, best)],
             "scores": [{name: float(v) for name, v in zip(labels, p)} for p in probs],
         }

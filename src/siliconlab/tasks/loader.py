@@ -7,7 +7,8 @@ from typing import Any
 
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
-from siliconlab.tasks.pipeline import ClassifierPipeline, EmbeddingPipeline, Loaded, Pipeline
+from siliconlab.tasks.embedding import EmbeddingPipeline
+from siliconlab.tasks.pipeline import ClassifierPipeline, Loaded, Pipeline
 
 #: Built-in task model names and what they do (any local directory works too: its config says which task).
 TASK_MODELS = {
@@ -21,10 +22,17 @@ TASK_MODELS = {
 
 def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Pipeline:
     """A pipeline for `name` on `unit` ("best" or a unit name); converts and checks parity on first use."""
+    from siliconlab.log import quiet_loading
+
+    with quiet_loading():
+        return _load(name, unit, cache, threads)
+
+
+def _load(name: str, unit: str, cache: Path | None, threads: int | None) -> Pipeline:
     if name == "chat-retrieval":
         from siliconlab.tasks.chat import RetrievalChat
 
-        return RetrievalChat(load("minilm", unit, cache, threads))
+        return RetrievalChat(_load("minilm", unit, cache, threads))
     generative = _generative_source(name)
     if generative is not None:
         from siliconlab.bench.machine import default_threads
