@@ -19,6 +19,9 @@ TASK_MODELS = {
     "smollm2-chat": "chat",
 }
 
+#: (model, unit) pairs whose "could not serve" warning was already said in this process.
+_WARNED: set[tuple[str, str]] = set()
+
 
 def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Pipeline:
     """A pipeline for `name` on `unit` ("best" or a unit name); converts and checks parity on first use."""
@@ -76,7 +79,9 @@ def load_unit(name: str, unit: str = "best", cache: Path | None = None, threads:
             if unit != "best":
                 raise
             failures.append(f"{candidate.name}: {exc}")
-            log.warning("unit %s could not serve %s (%s); trying the next one", candidate.name, source.name, exc)
+            if (source.name, candidate.name) not in _WARNED:  # once per process, however many loads retry it
+                _WARNED.add((source.name, candidate.name))
+                log.warning("unit %s could not serve %s (%s); trying the next one", candidate.name, source.name, exc)
     raise SiliconlabError(f"no unit could serve '{source.name}': {'; '.join(failures) or 'none available here'}")
 
 
