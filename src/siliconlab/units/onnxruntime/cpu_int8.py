@@ -261,15 +261,15 @@ class OnnxRuntimeCpuInt8(Unit):
             library_versions=ort_versions(),
         )
 
-    def load(self, artifact_dir: Path, threads: int) -> OrtRunner:
+    def load(self, artifact_dir: Path, threads: int) -> OrtRunner | FallbackRunner:
+        fallback = artifact_dir / FALLBACK
+        if fallback.exists():  # a classifier: near-ties are answered again in fp32 (fallback.py)
+            margin = json.loads((artifact_dir / FALLBACK_MARGIN).read_text())["margin"]
+            return FallbackRunner(artifact_dir / ARTIFACT, fallback, threads, margin)
         runner = OrtRunner(artifact_dir / ARTIFACT, threads)
         # Dynamic int8 quantizes activations with one scale per tensor, so a text's answer moves with whatever
         # shares its call (a served text at concurrency 16 reached cosine 0.9887 against its single answer).
         # Each text alone: the answer never depends on the batch, and on this CPU it is as fast as the best
         # grouping (169 vs 157 ms for 32 short texts; one padded batch of 32: 401 ms).
         runner.tokens_per_call = 1
-        fallback = artifact_dir / FALLBACK
-        if fallback.exists():  # a classifier: near-ties are answered again in fp32 (fallback.py)
-            margin = json.loads((artifact_dir / FALLBACK_MARGIN).read_text())["margin"]
-            return FallbackRunner(runner, fallback, threads, margin)
         return runner
