@@ -117,15 +117,20 @@ def train_head(
     task: Annotated[str, typer.Argument(help="sentiment or spam.")],
     rows: Annotated[int | None, typer.Option(help="Training rows (stratified by content hash).")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Folder for <task>.safetensors/.json (default: the package's).")
-    ] = None,
+        Path,
+        typer.Option(help="Folder for <task>.safetensors/.json (the package's committed head is never the default)."),
+    ] = Path("heads"),
     unit: Annotated[str | None, typer.Option(help="fp32 unit that embeds the training texts.")] = None,
 ) -> None:
-    """Rebuild a task model's linear head from the packaged data: fixed seed, fixed split, recorded hashes."""
-    from siliconlab.models.task_models import HEADS_DIR
+    """Rebuild a task model's linear head from the packaged data: fixed seed, fixed split, recorded hashes.
+
+    Writes into --out (./heads by default) and compares the result with the head the package ships."""
+    from siliconlab.tasks.train import compare_with_committed
     from siliconlab.tasks.train import train_head as train
 
-    record = train(task, out or HEADS_DIR, rows=rows, unit=unit)
+    output_dir(out)
+    record = train(task, out, rows=rows, unit=unit)
     summary = {k: record[k] for k in ("task", "train_rows", "l2", "train_accuracy", "embedding_unit", "embed_seconds")}
     console.print(json.dumps(summary, indent=2))
-    console.print(f"head: {(out or HEADS_DIR) / (task + '.safetensors')}", highlight=False)
+    console.print(f"head: {out / (task + '.safetensors')}", highlight=False)
+    console.print(compare_with_committed(task, out), highlight=False)
