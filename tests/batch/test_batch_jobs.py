@@ -116,6 +116,11 @@ def test_an_existing_output_is_refused_unless_overwrite(tmp_path: Path, texts: l
     assert out.read_text() == "keep me\n"
     assert _cli(*args, "--overwrite").exit_code == 0
     assert len(_read_jsonl(out)) == 3
+    written = out.read_bytes()
+    again = _cli(*args)  # the same command again: the job is done, not an error
+    assert again.exit_code == 0 and "already complete" in again.output and out.read_bytes() == written
+    out.write_text("edited by hand\n")  # an output changed since: no longer this job's, refused as before
+    assert _cli(*args).exit_code != 0 and out.read_text() == "edited by hand\n"
 
 
 def test_a_journal_of_another_job_is_refused(tmp_path: Path, texts: list[str], runner: object) -> None:

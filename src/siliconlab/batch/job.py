@@ -83,6 +83,7 @@ def check_paths(options: JobOptions) -> None:
     if options.out.is_dir():
         raise UsageError(f"--out {options.out} is a folder, not a file")
     if options.overwrite:
+        done_path(options.out).unlink(missing_ok=True)
         options.out.unlink(missing_ok=True)
         errors_path(options.out).unlink(missing_ok=True)
         shutil.rmtree(parts_dir(options.out), ignore_errors=True)
@@ -92,6 +93,33 @@ def check_paths(options: JobOptions) -> None:
 def refuse_existing(out: Path) -> None:
     if out.exists():
         raise UsageError(f"{out} exists: pass --overwrite to replace it")
+
+
+def done_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.done.json")
+
+
+def record_done(out: Path, stamp: str, unit: str) -> None:
+    """Remember that `out` is this job's finished output, so rerunning the same command says so (exit 0)."""
+    from siliconlab.convert.manifest import write_json_atomic
+
+    stat = out.stat()
+    write_json_atomic(done_path(out), {"fingerprint": stamp, "unit": unit, "size": stat.st_size,
+                                       "mtime_ns": stat.st_mtime_ns})  # fmt: skip
+
+
+def finished_unit(out: Path, stamp: str) -> str | None:
+    """The unit of a finished run of this very job (same command and input) whose output is untouched, else None."""
+    try:
+        record = json.loads(done_path(out).read_text())
+        stat = out.stat()
+    except (OSError, ValueError):
+        return None
+    same = record.get("fingerprint") == stamp and (record.get("size"), record.get("mtime_ns")) == (
+        stat.st_size,
+        stat.st_mtime_ns,
+    )
+    return str(record.get("unit")) if same else None
 
 
 def write_errors(parts: list[Path], out: Path) -> Path | None:

@@ -17,6 +17,8 @@ from siliconlab.batch.job import (
     check_paths,
     error_lines,
     finish,
+    finished_unit,
+    record_done,
     refuse_existing,
 )
 from siliconlab.batch.journal import Journal, fingerprint
@@ -45,7 +47,12 @@ def run_job(options: JobOptions, on_progress: OnProgress | None = None, on_start
     if options.out.exists():
         if journal is not None and journal.state.get("assembled"):
             journal.remove()  # the previous run wrote the output and stopped before cleaning up
+            record_done(options.out, stamp, journal.unit)
             return JobResult(options.out, journal.unit, note="already complete: the output was written before")
+        finished = finished_unit(options.out, stamp)
+        if finished is not None:
+            note = "already complete: this command wrote it from this input (--overwrite runs it again)"
+            return JobResult(options.out, finished, note=note)
         refuse_existing(options.out)
     runner = task_runner(
         options.model, journal.unit if journal else options.unit, options.tokens_per_batch, options.threads
@@ -78,6 +85,7 @@ def run_job(options: JobOptions, on_progress: OnProgress | None = None, on_start
         options.out,
     )
     journal.remove()
+    record_done(options.out, stamp, runner.unit)
     result.seconds = clock.seconds()
     return result
 
