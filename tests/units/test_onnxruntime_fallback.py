@@ -36,9 +36,7 @@ def test_the_margin_is_the_worst_logit_difference_move_with_room():
 
 @pytest.fixture(scope="module")
 def converted(tiny_classifier: Path, artifact_cache: Path):
-    outcome = Converter(resolve(str(tiny_classifier)), artifact_cache, threads=2).convert_unit(
-        OnnxRuntimeCpuInt8()
-    )
+    outcome = Converter(resolve(str(tiny_classifier)), artifact_cache, threads=2).convert_unit(OnnxRuntimeCpuInt8())
     assert outcome.ok, outcome.error
     return outcome
 
