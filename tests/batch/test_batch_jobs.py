@@ -156,3 +156,29 @@ def test_a_classifier_writes_label_score_and_scores(tmp_path: Path, texts: list[
         assert row["label"] in ("ham", "spam")
         assert set(row["scores"]) == {"ham", "spam"} and abs(sum(row["scores"].values()) - 1) < 1e-6
         assert row["score"] == max(row["scores"].values())
+
+
+def test_an_embedding_job_writes_npy_like_embed(tmp_path: Path, texts: list[str], runner: object) -> None:
+    """`--out X.npy`: one float32 row per input row, in order, NaN where a row had no text; the same vectors as
+    JSONL output, and as `siliconlab embed --out X.npy` gives for the same texts."""
+    rows = [{"text": t} for t in texts[:20]]
+    rows[5] = {"text": ""}
+    _jsonl(tmp_path / "in.jsonl", rows)
+    result = run_job(JobOptions("minilm", tmp_path / "in.jsonl", tmp_path / "out.npy", unit=UNIT, chunk_rows=8))
+    assert (result.rows, result.written, result.errors) == (20, 19, 1)
+    matrix = np.load(tmp_path / "out.npy")
+    assert matrix.shape == (20, 384) and matrix.dtype == np.float32
+    assert np.isnan(matrix[5]).all() and not np.isnan(np.delete(matrix, 5, axis=0)).any()
+    run_job(JobOptions("minilm", tmp_path / "in.jsonl", tmp_path / "out.jsonl", unit=UNIT, chunk_rows=8))
+    listed = np.asarray([r["embedding"] for r in _read_jsonl(tmp_path / "out.jsonl")], dtype=np.float32)
+    np.testing.assert_array_equal(np.delete(matrix, 5, axis=0), listed)
+    good = [t for i, t in enumerate(texts[:20]) if i != 5]
+    embedded = CliRunner().invoke(app, ["embed", *good, "--out", str(tmp_path / "embed.npy"), "--unit", UNIT])
+    assert embedded.exit_code == 0, embedded.output
+    alone = np.load(tmp_path / "embed.npy")  # embed runs each text alone on dynamic int8, batch in padded batches
+    assert alone.shape == listed.shape and alone.dtype == listed.dtype
+    assert (
+        np.sum(alone * listed, axis=1) / np.linalg.norm(alone, axis=1) / np.linalg.norm(listed, axis=1)
+    ).min() > 0.99
+    refused = _cli("spam", "--input", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "labels.npy"), "--unit", UNIT)
+    assert refused.exit_code != 0 and "holds embeddings" in refused.output

@@ -72,8 +72,9 @@ def check_paths(options: JobOptions) -> None:
         raise UsageError(f"no such input file: {options.input}")
     if not options.input.is_file():
         raise UsageError(f"--input {options.input} is not a file")
-    source, target = format_of(options.input, "--input"), format_of(options.out, "--out")
-    if source != target:
+    source = format_of(options.input, "--input")
+    target = "npy" if options.out.suffix.lower() == ".npy" else format_of(options.out, "--out")
+    if target != "npy" and source != target:
         raise UsageError(
             f"--out must be {source} like the input (got {options.out.name}); batch keeps each row as it was read, "
             "which only round-trips within one format"

@@ -22,7 +22,9 @@ from siliconlab.batch.job import (
     refuse_existing,
 )
 from siliconlab.batch.journal import Journal, fingerprint
+from siliconlab.batch.npy import NpyOutput
 from siliconlab.batch.task import TaskRunner
+from siliconlab.errors import UsageError
 
 _RUNNERS: dict[tuple[str, str, int | None], TaskRunner] = {}
 
@@ -58,6 +60,10 @@ def run_job(options: JobOptions, on_progress: OnProgress | None = None, on_start
         options.model, journal.unit if journal else options.unit, options.tokens_per_batch, options.threads
     )
     handler = open_format(options.input, options.text_field, runner.task, runner.labels)
+    if options.out.suffix.lower() == ".npy":
+        if runner.task != "embedding":
+            raise UsageError(f"--out .npy holds embeddings; '{options.model}' is a {runner.task} model")
+        handler = NpyOutput(handler)
     if journal is None:
         journal = Journal.create(options.out, stamp, command, runner.unit)
     result = JobResult(options.out, runner.unit)
@@ -91,7 +97,7 @@ def run_job(options: JobOptions, on_progress: OnProgress | None = None, on_start
 
 
 def _run_chunk(
-    runner: TaskRunner, handler: Format, journal: Journal, chunk: Chunk, field: str, result: JobResult
+    runner: TaskRunner, handler: Format | NpyOutput, journal: Journal, chunk: Chunk, field: str, result: JobResult
 ) -> None:
     """Answer one chunk and commit it: part files (temp, fsync, rename), then the journal line."""
     usable = [i for i in range(chunk.count) if i not in chunk.problems]

@@ -107,6 +107,8 @@ def run_job(
     on_start: OnStart | None = None,
 ) -> JobResult:
     """The job on Ray Data; the output file is written by this (driver) process, atomically at the end."""
+    if options.out.suffix.lower() == ".npy":  # before check_paths, which --overwrite lets delete the output
+        raise UsageError("--out .npy is written by the local engine; --engine ray writes the input's format")
     check_paths(options)
     refuse_existing(options.out)
     task, labels = describe(options.model)
