@@ -54,8 +54,10 @@ class EmbeddingPipeline(Pipeline):
             raise UsageError(f"no text could be embedded: {errors[min(errors)]}")
         if truncate_dim is not None:
             result = np.ascontiguousarray(result[:, :truncate_dim])
-        if normalize_embeddings:  # already unit rows from the graph; again after truncation (as ST does)
-            result = result / np.linalg.norm(result, axis=1, keepdims=True)
+            if normalize_embeddings:  # unit rows again after truncation, as ST does
+                result = result / np.linalg.norm(result, axis=1, keepdims=True)
+        # Untruncated rows come unit-length from the graph (models/wrapper.py): dividing again would only move
+        # their last bits away from what batch jobs, the server and earlier versions answer.
         return _convert(result, single, convert_to_numpy, convert_to_tensor)
 
     def encode_query(self, sentences: Any, **options: Any) -> Any:
