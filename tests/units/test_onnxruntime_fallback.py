@@ -59,3 +59,14 @@ def test_near_ties_get_the_fp32_answer_and_the_rest_int8s(converted, tiny_classi
         expected = (fp32 if margin < runner.margin else int8).run(*feed)["logits"]
         np.testing.assert_array_equal(runner.run(*feed)["logits"], expected)
     assert runner.answered == 40 and runner.rechecked == int((margins < runner.margin).sum()) == 20
+
+
+def test_weights_are_7_bit_only_on_x86_without_vnni():
+    from siliconlab.units.onnxruntime.cpu_int8 import OnnxRuntimeCpuInt8, reduce_range
+
+    assert reduce_range(["avx", "avx2", "fma"], "x86_64")  # AVX2 only: vpmaddubsw saturates int16
+    assert not reduce_range(["avx2", "avx512f", "avx512_vnni"], "x86_64")  # AMD Zen 5 / Intel AVX-512 VNNI
+    assert not reduce_range(["avx2", "avx_vnni"], "x86_64")  # AVX-VNNI (Alder Lake)
+    assert not reduce_range([], "arm64")  # not x86: no vpmaddubsw
+    recipe = OnnxRuntimeCpuInt8().recipe  # the choice made here is in the recipe: rebuilt on the other kind
+    assert ("-rr-" in recipe) == reduce_range() and ("-w8-" in recipe) != reduce_range()

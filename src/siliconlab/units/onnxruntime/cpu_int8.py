@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,19 +50,20 @@ VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 WEIGHT_RANGES = {True: "7-bit weights (reduce_range: x86 without VNNI)", False: "8-bit weights (VNNI, or not x86)"}
 
 
-def reduce_range() -> bool:
+def reduce_range(flags: Collection[str] | None = None, machine: str | None = None) -> bool:
     """7-bit weights only on x86 without VNNI, where ORT's u8×s8 kernels add products through saturating int16
     (vpmaddubsw); with VNNI (this project's AMD Zen 5) or off x86 full 8-bit weights lose nothing to saturation.
-    Read from /proc/cpuinfo here (bench.machine.cpu_flags reads the same; units may not import bench)."""
+    Flags from /proc/cpuinfo by default (bench.machine.cpu_flags reads the same; units may not import bench)."""
     import platform
 
-    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+    if (machine or platform.machine()).lower() not in ("x86_64", "amd64", "i386", "i686"):
         return False
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
-    except OSError:
-        return True  # unknown x86: the safe choice
+    if flags is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+        except OSError:
+            return True  # unknown x86: the safe choice
     return not set(flags) & set(VNNI_FLAGS)
 
 
