@@ -49,7 +49,7 @@ def _quiet_libraries() -> None:
     if not logger.handlers:
         handler: logging.Handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
         if not err.is_terminal:  # logs and pipes: one line per record, never a box wrapped at 80 columns
-            handler = logging.StreamHandler(sys.stderr)
+            handler = _StderrHandler()
             handler.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -65,6 +65,19 @@ def _quiet_libraries() -> None:
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (as rich's stderr console does): a stream captured or
+    replaced after the handler was made (test runners, servers redirecting) still gets the lines."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns one; sys.stderr is read instead
+        return None
 
 
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
