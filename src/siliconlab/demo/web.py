@@ -37,6 +37,13 @@ def _frame(rows: list[dict[str, Any]]) -> Any:
     return pd.DataFrame(rows, columns=["unit", "ms"]).astype({"unit": str, "ms": float})  # ms: a quantity axis
 
 
+def _with_room(gr: Any, frame: Any) -> Any:
+    """The chart's data with a y range from 0 to 15 % above its tallest bar: with y_lim [0, None] the axis
+    stopped at a round number below the tallest bar and cut it (issue 25)."""
+    top = float(frame["ms"].max()) if len(frame) else 0.0
+    return gr.BarPlot(value=frame, y_lim=[0, top * 1.15 if top > 0 else 1.0])
+
+
 def _outputs(current: Round | None, session: DemoSession, key: str, message: str = "") -> tuple[Any, ...]:
     """answer markdown, scores, latency chart, per-unit table, session summary of this scenario."""
     if current is None:
@@ -149,29 +156,20 @@ def _scenario_tab(gr: Any, session: DemoSession, key: str, generative: Any = Non
         status = gr.Markdown(elem_id=f"{key}-status")
         with gr.Row():
             scores = gr.Label(label="scores", num_top_classes=3, elem_id=f"{key}-scores", visible=key != "chat")
-            # One colour per unit with a legend (the full names, where axis labels would be cut), labels at -45°,
-            # and no fixed y range, so the tallest bar is drawn whole.
-            chart = gr.BarPlot(
-                _frame([]),
-                x="unit",
-                y="ms",
-                color="unit",
-                title="latency per unit (ms)",
-                y_title="ms",
-                x_label_angle=-45,
-                height=420,
-                elem_id=f"{key}-chart",
-                caption="this request; generative chat: time to first token and to the whole reply",
-            )
+            # Labels at -45° (at -20 they were cut to "…u-fp32"); the y range is set per answer (_with_room).
+            chart = gr.BarPlot(_frame([]), x="unit", y="ms", title="latency per unit (ms)", y_title="ms",
+                               y_lim=[0, None], x_label_angle=-45, height=420, elem_id=f"{key}-chart")  # fmt: skip
         table = gr.Dataframe(headers=TABLE_HEADERS, label="this request", elem_id=f"{key}-table", wrap=True)
         summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="session: median per unit", elem_id=f"{key}-summary")
         outputs = [answer, scores, chart, table, summary, status]
 
         def handler(value: Any, chosen: str = "chat-retrieval") -> Iterator[tuple[Any, ...]]:
             if generative is not None and chosen == generative.model:
-                yield from respond_generative(generative, session, value)
+                steps = respond_generative(generative, session, value)
             else:
-                yield from respond(session, key, value)
+                steps = respond(session, key, value)
+            for step in steps:
+                yield (*step[:2], _with_room(gr, step[2]), *step[3:])
 
         inputs = [text] if mode is None else [text, mode]
         button.click(handler, inputs=inputs, outputs=outputs, concurrency_limit=1)
