@@ -48,6 +48,7 @@ def test_unknown_model_exits_2_with_choices(tmp_path: Path):
     result = invoke("convert", "not-a-model", "--out", str(tmp_path))
     assert result.exit_code == 2
     assert "unknown model 'not-a-model'" in result.stderr and "minilm" in result.stderr
+    assert "chat-retrieval" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -116,6 +116,11 @@ def test_an_existing_output_is_refused_unless_overwrite(tmp_path: Path, texts: l
     assert out.read_text() == "keep me\n"
     assert _cli(*args, "--overwrite").exit_code == 0
     assert len(_read_jsonl(out)) == 3
+    written = out.read_bytes()
+    again = _cli(*args)  # the same command again: the job is done, not an error
+    assert again.exit_code == 0 and "already complete" in again.output and out.read_bytes() == written
+    out.write_text("edited by hand\n")  # an output changed since: no longer this job's, refused as before
+    assert _cli(*args).exit_code != 0 and out.read_text() == "edited by hand\n"
 
 
 def test_a_journal_of_another_job_is_refused(tmp_path: Path, texts: list[str], runner: object) -> None:
@@ -148,6 +153,29 @@ def test_a_classifier_writes_label_score_and_scores(tmp_path: Path, texts: list[
     run_job(JobOptions("spam", tmp_path / "in.parquet", tmp_path / "out.parquet", unit=UNIT))
     table = pq.read_table(tmp_path / "out.parquet").to_pylist()
     for row in table:
-        assert row["prediction"] in ("ham", "spam")
+        assert row["label"] in ("ham", "spam")
         assert set(row["scores"]) == {"ham", "spam"} and abs(sum(row["scores"].values()) - 1) < 1e-6
         assert row["score"] == max(row["scores"].values())
+
+
+def test_an_embedding_job_writes_npy_like_embed(tmp_path: Path, texts: list[str], runner: object) -> None:
+    """`--out X.npy`: one float32 row per input row, in order, NaN where a row had no text; the same vectors as
+    JSONL output, and as `siliconlab embed --out X.npy` gives for the same texts."""
+    rows = [{"text": t} for t in texts[:20]]
+    rows[5] = {"text": ""}
+    _jsonl(tmp_path / "in.jsonl", rows)
+    result = run_job(JobOptions("minilm", tmp_path / "in.jsonl", tmp_path / "out.npy", unit=UNIT, chunk_rows=8))
+    assert (result.rows, result.written, result.errors) == (20, 19, 1)
+    matrix = np.load(tmp_path / "out.npy")
+    assert matrix.shape == (20, 384) and matrix.dtype == np.float32
+    assert np.isnan(matrix[5]).all() and not np.isnan(np.delete(matrix, 5, axis=0)).any()
+    run_job(JobOptions("minilm", tmp_path / "in.jsonl", tmp_path / "out.jsonl", unit=UNIT, chunk_rows=8))
+    listed = np.asarray([r["embedding"] for r in _read_jsonl(tmp_path / "out.jsonl")], dtype=np.float32)
+    np.testing.assert_array_equal(np.delete(matrix, 5, axis=0), listed)
+    good = [t for i, t in enumerate(texts[:20]) if i != 5]
+    embedded = CliRunner().invoke(app, ["embed", *good, "--out", str(tmp_path / "embed.npy"), "--unit", UNIT])
+    assert embedded.exit_code == 0, embedded.output
+    # Dynamic int8 runs each text alone in batch jobs too (as embed, load() and the parity gate run it): same bits.
+    np.testing.assert_array_equal(np.load(tmp_path / "embed.npy"), listed)
+    refused = _cli("spam", "--input", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "labels.npy"), "--unit", UNIT)
+    assert refused.exit_code != 0 and "holds embeddings" in refused.output

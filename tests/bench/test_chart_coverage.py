@@ -83,3 +83,25 @@ def test_gpu_rows_are_titled_with_the_gpu(figures: list[Any], tmp_path: Path):
     charts.write_charts(_result(rows, gpus=[{"name": "NVIDIA H100 80GB HBM3"}]), tmp_path / "r")
     title = figures[0]._suptitle.get_text()
     assert "NVIDIA H100" in title and "AMD EPYC" not in title
+
+
+def test_the_latency_chart_carries_the_tables_flags(figures: list[Any], tmp_path: Path):
+    """What the terminal table says, the PNG says: "unstable (a–b)" instead of a headline speedup, "!" on a unit
+    measured under contention with the table's note under the chart, and a log axis when one whisker would
+    squash every other bar."""
+    steady = _row("onnxruntime-cpu-int8", "text", 1, 30, "text B1", 20.0)
+    steady["speedup"], steady["speedup_rounds"] = 4.1, {"min": 4.0, "max": 4.2}
+    shaky = _row("openvino-cpu-fp32", "text", 1, 30, "text B1", 40.0)
+    shaky["speedup"], shaky["speedup_rounds"] = 21.57, {"min": 3.10, "max": 39.35}
+    slow = _row("torch-cpu-fp32", "text", 1, 30, "text B1", 300.0)
+    slow["latency_ms"]["p90"] = 905.0
+    slow["contention"] = {"flagged": True, "reasons": ["other processes used 1.36 cores"]}
+    charts.write_charts(_result([steady, shaky, slow]), tmp_path / "r")
+    fig = figures[0]
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("unstable (3.10–39.35)" in t for t in texts) and not any("21.57x" in t for t in texts)
+    assert any("4.10x (4.00–4.20)" in t for t in texts)
+    assert ("text B1", "torch-cpu-fp32 !") in _drawn(fig)
+    notes = " ".join(t.get_text() for t in fig.texts)
+    assert "! text B1 measured under contention: other processes used 1.36 cores" in notes
+    assert fig.axes[0].get_xscale() == "log" and "log scale" in fig.axes[0].get_xlabel()

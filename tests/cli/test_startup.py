@@ -93,3 +93,26 @@ def test_every_option_shows_its_default(command: str):
         plain_flag = getattr(param, "is_flag", False) and not param.secondary_opts
         if param.param_type_name == "option" and not plain_flag:
             assert param.default is not None or isinstance(param.show_default, str), param.name
+
+
+@pytest.mark.parametrize("args", [["units"], ["units", "--json"]])
+def test_a_reader_that_leaves_early_gets_no_error_line(args: list[str]):
+    """`siliconlab units | head -1`: the pipe closes under us; we stop quietly (exit 141, as on SIGPIPE)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "COLUMNS": "100"}
+    proc = subprocess.Popen([sys.executable, "-m", "siliconlab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)  # fmt: skip
+    proc.stdout.close()  # the reader is gone before the first write
+    _, stderr = proc.communicate(timeout=120)
+    assert stderr.decode() == "" and proc.returncode == 141
+
+
+def test_a_warning_is_one_unwrapped_line_when_stderr_is_not_a_terminal():
+    message = "unit x could not serve y (" + "a long reason, " * 12 + "); trying the next one"
+    code = (
+        "from siliconlab.cli.common import _quiet_libraries\n_quiet_libraries()\n"
+        f"from siliconlab.log import log\nlog.warning({message!r})"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env.pop("COLUMNS", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.stderr.splitlines() == [f"WARNING  {message}"]

@@ -83,8 +83,10 @@ def test_units_table_fits_and_wide_shows_full_reasons():
         assert reason in wide.replace("\n", "") or not reason
 
 
-def test_models_table_fits():
-    _assert_fits(_invoke("models"))
+def test_models_table_fits_and_shows_size_and_source_without_wide():
+    default = _invoke("models")
+    _assert_fits(default)
+    assert "size" in default and "source" in default and "MiB" in default and "PyPI" in default
     assert "source" in _invoke("models", "--wide")
 
 

@@ -71,5 +71,6 @@ def test_parity_gate_fails_a_wrong_artifact(tiny_bert: Path, tmp_path: Path):
     assert not (tmp_path / tiny_bert.name / "torch-cpu-fp32").exists()
     again = Converter(resolve(str(tiny_bert)), tmp_path, threads=1).convert_unit(BrokenTorch())
     assert again.status == "failed" and "remembered" in again.error and "cosine min" in again.error
+    assert f"`siliconlab convert {tiny_bert.name} --units torch-cpu-fp32 --force` retries" in again.error
     fixed = Converter(resolve(str(tiny_bert)), tmp_path, threads=1).convert_unit(TorchCpuFp32(), force=True)
     assert fixed.status == "converted" and not list((tmp_path / tiny_bert.name).glob(".*parity-failed.json"))

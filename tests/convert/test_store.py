@@ -97,3 +97,21 @@ def test_cache_commands(tmp_path: Path):
     done = cli.invoke(app, ["cache", "prune", "--cache", str(tmp_path), "--all"])
     assert done.exit_code == 0 and "freed 3.0 MiB" in done.output
     assert "no artifacts" in cli.invoke(app, ["cache", "ls", "--cache", str(tmp_path)]).output
+
+
+def test_a_model_source_copy_is_listed_and_prunable(tmp_path: Path):
+    """SmolLM2's fp32 copy of its GGUF (`.sources/`) is half a gigabyte: `cache ls` shows it, prune can remove it."""
+    source = tmp_path / ".sources" / "smollm2-chat-gguf-dequant-fp32-v1-123"
+    source.mkdir(parents=True)
+    (source / "config.json").write_text("{}")
+    (source / "model.safetensors").write_bytes(b"\0" * 5000)
+    (tmp_path / ".sources" / ".smollm2-tmp-x").mkdir()  # a conversion in progress is not an entry
+    _fake_artifact(tmp_path, "minilm", UNIT, age_days=1)
+    entries = list_cache(tmp_path)
+    listed = {(e.model, e.unit): e for e in entries}
+    assert set(listed) == {("minilm", UNIT), ("smollm2-chat", "source")}
+    assert listed["smollm2-chat", "source"].bytes >= 5000 and listed["smollm2-chat", "source"].complete
+    result = cli.invoke(app, ["cache", "ls", "--cache", str(tmp_path)])
+    assert result.exit_code == 0 and "smollm2-chat" in result.output and "source" in result.output
+    prune(tmp_path, select_for_prune(entries, model="smollm2-chat"))
+    assert not source.exists() and (tmp_path / ".sources").is_dir() and (tmp_path / "minilm" / UNIT).is_dir()

@@ -43,9 +43,13 @@ def test_units_answer_in_order_with_agreement_and_summary(demo_session: DemoSess
         assert all(r.ms is not None and r.ms > 0 and r.error is None for r in current.results)
         assert all(r.agrees is True for r in current.results)  # fp32 onnx and torch give the same label
     rows = {(r["scenario"], r["unit"]): r for r in demo_session.summary()}
-    reference = rows[("sentiment", "torch-cpu-fp32")]
-    assert reference["speedup_vs_fp32"] == pytest.approx(1.0)
+    assert rows[("spam", "torch-cpu-fp32")]["speedup_vs_fp32"] is None  # one answer is no speedup
     assert rows[("sentiment", "onnxruntime-cpu-fp32")]["median_ms"] > 0
+    for _ in range(3):
+        demo_session.answer("sentiment", positive_review)
+    rows = {(r["scenario"], r["unit"]): r for r in demo_session.summary()}
+    assert rows[("sentiment", "torch-cpu-fp32")]["speedup_vs_fp32"] == pytest.approx(1.0)
+    assert rows[("sentiment", "onnxruntime-cpu-fp32")]["speedup_vs_fp32"] > 0
 
 
 def test_text_mode_prints_every_scenario_with_a_latency_table(demo_session: DemoSession):
@@ -104,3 +108,18 @@ def test_cli_bad_input_is_one_line_before_any_loading(args: list[str], message: 
     result = runner.invoke(app, ["demo", *args])
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_the_summary_states_a_speedup_only_from_medians_of_several_answers():
+    """A ratio of two single samples is noise (issue 25 saw "23.91x"): below MIN_SPEEDUP_SAMPLES answers, none."""
+    from siliconlab.demo.session import MIN_SPEEDUP_SAMPLES
+
+    session = DemoSession(["torch-cpu-fp32", "onnxruntime-cpu-int8"])
+    session.engines["sentiment"] = {"torch-cpu-fp32": None, "onnxruntime-cpu-int8": None}
+    session.latencies[("sentiment", "torch-cpu-fp32")] = [100.0]
+    session.latencies[("sentiment", "onnxruntime-cpu-int8")] = [4.0]
+    assert all(row["speedup_vs_fp32"] is None for row in session.summary())
+    session.latencies[("sentiment", "torch-cpu-fp32")] = [100.0, 90.0, 400.0][:MIN_SPEEDUP_SAMPLES]
+    session.latencies[("sentiment", "onnxruntime-cpu-int8")] = [4.0, 50.0, 5.0][:MIN_SPEEDUP_SAMPLES]
+    rows = {row["unit"]: row for row in session.summary()}
+    assert rows["onnxruntime-cpu-int8"]["speedup_vs_fp32"] == pytest.approx(100.0 / 5.0)  # median over median

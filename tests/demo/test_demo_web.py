@@ -33,3 +33,21 @@ def test_respond_streams_the_default_unit_first_then_the_rest(demo_session: Demo
     assert answer.startswith("**spam**") and scores["spam"] > 0.5
     assert list(chart["unit"]) == list(demo_session.engines["spam"]) and all(chart["ms"] > 0)
     assert [row[3] for row in table] == ["yes", "yes"] and status.endswith("2/2 units")
+
+
+def test_the_generative_chart_plots_the_whole_reply_as_the_table_does():
+    """The chart names both times; its "whole reply" bar is the table's ms (it plotted TTFT alone before)."""
+    from types import SimpleNamespace
+
+    from siliconlab.demo.web import respond_generative
+
+    stats = {"ms": 724.0, "ttft_ms": 253.0, "tokens": 12, "tokens_per_s": 25.0, "prompt_tokens": 9,
+             "truncated_tokens": 0, "stopped": "eos"}  # fmt: skip
+    steps = [SimpleNamespace(unit="torch-cpu-fp32", text="Par", done=False, stats=None),
+             SimpleNamespace(unit="torch-cpu-fp32", text="Paris.", done=True, stats=stats)]  # fmt: skip
+    mode = SimpleNamespace(model="smollm2-chat", stream=lambda text: iter(steps))
+    session = DemoSession(["torch-cpu-fp32"])  # nothing loaded: the generative mode answers on its own
+    answer, _, chart, table, _, status = list(respond_generative(mode, session, "capital of France?"))[-1]
+    assert dict(zip(chart["unit"], chart["ms"])) == {"torch-cpu-fp32: first token": 253.0,
+                                                     "torch-cpu-fp32: whole reply": 724.0}  # fmt: skip
+    assert table[0][1] == 724.0 and "Paris." in answer and status.startswith("done")

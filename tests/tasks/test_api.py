@@ -151,3 +151,37 @@ def test_dynamic_int8_answers_do_not_depend_on_their_batch_neighbours(tiny_bert:
     together = pipe.encode(MIXED)
     for index, text in enumerate(MIXED):
         assert np.array_equal(together[index], pipe.encode([text])[0])
+
+
+def test_load_shows_no_library_progress_bars_and_leaves_their_setting_alone(tiny_bert: Path, tmp_path: Path, capfd):
+    """transformers' "Loading weights" bars are off while load() reads the model, and on again after."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    pipe = load(str(tiny_bert), unit="torch-cpu-fp32", cache=tmp_path)
+    pipe.encode(["text"])
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()
+
+
+def test_a_unit_that_cannot_serve_is_warned_about_once_per_process(tiny_bert: Path, artifact_cache: Path, caplog,
+                                                                    monkeypatch: pytest.MonkeyPatch):  # fmt: skip
+    from siliconlab.errors import SiliconlabError
+    from siliconlab.tasks import loader
+    from siliconlab.units import get_unit
+
+    real = loader._load_on
+
+    def refuse_int8(source, unit, cache, threads, why):
+        if unit.name == "onnxruntime-cpu-int8":
+            raise SiliconlabError("parity failed: labels agree with fp32 on 98.3% of 300 texts")
+        return real(source, unit, cache, threads, why)
+
+    monkeypatch.setattr(loader, "_load_on", refuse_int8)
+    monkeypatch.setattr(loader, "_WARNED", set())
+    monkeypatch.setattr(loader, "_candidates", lambda *_: ([get_unit("onnxruntime-cpu-int8"),
+                                                            get_unit("torch-cpu-fp32")], "test order"))  # fmt: skip
+    with caplog.at_level("WARNING", logger="siliconlab"):
+        for _ in range(3):
+            assert load(str(tiny_bert), cache=artifact_cache).unit == "torch-cpu-fp32"
+    assert caplog.text.count("could not serve") == 1

@@ -43,3 +43,37 @@ def test_file_data_reads_csv_and_jsonl_and_names_missing_fields(tmp_path: Path):
     broken.write_text("{not json\n")
     with pytest.raises(UsageError, match="could not be read"):
         file_data(broken, "text", "label", None)
+
+
+def test_a_unit_failing_its_gate_is_measured_marked_and_never_installed(
+    tiny_head_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """eval shows the real accuracy of a unit that fails parity, flags it, and leaves no artifact anyone could load."""
+    from siliconlab import units
+    from siliconlab.errors import SiliconlabError
+    from siliconlab.tasks.eval import EvalData, evaluate
+    from siliconlab.tasks.loader import load
+    from siliconlab.units.torch.cpu import TorchCpuFp32
+
+    class Skewed(TorchCpuFp32):  # a real artifact computing another function: the classifier's bias moved
+        name = "skewed-cpu-fp32"
+
+        def convert(self, model, out_dir):
+            import torch
+
+            with torch.no_grad():
+                model.model.classifier.bias.add_(torch.tensor([3.0, -3.0]))
+            return super().convert(model, out_dir)
+
+    monkeypatch.setitem(units.REGISTRY, Skewed.name, Skewed)
+    texts = [f"review {i}: {'a fine, moving film' if i % 2 else 'dull and tedious'}" for i in range(12)]
+    data = EvalData(texts, ["positive" if i % 2 else "negative" for i in range(12)], "twelve texts")
+    result = evaluate(str(tiny_head_classifier), ["skewed-cpu-fp32"], data, cache=tmp_path, threads=1)
+    rows = {row["unit"]: row for row in result["results"]}
+    assert rows["torch-cpu-fp32"]["gate"] == "passed" and not result["failures"]
+    skewed = rows["skewed-cpu-fp32"]
+    assert skewed["gate"] == "failed" and skewed["flagged"] and "parity failed" in skewed["gate_detail"]
+    assert 0.0 <= skewed["accuracy"] <= 1.0 and skewed["texts"] == 12
+    assert not (tmp_path / tiny_head_classifier.name / "skewed-cpu-fp32").exists()
+    with pytest.raises(SiliconlabError, match="parity failed"):
+        load(str(tiny_head_classifier), unit="skewed-cpu-fp32", cache=tmp_path)

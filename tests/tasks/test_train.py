@@ -52,3 +52,33 @@ def test_committed_head_is_accurate_on_a_fixed_test_slice(task: str, floor: floa
     pipeline = load(task, unit="torch-cpu-fp32", cache=artifact_cache)
     predicted = [a["label"] for a in pipeline.classify(data["text"].tolist())]
     assert float(np.mean(np.array(predicted) == data["label"].to_numpy())) >= floor
+
+
+def test_train_head_writes_outside_the_package_by_default_and_compares(tmp_path: Path, monkeypatch):
+    """`siliconlab train-head spam` as the README shows it leaves the committed head alone and says how its own
+    differs (a rebuild on another CPU differs in the last bits)."""
+    from safetensors.numpy import load_file, save_file
+    from typer.testing import CliRunner
+
+    import siliconlab.tasks.train as train_module
+    from siliconlab.cli import app
+    from siliconlab.models.task_models import head_paths
+
+    committed, _ = head_paths("spam")
+    before = committed.read_bytes()
+
+    def fake_train(task: str, out_dir: Path, **_: object) -> dict:
+        tensors = load_file(str(committed))
+        tensors["bias"] = tensors["bias"] + np.float32(1.5e-4)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(out_dir / f"{task}.safetensors"))
+        return {"task": task, "train_rows": 1, "l2": 0.0, "train_accuracy": 1.0, "embedding_unit": "x",
+                "embed_seconds": 0.0}  # fmt: skip
+
+    monkeypatch.setattr(train_module, "train_head", fake_train)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train-head", "spam"])
+    assert result.exit_code == 0, result.output
+    assert committed.read_bytes() == before and (tmp_path / "heads" / "spam.safetensors").is_file()
+    flat = " ".join(result.output.split())
+    assert "head: heads/spam.safetensors" in flat and "by at most 0.00015" in flat and "not across CPUs" in flat

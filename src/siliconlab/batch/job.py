@@ -87,8 +87,9 @@ def check_paths(options: JobOptions) -> None:
         raise UsageError(f"no such input file: {options.input}")
     if not options.input.is_file():
         raise UsageError(f"--input {options.input} is not a file")
-    source, target = format_of(options.input, "--input"), format_of(options.out, "--out")
-    if source != target:
+    source = format_of(options.input, "--input")
+    target = "npy" if options.out.suffix.lower() == ".npy" else format_of(options.out, "--out")
+    if target != "npy" and source != target:
         raise UsageError(
             f"--out must be {source} like the input (got {options.out.name}); batch keeps each row as it was read, "
             "which only round-trips within one format"
@@ -118,6 +119,7 @@ def check_paths(options: JobOptions) -> None:
 def start_over(options: JobOptions) -> None:
     """With --overwrite, remove the earlier output, errors file and parts (call while holding the lock)."""
     if options.overwrite:
+        done_path(options.out).unlink(missing_ok=True)
         options.out.unlink(missing_ok=True)
         errors_path(options.out).unlink(missing_ok=True)
         shutil.rmtree(parts_dir(options.out), ignore_errors=True)
@@ -179,6 +181,33 @@ def refuse_existing(out: Path) -> None:
         raise UsageError(f"{out} exists: pass --overwrite to replace it")
 
 
+def done_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.done.json")
+
+
+def record_done(out: Path, stamp: str, unit: str) -> None:
+    """Remember that `out` is this job's finished output, so rerunning the same command says so (exit 0)."""
+    from siliconlab.convert.manifest import write_json_atomic
+
+    stat = out.stat()
+    write_json_atomic(done_path(out), {"fingerprint": stamp, "unit": unit, "size": stat.st_size,
+                                       "mtime_ns": stat.st_mtime_ns})  # fmt: skip
+
+
+def finished_unit(out: Path, stamp: str) -> str | None:
+    """The unit of a finished run of this very job (same command and input) whose output is untouched, else None."""
+    try:
+        record = json.loads(done_path(out).read_text())
+        stat = out.stat()
+    except (OSError, ValueError):
+        return None
+    same = record.get("fingerprint") == stamp and (record.get("size"), record.get("mtime_ns")) == (
+        stat.st_size,
+        stat.st_mtime_ns,
+    )
+    return str(record.get("unit")) if same else None
+
+
 def write_errors(parts: list[Path], out: Path) -> Path | None:
     """Join the error parts into `<out>.errors.jsonl` (only when some row failed)."""
     target = errors_path(out)
@@ -230,7 +259,12 @@ def open_resume(options: JobOptions) -> Resume | JobResult:
     if options.out.exists():
         if journal is not None and journal.state.get("assembled"):
             journal.remove()  # the previous run wrote the output and stopped before cleaning up
+            record_done(options.out, stamp, journal.unit)
             return JobResult(options.out, journal.unit, note="already complete: the output was written before")
+        finished = finished_unit(options.out, stamp)
+        if finished is not None:
+            note = "already complete: this command wrote it from this input (--overwrite runs it again)"
+            return JobResult(options.out, finished, note=note)
         refuse_existing(options.out)
     return Resume(command, identity, stamp, journal)
 
@@ -279,6 +313,7 @@ def complete(
         options.out,
     )
     journal.remove()
+    record_done(options.out, str(journal.state["fingerprint"]), journal.unit)
     return errors_file
 
 

@@ -23,7 +23,9 @@ from siliconlab.batch.job import (
     usable_rows,
 )
 from siliconlab.batch.journal import Journal
+from siliconlab.batch.npy import NpyOutput
 from siliconlab.batch.task import TaskRunner
+from siliconlab.errors import UsageError
 
 _RUNNERS: dict[tuple[str, str, int | None], TaskRunner] = {}
 
@@ -57,6 +59,10 @@ def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: O
         options.model, journal.unit if journal else options.unit, options.tokens_per_batch, options.threads
     )
     handler = open_format(options.input, options.text_field, runner.task, runner.labels)
+    if options.out.suffix.lower() == ".npy":
+        if runner.task != "embedding":
+            raise UsageError(f"--out .npy holds embeddings; '{options.model}' is a {runner.task} model")
+        handler = NpyOutput(handler)
     if journal is None:
         journal = Journal.create(options.out, resume.stamp, resume.command, runner.unit)
     result = JobResult(options.out, runner.unit)
@@ -80,7 +86,7 @@ def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: O
 
 
 def _run_chunk(
-    runner: TaskRunner, handler: Format, journal: Journal, chunk: Chunk, field: str, result: JobResult
+    runner: TaskRunner, handler: Format | NpyOutput, journal: Journal, chunk: Chunk, field: str, result: JobResult
 ) -> None:
     """Answer one chunk and commit it (job.commit_chunk: part files, then the journal line)."""
     usable, texts = usable_rows(chunk)

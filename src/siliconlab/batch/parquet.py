@@ -1,5 +1,5 @@
 """Parquet in and out with pyarrow, a row group's worth at a time: results become typed columns
-(embedding: list<float32>; prediction: string; score: float64; scores: a struct with one float64 per label)."""
+(embedding: list<float32>; label: string; score: float64; scores: a struct with one float64 per label)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class ParquetFormat(Format):
             fields = [pa.field("embedding", pa.list_(pa.float32()))]
         else:
             scores = pa.struct([pa.field(label, pa.float64()) for label in self.labels])
-            fields = [pa.field("prediction", pa.string()), pa.field("score", pa.float64()), pa.field("scores", scores)]
+            fields = [pa.field("label", pa.string()), pa.field("score", pa.float64()), pa.field("scores", scores)]
         schema = self.schema
         for item in fields:
             schema = schema.append(item)
@@ -102,4 +102,4 @@ def _arrow_column(name: str, values: list[Any], labels: list[str]) -> Any:
     if name == "scores":
         arrays = [pa.array([row[label] for row in values], type=pa.float64()) for label in labels]
         return pa.StructArray.from_arrays(arrays, names=labels) if labels else pa.array([{}] * len(values))
-    return pa.array(values, type=pa.string() if name == "prediction" else pa.float64())
+    return pa.array(values, type=pa.string() if name == "label" else pa.float64())

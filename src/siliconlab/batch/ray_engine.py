@@ -68,6 +68,8 @@ def run_job(
 ) -> JobResult:
     """Run (or resume) the job with its model on Ray actors; `actors=None` places them from the cluster's
     CPUs/GPUs. The driver holds the output's lock and writes every file."""
+    if options.out.suffix.lower() == ".npy":  # before check_paths, which --overwrite lets delete the output
+        raise UsageError("--out .npy is written by the local engine; --engine ray writes the input's format")
     check_paths(options)
     with exclusive_output(options.out):
         start_over(options)

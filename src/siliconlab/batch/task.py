@@ -17,7 +17,7 @@ from siliconlab.errors import UsageError
 from siliconlab.text import check_text
 
 #: Result columns per task, in output order.
-RESULT_COLUMNS = {"embedding": ("embedding",), "classification": ("prediction", "score", "scores")}
+RESULT_COLUMNS = {"embedding": ("embedding",), "classification": ("label", "score", "scores")}
 
 
 @dataclass
@@ -82,7 +82,10 @@ class TaskRunner:
         ids = self.token_ids(checked)
         lengths = [len(row) for row in ids]
         outcome.truncated = sum(length >= self.loaded.max_length for length in lengths)
-        batches = arrival_batches(lengths, arrival) if arrival else plan_batches(lengths, self.budget)
+        # A runner whose answers depend on their batch (dynamic int8: one activation scale per tensor) says
+        # tokens_per_call == 1; it gets each text alone, as load() and its parity gate run it.
+        alone = getattr(self.loaded.runner, "tokens_per_call", None) == 1
+        batches = arrival_batches(lengths, arrival) if arrival else plan_batches(lengths, 1 if alone else self.budget)
         values = np.empty((len(checked), 0), dtype=np.float32)
         for batch in batches:
             width = max(lengths[i] for i in batch)
@@ -114,7 +117,7 @@ class TaskRunner:
         probs = softmax(values.astype(np.float64))
         best = probs.argmax(axis=1)
         return {
-            "prediction": [labels[i] for i in best],
+            "label": [labels[i] for i in best],
             "score": [float(p[i]) for p, i in zip(probs, best)],
             "scores": [{name: float(v) for name, v in zip(labels, p)} for p in probs],
         }

@@ -50,8 +50,17 @@ def by_workload(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
+#: Above this ratio of the slowest whisker to the fastest bar, a linear axis squashes the fast bars to slivers
+#: (a 905 ms p90 beside 20 ms bars): the axis turns logarithmic and says so.
+LOG_AXIS_RATIO = 20.0
+
+
 def latency_bars(result: dict[str, Any], path: Path) -> Path | None:
-    """One panel per workload, one bar per unit: p50 bar, whisker up to p90, speedup label — the chart to post."""
+    """One panel per workload, one bar per unit: p50 bar, whisker up to p90, and the table's speedup cell — with
+    its flags: "unstable (a–b)" where the rounds disagree, "!" on a unit measured under contention (the notes
+    under the table are printed under the chart too) — the chart to post."""
+    from siliconlab.bench.report import contention_notes, speedup_text
+
     groups = by_workload(result["results"])
     if not groups:
         return None
@@ -59,25 +68,33 @@ def latency_bars(result: dict[str, Any], path: Path) -> Path | None:
     columns = 1 if len(groups) == 1 else 2
     panel_rows = math.ceil(len(groups) / columns)
     units = max(len(rows) for rows in groups.values())
-    size = (8 * columns, (0.55 * units + 1.6) * panel_rows)
+    notes = contention_notes(result)
+    size = (8 * columns, (0.55 * units + 1.6) * panel_rows + 0.25 * len(notes))
     fig, axes = plt.subplots(panel_rows, columns, figsize=size, squeeze=False)
     for ax, (label, rows) in zip(axes.flat, groups.items()):
         chosen = sorted(rows, key=lambda r: r["latency_ms"]["p50"])
         p50 = [r["latency_ms"]["p50"] for r in chosen]
         p90 = [r["latency_ms"]["p90"] for r in chosen]
-        ax.barh([r["unit"] for r in chosen], p50, xerr=[[0] * len(p50), [b - a for a, b in zip(p50, p90)]],
-                color="#4C72B0", capsize=4)  # fmt: skip
+        names = [r["unit"] + (" !" if (r.get("contention") or {}).get("flagged") else "") for r in chosen]
+        ax.barh(names, p50, xerr=[[0] * len(p50), [b - a for a, b in zip(p50, p90)]], color="#4C72B0", capsize=4)
         for y, row in enumerate(chosen):
-            speed = f"  {row['speedup']:.2f}x" if row.get("speedup") else ""
+            speed = f"  {speedup_text(row)}" if row.get("speedup") else ""
             ax.text(row["latency_ms"]["p90"], y, f" {row['latency_ms']['p50']:.2f} ms{speed}", va="center", fontsize=9)
         ax.invert_yaxis()
-        ax.set_xlabel("latency, ms (bar = p50, whisker = p90)")
+        if max(p90) / max(min(p50), 1e-9) > LOG_AXIS_RATIO:
+            ax.set_xscale("log")
+            ax.set_xlim(min(p50) / 1.5, max(p90) * 8)  # room for the labels right of the longest whisker
+            ax.set_xlabel("latency, ms, log scale (bar = p50, whisker = p90)")
+        else:
+            ax.set_xlim(0, max(p90) * 1.5)
+            ax.set_xlabel("latency, ms (bar = p50, whisker = p90)")
         ax.set_title(f"{label}", fontsize=10)
-        ax.set_xlim(0, max(p90) * 1.5)
     for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
     fig.suptitle(f"{result['model']} on {device_names(result)} — speedup vs {baseline}, same run", fontsize=11)
     fig.tight_layout()
+    if notes:  # the table's notes, word for word: a chart must not drop what the table says
+        fig.text(0.01, 0.0, "\n".join(notes), fontsize=8, va="top", ha="left", wrap=True)
     return _save(fig, path)
 
 

@@ -58,7 +58,7 @@ def load_result(path: Path) -> dict[str, Any]:
     return data
 
 
-def _speedup(row: dict[str, Any]) -> str:
+def speedup_text(row: dict[str, Any]) -> str:
     """'6.04x', and with interleaved rounds the range of the round-by-round ratios: '6.04x (5.88–6.21)'."""
     if not row.get("speedup"):
         return "n/a"
@@ -91,7 +91,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         f"{row['pct_of_floor']:.0f}% of {row.get('floor_precision', '')}".strip()
         if row.get("pct_of_floor") is not None
         else "n/a",
-        _speedup(row),
+        speedup_text(row),
         f"{energy:.3g}" if energy is not None else "n/a",
         f"{row['peak_rss_mb']:.0f}" if row.get("peak_rss_mb") else "",
         f"{gpu['torch_peak']:.0f}" if gpu and gpu.get("torch_peak") else "",

@@ -20,7 +20,12 @@ def batch(
         str, typer.Argument(help="minilm (embeddings), sentiment or spam (classifiers), or a local model directory.")
     ],
     input_file: Annotated[Path, typer.Option("--input", help="A .jsonl, .csv or .parquet file, read streamed.")],
-    out: Annotated[Path, typer.Option("--out", help="Output file, same format as the input: input rows + results.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Output: the input's format (input rows + results), or .npy (embeddings, one row per row)."
+        ),
+    ],
     text_field: Annotated[str, typer.Option("--text-field", help="The column/field holding the text.")] = "text",
     unit: Annotated[
         str, typer.Option("--unit", help="A unit name, or 'best' (fastest stable unit benched here).")

@@ -21,7 +21,16 @@ from siliconlab.paths import default_cache
 
 #: A terminal's own width; pipes and CI logs get 100 columns (or $COLUMNS), the width every table fits by default.
 #: `--wide` prints a table at its full width whatever this says (print_wide).
-console = Console(width=None if Console().is_terminal or os.environ.get("COLUMNS") else 100)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich's own handling exits 1; a reader leaving is no failure of ours (see _reader_left)."""
+        self.quiet = True
+        _reader_left()
+
+
+console = _Console(width=None if Console().is_terminal or os.environ.get("COLUMNS") else 100)
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_CACHE = default_cache()
@@ -38,7 +47,10 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*TracerWarning.*|Converting a tensor to a Python boolean.*")
     logger = logging.getLogger("siliconlab")
     if not logger.handlers:
-        handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+        handler: logging.Handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+        if not err.is_terminal:  # logs and pipes: one line per record, never a box wrapped at 80 columns
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
@@ -55,6 +67,19 @@ def _quiet_libraries() -> None:
         hf_logging.set_verbosity_error()
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (as rich's stderr console does): a stream captured or
+    replaced after the handler was made (test runners, servers redirecting) still gets the lines."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns one; sys.stderr is read instead
+        return None
+
+
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn SiliconlabError into one red line and its exit code; never a traceback for the user's mistakes."""
 
@@ -62,7 +87,11 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _quiet_libraries()
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            sys.stdout.flush()  # a reader that left (`| head`) is found here, not in the interpreter's exit
+            return result
+        except BrokenPipeError:
+            _reader_left()
         except SiliconlabError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
@@ -75,6 +104,14 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _reader_left() -> None:
+    """stdout's reader closed the pipe (`siliconlab ... | head`): stop quietly, as Unix tools do on SIGPIPE (exit
+    141), and point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(141) from None
 
 
 def output_dir(path: Path, option: str = "--out") -> Path:

@@ -54,8 +54,10 @@ def eval_command(
     err.print(f"eval {model}: {len(dataset.texts)} texts on {len(selected)} unit(s) — {dataset.description}")
 
     def on_row(row: dict[str, Any]) -> None:
+        gate = "  [red]fails its parity gate: measured here only, never served[/]" if row["gate"] == "failed" else ""
         err.print(
-            f"  {row['unit']:<24} accuracy {row['accuracy']:.4f}  {row['ms_per_text']:.2f} ms/text", highlight=False
+            f"  {row['unit']:<24} accuracy {row['accuracy']:.4f}  {row['ms_per_text']:.2f} ms/text{gate}",
+            highlight=False,
         )
 
     result = evaluate(model, selected, dataset, on_row=on_row)
@@ -68,9 +70,13 @@ def eval_command(
     console.print(f"results: {path}", highlight=False)
     for failure in result["failures"]:
         err.print(f"[red]{failure['unit']} failed:[/] {failure['error']}", highlight=False)
+    for row in result["results"]:
+        if row.get("gate") == "failed":
+            err.print(f"[red]{row['unit']} fails its parity gate[/] (so no command serves it): {row['gate_detail']}",
+                      highlight=False)  # fmt: skip
     if not result["results"]:
         raise SiliconlabError("no unit produced a result")
-    if result["failures"]:
+    if result["failures"] or any(row.get("gate") == "failed" for row in result["results"]):
         raise typer.Exit(1)
 
 
@@ -94,8 +100,9 @@ def _print(result: dict[str, Any]) -> None:
         shown = "ref" if row["unit"] == result["reference_unit"] else f"{delta:+.2f} pt" if delta is not None else "n/a"
         if row["flagged"]:
             shown = f"[red]{shown} FLAG[/]"
+        name = row["unit"] if row.get("gate") != "failed" else f"{row['unit']} [red](fails gate)[/]"
         matrix = " / ".join(" ".join(str(v) for v in line) for line in row["confusion"]["matrix"])
-        table.add_row(row["unit"], f"{row['accuracy'] * 100:.2f} %", shown, f"{row['macro_f1']:.4f}",
+        table.add_row(name, f"{row['accuracy'] * 100:.2f} %", shown, f"{row['macro_f1']:.4f}",
                       f"{row['per_class'][minority]['f1']:.4f}", matrix, f"{row['ms_per_text']:.2f}")  # fmt: skip
     console.print(table)
     console.print(f"confusion rows = truth, columns = predicted, in label order: {', '.join(labels)}")
@@ -110,15 +117,20 @@ def train_head(
     task: Annotated[str, typer.Argument(help="sentiment or spam.")],
     rows: Annotated[int | None, typer.Option(help="Training rows (stratified by content hash).")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Folder for <task>.safetensors/.json (default: the package's).")
-    ] = None,
+        Path,
+        typer.Option(help="Folder for <task>.safetensors/.json (the package's committed head is never the default)."),
+    ] = Path("heads"),
     unit: Annotated[str | None, typer.Option(help="fp32 unit that embeds the training texts.")] = None,
 ) -> None:
-    """Rebuild a task model's linear head from the packaged data: fixed seed, fixed split, recorded hashes."""
-    from siliconlab.models.task_models import HEADS_DIR
+    """Rebuild a task model's linear head from the packaged data: fixed seed, fixed split, recorded hashes.
+
+    Writes into --out (./heads by default) and compares the result with the head the package ships."""
+    from siliconlab.tasks.train import compare_with_committed
     from siliconlab.tasks.train import train_head as train
 
-    record = train(task, out or HEADS_DIR, rows=rows, unit=unit)
+    output_dir(out)
+    record = train(task, out, rows=rows, unit=unit)
     summary = {k: record[k] for k in ("task", "train_rows", "l2", "train_accuracy", "embedding_unit", "embed_seconds")}
     console.print(json.dumps(summary, indent=2))
-    console.print(f"head: {(out or HEADS_DIR) / (task + '.safetensors')}", highlight=False)
+    console.print(f"head: {out / (task + '.safetensors')}", highlight=False)
+    console.print(compare_with_committed(task, out), highlight=False)

@@ -55,7 +55,9 @@ def units(
 @handles_errors
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    wide: Annotated[bool, typer.Option("--wide", help="Show every column (adds where each model comes from).")] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every cell on one line (the table may exceed 100 columns).")
+    ] = False,
 ) -> None:
     """List the built-in models (size, params, source, purpose). Any local HF directory works too."""
     from siliconlab.models import BUILTIN, DEFAULT_MODEL
@@ -82,20 +84,17 @@ def models(
         print(json.dumps(rows, indent=2))
         return
     table = Table(title="Models (also: any local Hugging Face model directory, or a hub id where online)")
-    columns = (
-        ("name", "params", "size", "task", "accuracy here", "source", "purpose")
-        if wide
-        else ("name", "params", "task", "accuracy here", "purpose")
-    )
-    for column in columns:
-        table.add_column(column, no_wrap=wide or column not in ("source", "purpose"))
+    columns = ("name", "params", "size", "task", "accuracy here", "source", "purpose")  # --wide: no wrapping
+    for column in columns:  # source and purpose share what the other columns leave, wrapped between words
+        prose = column in ("source", "purpose")
+        table.add_column(column, no_wrap=wide or not prose, ratio=1 if prose and not wide else None, overflow="fold")
     for row in rows:
         cells = {
             "name": row["name"] + (" (default)" if row["default"] else ""),
             "params": f"{row['params'] / 1e6:.1f}M",
             "size": f"{row['size_bytes'] / 2**20:.0f} MiB",
-            "task": row["task"],
-            "accuracy here": _accuracy_cell(row),
+            "task": row["task"] if wide else row["task"].replace("classification", "classifier"),
+            "accuracy here": _accuracy_cell(row, wide),
             "source": row["source"],
             "purpose": row["purpose"],
         }
@@ -117,10 +116,12 @@ def _chat_row(minilm: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _accuracy_cell(row: dict[str, Any]) -> str:
+def _accuracy_cell(row: dict[str, Any], wide: bool = True) -> str:
     if row["task"] != "classification":
         return ""
     found = row.get("accuracy")
     if not found:
-        return "not evaluated here"
+        return "not evaluated here" if wide else "not run here"
+    if not wide:
+        return f"{found['accuracy'] * 100:.1f} %"
     return f"{found['accuracy'] * 100:.1f} % ({found['texts']} texts, {str(found['created'])[:10]})"

@@ -153,7 +153,7 @@ class Converter:
 
     def _remembered_failure(self, unit: Unit) -> str:
         """A parity failure of this very model + recipe + version, recorded earlier: converting again would take
-        minutes to fail the same way (e.g. `load(unit="best")` trying units in turn). `--force` retries."""
+        minutes to fail the same way (e.g. `load(unit="best")` trying units in turn). `convert --force` retries."""
         path = self.model_dir / f".{unit.name}.parity-failed.json"
         try:
             record = json.loads(path.read_text())
@@ -161,7 +161,8 @@ class Converter:
             return ""
         if any(record.get(key) != value for key, value in self._failure_key(unit).items()):
             return ""
-        return f"{record.get('error', 'parity failed')} (remembered from an earlier conversion; --force retries)"
+        retry = f"siliconlab convert {self.source.name} --units {unit.name} --force"
+        return f"{record.get('error', 'parity failed')} (remembered from an earlier conversion; `{retry}` retries)"
 
     def _convert_locked(self, unit: Unit, artifact_dir: Path, available: Availability) -> UnitOutcome:
         self.model_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +189,11 @@ class Converter:
         finally:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
+
+    def build_uninstalled(self, unit: Unit, work: Path) -> dict[str, Any]:
+        """Build `unit`'s artifact into `work` and gate it, but install nothing whatever its parity: `eval` shows
+        a failing unit's real accuracy from it (marked failing), and nothing else can ever load it."""
+        return self._build(unit, work, runnable=unit.availability())
 
     def discard_if_empty(self) -> None:
         """Remove the model folder if it holds nothing but lock files (nothing was ever converted into it)."""

@@ -106,7 +106,25 @@ def list_cache(root: Path) -> list[CacheEntry]:
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for unit_dir in sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             entries.append(_entry(model_dir, unit_dir))
-    return entries
+    return entries + _sources(root)
+
+
+#: Model sources built into the store before any unit converts them (smollm2-chat's fp32 copy of its GGUF).
+SOURCES = ".sources"
+
+
+def _sources(root: Path) -> list[CacheEntry]:
+    """`.sources/<model>-<recipe>-<size>/`: listed as the model's "source" so its bytes are not hidden (SmolLM2's
+    fp32 copy is 514 MB); complete once its config.json is there."""
+    folder = root / SOURCES
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        model = path.name.split("-gguf-")[0] if "-gguf-" in path.name else path.name
+        found.append(CacheEntry(model, "source", path, directory_bytes(path), path.stat().st_mtime,
+                                (path / "config.json").is_file()))  # fmt: skip
+    return found
 
 
 def select_for_prune(
@@ -142,10 +160,10 @@ def prune(root: Path, entries: list[CacheEntry], dry_run: bool = False) -> int:
         freed += entry.bytes
         if dry_run:
             continue
-        with unit_lock(entry.path.parent, entry.unit):
+        with unit_lock(entry.path.parent, entry.path.name):  # the unit's name; a source folder's own name
             shutil.rmtree(entry.path, ignore_errors=True)
     if not dry_run:
-        for model_dir in {entry.path.parent for entry in entries}:
+        for model_dir in {entry.path.parent for entry in entries if entry.path.parent.name != SOURCES}:
             if model_dir.is_dir() and not any(p.is_dir() and not p.name.startswith(".") for p in model_dir.iterdir()):
                 freed += directory_bytes(model_dir)
                 shutil.rmtree(model_dir, ignore_errors=True)

@@ -21,6 +21,8 @@ from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.text import check_text
 
 REFERENCE = "torch-cpu-fp32"
+#: Answers per unit before the summary states a speedup (a median of fewer is one noisy sample).
+MIN_SPEEDUP_SAMPLES = 3
 #: Longer inputs are refused with a message: a demo answers sentences and messages, not files.
 MAX_CHARS = 10_000
 
@@ -187,17 +189,19 @@ class DemoSession:
         return rounds[-1]
 
     def summary(self) -> list[dict[str, Any]]:
-        """Median latency per (scenario, unit) this session and its speedup over torch-cpu-fp32."""
+        """Median latency per (scenario, unit) this session and its speedup over torch-cpu-fp32: a ratio of two
+        medians of at least MIN_SPEEDUP_SAMPLES answers each, else None (one answer gave "23.91x": noise)."""
         rows = []
         for key in SCENARIOS:
-            reference = self.latencies.get((key, REFERENCE))
-            ref_median = statistics.median(reference) if reference else None
+            reference = self.latencies.get((key, REFERENCE)) or []
+            ref_median = statistics.median(reference) if len(reference) >= MIN_SPEEDUP_SAMPLES else None
             for unit in self.engines.get(key, {}):
                 samples = self.latencies.get((key, unit))
                 if not samples:
                     continue
                 median = statistics.median(samples)
-                speedup = ref_median / median if ref_median else None
+                enough = ref_median is not None and len(samples) >= MIN_SPEEDUP_SAMPLES
+                speedup = ref_median / median if enough else None
                 rows.append({"scenario": key, "unit": unit, "answers": len(samples), "median_ms": median,
                              "speedup_vs_fp32": speedup})  # fmt: skip
         return rows

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from siliconlab.demo.scenarios import SCENARIOS
-from siliconlab.demo.session import REFERENCE, DemoSession, Round, check_input
+from siliconlab.demo.session import MIN_SPEEDUP_SAMPLES, REFERENCE, DemoSession, Round, check_input
 from siliconlab.errors import UsageError
 
 BAR_WIDTH = 24
@@ -68,7 +68,7 @@ def summary_table(session: DemoSession) -> Table | None:
     for column in ("scenario", "unit", "answers", "median ms", "speedup vs fp32"):
         table.add_column(column, justify="left" if column in ("scenario", "unit") else "right")
     for row in rows:
-        speedup = f"{row['speedup_vs_fp32']:.2f}x" if row["speedup_vs_fp32"] else "—"
+        speedup = f"{row['speedup_vs_fp32']:.2f}x" if row["speedup_vs_fp32"] else f"— (< {MIN_SPEEDUP_SAMPLES} answers)"
         table.add_row(row["scenario"], row["unit"], str(row["answers"]), f"{row['median_ms']:.1f}", speedup)
     return table
 

@@ -51,8 +51,8 @@ def _resolve(name: str) -> ModelSource:
 
         return hub_source(name)
     raise UsageError(
-        f"unknown model '{name}': choose one of {', '.join(BUILTIN)}, a local Hugging Face model directory, "
-        "or a hub id like owner/name"
+        f"unknown model '{name}': choose one of {', '.join(BUILTIN)}, chat-retrieval (the chat task), "
+        "a local Hugging Face model directory, or a hub id like owner/name"
     )
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from siliconlab.errors import SiliconlabError
-from siliconlab.tasks.pipeline import EmbeddingPipeline, Pipeline, as_list
+from siliconlab.tasks.embedding import EmbeddingPipeline
+from siliconlab.tasks.pipeline import Pipeline, as_list
 from siliconlab.text import check_text
 
 #: Cosine below which the best match is not an answer (paraphrases of a prompt score ~0.7, unrelated text ~0).

@@ -94,11 +94,52 @@ def metrics(truth: list[str], predicted: list[str | None], labels: list[str]) ->
 
 
 def evaluate_unit(model: str, unit: str, data: EvalData, cache: Path | None, threads: int | None) -> dict[str, Any]:
+    """One unit's row. A unit that fails its parity gate is still measured, from an artifact built into a
+    temporary folder and deleted after (never installed, so nothing else uses it); its row says it failed."""
+    import tempfile
+
+    from siliconlab.errors import SiliconlabError
     from siliconlab.tasks.loader import load
 
-    pipeline = load(model, unit=unit, cache=cache, threads=threads)
+    try:
+        return _measure(load(model, unit=unit, cache=cache, threads=threads), unit, data) | {"gate": "passed"}
+    except UsageError:
+        raise
+    except SiliconlabError as exc:
+        if "parity failed" not in str(exc):
+            raise
+        reason = str(exc)
+    with tempfile.TemporaryDirectory(prefix="siliconlab-eval-") as work:
+        pipeline = failing_pipeline(model, unit, Path(work), cache, threads)
+        return _measure(pipeline, unit, data) | {"gate": "failed", "gate_detail": reason}
+
+
+def failing_pipeline(model: str, unit: str, work: Path, cache: Path | None, threads: int | None) -> Any:
+    """A pipeline on an artifact built into `work` without installing it (Converter.build_uninstalled)."""
+    from transformers import AutoTokenizer
+
+    from siliconlab.bench.machine import default_threads
+    from siliconlab.convert.pipeline import Converter
+    from siliconlab.models import resolve
+    from siliconlab.models.base import head_spec, max_length_of
+    from siliconlab.paths import default_cache
+    from siliconlab.tasks.loader import labels_of
+    from siliconlab.tasks.pipeline import ClassifierPipeline, Loaded
+    from siliconlab.units import get_unit
+
+    source, chosen, threads = resolve(model), get_unit(unit), threads or default_threads()
+    Converter(source, cache or default_cache(), threads).build_uninstalled(chosen, work)
+    runner = chosen.load(work, threads)
+    tokenizer = AutoTokenizer.from_pretrained(work)
+    truncation = (head_spec(source.config) or {}).get("truncation", "head")
+    loaded = Loaded(source.name, "classification", unit, runner, tokenizer, max_length_of(source.config, tokenizer),
+                    None, labels_of(source.config), "eval only: failed its parity gate", truncation)  # fmt: skip
+    return ClassifierPipeline(loaded)
+
+
+def _measure(pipeline: Any, unit: str, data: EvalData) -> dict[str, Any]:
     if pipeline.task != "classification":
-        raise UsageError(f"model '{model}' is a {pipeline.task} model: eval needs a classifier")
+        raise UsageError(f"model '{pipeline.model}' is a {pipeline.task} model: eval needs a classifier")
     labels = pipeline.loaded.labels
     unknown = sorted(set(data.labels) - set(labels))
     if unknown:
@@ -146,7 +187,7 @@ def evaluate(
     for row in rows:
         delta = (row["accuracy"] - reference["accuracy"]) * 100 if reference else None
         row["accuracy_delta_points"] = delta
-        row["flagged"] = delta is not None and delta < -FLAG_POINTS
+        row["flagged"] = (delta is not None and delta < -FLAG_POINTS) or row.get("gate") == "failed"
     return {
         "schema": "siliconlab.eval/1",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -7,7 +7,8 @@ from typing import Any
 
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
-from siliconlab.tasks.pipeline import ClassifierPipeline, EmbeddingPipeline, Loaded, Pipeline
+from siliconlab.tasks.embedding import EmbeddingPipeline
+from siliconlab.tasks.pipeline import ClassifierPipeline, Loaded, Pipeline
 
 #: Built-in task model names and what they do (any local directory works too: its config says which task).
 TASK_MODELS = {
@@ -18,13 +19,23 @@ TASK_MODELS = {
     "smollm2-chat": "chat",
 }
 
+#: (model, unit) pairs whose "could not serve" warning was already said in this process.
+_WARNED: set[tuple[str, str]] = set()
+
 
 def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Pipeline:
     """A pipeline for `name` on `unit` ("best" or a unit name); converts and checks parity on first use."""
+    from siliconlab.log import quiet_loading
+
+    with quiet_loading():
+        return _load(name, unit, cache, threads)
+
+
+def _load(name: str, unit: str, cache: Path | None, threads: int | None) -> Pipeline:
     if name == "chat-retrieval":
         from siliconlab.tasks.chat import RetrievalChat
 
-        return RetrievalChat(load("minilm", unit, cache, threads))
+        return RetrievalChat(_load("minilm", unit, cache, threads))
     generative = _generative_source(name)
     if generative is not None:
         from siliconlab.bench.machine import default_threads
@@ -68,7 +79,9 @@ def load_unit(name: str, unit: str = "best", cache: Path | None = None, threads:
             if unit != "best":
                 raise
             failures.append(f"{candidate.name}: {exc}")
-            log.warning("unit %s could not serve %s (%s); trying the next one", candidate.name, source.name, exc)
+            if (source.name, candidate.name) not in _WARNED:  # once per process, however many loads retry it
+                _WARNED.add((source.name, candidate.name))
+                log.warning("unit %s could not serve %s (%s); trying the next one", candidate.name, source.name, exc)
     raise SiliconlabError(f"no unit could serve '{source.name}': {'; '.join(failures) or 'none available here'}")
 
 

@@ -78,13 +78,45 @@ class Pipeline:
     def reply(self, text: str) -> dict[str, Any]:
         raise self._wrong_task("reply")
 
-    def run_texts(self, texts: list[str], output: str) -> tuple[np.ndarray | None, dict[int, str]]:
-        """One output row per text (NaN rows for bad items), and {index: reason} for the bad ones."""
-        good, errors = _checked(texts)
+    def run_texts(
+        self, texts: list[str], output: str, max_rows: int | None = None, progress: bool = False
+    ) -> tuple[np.ndarray | None, dict[int, str]]:
+        """One output row per text (NaN rows for bad items), and {index: reason} for the bad ones.
+
+        `max_rows` caps the texts per runner call (sentence-transformers' batch_size); `progress` shows a bar."""
+        rows: dict[int, np.ndarray] = {}
+        good, errors = self._answer(texts, max_rows, progress, lambda index, out, _: rows.update(
+            (i, np.asarray(row, dtype=np.float32)) for i, row in zip(index, out[output])))  # fmt: skip
         if not good:
             return None, errors
+        width = next(iter(rows.values())).shape[-1]
+        result = np.full((len(texts), width), np.nan, dtype=np.float32)
+        for index, row in rows.items():
+            result[index] = row
+        return result, errors
+
+    def run_tokens(
+        self, texts: list[str], max_rows: int | None = None, progress: bool = False
+    ) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+        """{index: token states of that text's valid tokens [tokens, hidden]}, and {index: reason} for bad ones."""
         rows: dict[int, np.ndarray] = {}
+
+        def keep(index: list[int], out: dict[str, Any], mask: np.ndarray) -> None:
+            states = np.asarray(out["token_states"], dtype=np.float32)
+            rows.update((i, states[k][mask[k].astype(bool)]) for k, i in enumerate(index))
+
+        _, errors = self._answer(texts, max_rows, progress, keep)
+        return rows, errors
+
+    def _answer(
+        self, texts: list[Any], max_rows: int | None, progress: bool, take: Any
+    ) -> tuple[list[int], dict[int, str]]:
+        """Run the good texts through the runner in length-sorted calls; `take(indices, outputs, mask)` per call."""
+        good, errors = _checked(texts)
+        if not good:
+            return good, errors
         left = getattr(self.loaded.tokenizer, "padding_side", "right") == "left"
+        bar = _progress(len(good), progress)
         begin = time.perf_counter()
         for start in range(0, len(good), WINDOW):  # tokenized once per window, then cut into runner calls
             window = good[start : start + WINDOW]
@@ -93,34 +125,38 @@ class Pipeline:
                 truncation=self.loaded.truncation,
             )  # fmt: skip
             lengths = mask.sum(axis=1)
-            for group in self._groups(lengths):
+            for group in self._groups(lengths, max_rows):
                 width = int(lengths[group].max())
                 columns = slice(ids.shape[1] - width, None) if left else slice(0, width)
                 call_ids = np.ascontiguousarray(ids[group][:, columns])
                 call_mask = np.ascontiguousarray(mask[group][:, columns])
                 with self._lock:
-                    out = self.loaded.runner.run(call_ids, call_mask)[output]
-                rows.update(zip((window[j] for j in group), np.asarray(out, dtype=np.float32)))
+                    out = self.loaded.runner.run(call_ids, call_mask)
+                take([window[j] for j in group], out, call_mask)
+                if bar is not None:
+                    bar.update(len(group))
+        if bar is not None:
+            bar.close()
         self.last_ms = (time.perf_counter() - begin) * 1e3
-        width = next(iter(rows.values())).shape[-1]
-        result = np.full((len(texts), width), np.nan, dtype=np.float32)
-        for index, row in rows.items():
-            result[index] = row
-        return result, errors
+        return good, errors
 
-    def _groups(self, lengths: np.ndarray) -> list[list[int]]:
+    def _groups(self, lengths: np.ndarray, max_rows: int | None = None) -> list[list[int]]:
         """Which rows (by token length) go into which runner call. A CPU runner names a padded-token budget per
         call: the rows are sorted by length and cut greedily within it (batch/bucketing.py), because on a CPU a
         long padded batch costs more per text than small ones (32 real texts here, median 24 tokens: one padded
         call took 2-2.6x as long as calls of <= 256 tokens on every CPU unit; docs/tasks.md). Other runners
-        (GPUs) take up to BATCH rows per call, sorted by length."""
+        (GPUs) take up to BATCH rows per call, sorted by length. `max_rows` caps any call's rows."""
         budget = getattr(self.loaded.runner, "tokens_per_call", None)
         if budget is None:
+            size = min(BATCH, max_rows or BATCH)
             order = sorted(range(len(lengths)), key=lambda i: (int(lengths[i]), i))
-            return [order[start : start + BATCH] for start in range(0, len(order), BATCH)]
+            return [order[start : start + size] for start in range(0, len(order), size)]
         from siliconlab.batch.bucketing import plan_batches
 
-        return plan_batches([int(n) for n in lengths], budget)
+        groups = plan_batches([int(n) for n in lengths], budget)
+        if max_rows is None:
+            return groups
+        return [g[start : start + max_rows] for g in groups for start in range(0, len(g), max_rows)]
 
 
 def as_list(texts: Any) -> tuple[list[Any], bool]:
@@ -154,25 +190,20 @@ def _checked(texts: list[Any]) -> tuple[list[int], dict[int, str]]:
     return good, errors
 
 
+def _progress(total: int, show: bool) -> Any:
+    """A tqdm bar over texts on stderr when asked (sentence-transformers' show_progress_bar), else None."""
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="Batches", unit="text", disable=False)
+
+
 def warn_bad_items(errors: dict[int, str]) -> None:
     if errors:
         listed = "; ".join(errors[i] for i in sorted(errors)[:5])
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         warnings.warn(f"{len(errors)} text(s) not answered: {listed}{more}", BadInputWarning, stacklevel=3)
-
-
-class EmbeddingPipeline(Pipeline):
-    task = "embedding"
-    methods = ("encode",)
-
-    def encode(self, texts: Any) -> np.ndarray:
-        """L2-normalised sentence embeddings, one row per text; rows of bad items are NaN (with a warning)."""
-        items, _ = as_list(texts)
-        result, errors = self.run_texts(items, "sentence_embedding")
-        warn_bad_items(errors)
-        if result is None:
-            raise UsageError(f"no text could be embedded: {errors[min(errors)]}")
-        return result
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 The encoder (MiniLM) stays frozen: a fine-tuned encoder could be neither committed (size) nor fetched (no
 hub). Features are its normalised sentence embeddings from an fp32 unit; the head is multinomial logistic
-regression fitted by full-batch L-BFGS in float64 — deterministic on a CPU, so the same command gives the
-same bytes. The L2 strength is picked by 5-fold cross-validation on the training split; the test split is
-never seen.
+regression fitted by full-batch L-BFGS in float64 — deterministic on one CPU, so the same command gives the
+same bytes there. Not across CPUs: float sums are ordered by each instruction set's kernels (AVX2, AVX-512),
+so a head rebuilt on another CPU differs in the last bits (by up to 1.6e-4 in issue 25's rebuild). The L2
+strength is picked by 5-fold cross-validation on the training split; the test split is never seen.
 """
 
 from __future__ import annotations
@@ -171,3 +172,27 @@ def train_head(
     (out_dir / f"{task}.json").write_text(json.dumps(record, indent=2) + "\n")
     os.chmod(out_dir / f"{task}.safetensors", shared_mode())  # safetensors writes it private
     return record
+
+
+def compare_with_committed(task: str, out_dir: Path) -> str:
+    """One line: how the head just written compares with the one the package ships (never overwritten by default)."""
+    from safetensors.numpy import load_file
+
+    from siliconlab.models.task_models import head_paths
+
+    committed, _ = head_paths(task)
+    built = out_dir / f"{task}.safetensors"
+    if built.resolve() == committed.resolve():
+        return f"wrote over the package's committed head ({committed}): --out named it"
+    if not committed.is_file():
+        return f"the package ships no {task} head to compare with"
+    if built.read_bytes() == committed.read_bytes():
+        return f"identical to the package's committed head ({committed})"
+    new, old = load_file(str(built)), load_file(str(committed))
+    if new.keys() != old.keys() or any(new[k].shape != old[k].shape for k in new):
+        return f"differs from the package's committed head ({committed}): other shapes (other labels or options?)"
+    worst = max(float(np.abs(new[k].astype(np.float64) - old[k]).max()) for k in new)
+    return (
+        f"differs from the package's committed head ({committed}) by at most {worst:.2g}: reproducible on one CPU, "
+        "not across CPUs (float summation order differs per instruction set; docs/tasks.md)"
+    )

@@ -25,13 +25,15 @@ DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
 class OrtRunner(CpuRunnerMixin):
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, spinning: bool = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if not spinning:  # two sessions taking turns (fallback.py): idle workers must not spin on the other's cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(DISABLED_OPTIMIZERS)
         )
