@@ -51,20 +51,15 @@ WEIGHT_RANGES = {True: "7-bit weights (reduce_range: x86 without VNNI)", False: 
 
 
 def reduce_range(flags: Collection[str] | None = None, machine: str | None = None) -> bool:
-    """7-bit weights only on x86 without VNNI, where ORT's u8×s8 kernels add products through saturating int16
-    (vpmaddubsw); with VNNI (this project's AMD Zen 5) or off x86 full 8-bit weights lose nothing to saturation.
-    Flags from /proc/cpuinfo by default (bench.machine.cpu_flags reads the same; units may not import bench)."""
-    import platform
+    """7-bit weights only on x86 without int8 dot products (VNNI / AMX), where ORT's u8×s8 kernels add products
+    through saturating int16 (vpmaddubsw); with VNNI (this project's AMD Zen 5) or off x86, full 8-bit weights
+    lose nothing to saturation. The CPU's flags come from cpu_features (what every CPU recipe decides on)."""
+    from siliconlab.cpu_features import CpuFeatures, detect
 
-    if (machine or platform.machine()).lower() not in ("x86_64", "amd64", "i386", "i686"):
+    cpu = detect() if flags is None else CpuFeatures(machine or detect().arch, frozenset(flags))
+    if cpu.arch.lower() not in ("x86_64", "amd64", "i386", "i686"):
         return False
-    if flags is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as handle:
-                flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
-        except OSError:
-            return True  # unknown x86: the safe choice
-    return not set(flags) & set(VNNI_FLAGS)
+    return not cpu.has(*VNNI_FLAGS)
 
 
 def _quantize(src: Path, dst: Path, exclude: list[str]) -> None:
