@@ -15,16 +15,17 @@ from typing import Any
 from siliconlab.convert.manifest import write_json_atomic
 
 RECORD = ".bench-latest.json"
-#: Without a bench record: the units that are usually fastest first, each only where it can run. The static-int8
-#: and bf16 OpenVINO units run only on CPUs with int8 dot products / bf16 arithmetic (VNNI, AMX, AVX-512 BF16),
-#: where they beat ONNX Runtime's dynamic int8 (docs/units.md); elsewhere they are unavailable and skipped.
+#: Without a bench record: the units that are usually fastest first, each only where it can run. On short texts
+#: (what tasks see) ONNX Runtime's dynamic int8 led on AMD Zen 5 (MiniLM, real sentence: 0.80 ms vs 0.93 ms for
+#: static int8, docs/units.md); static int8 and bf16 OpenVINO run only on CPUs with int8 dot products / bf16
+#: arithmetic and lead on long sequences (bert-base S128: 18.2 vs 20.6 ms) — a bench record reorders them.
 DEFAULT_ORDER = (
     "torch-cuda-bf16-graph",
     "torch-cuda-fp16-graph",
     "coreml-ane",
+    "onnxruntime-cpu-int8",
     "openvino-cpu-int8-static",
     "openvino-cpu-bf16",
-    "onnxruntime-cpu-int8",
     "onnxruntime-cpu-fp32",
     "openvino-cpu-fp32",
     "torch-cpu-fp32",

@@ -1,4 +1,5 @@
-"""openvino-cpu-int8: NNCF int8 weight compression (symmetric, per-channel), activations in fp32.
+"""openvino-cpu-int8: NNCF int8 weight compression (symmetric, per-channel); activations fp32, or int8 on the fly
+where the CPU has int8 dot products (OpenVINO's dynamic quantization).
 
 Chosen by measurement on MiniLM (docs/units.md): NNCF's full static int8 (transformer preset, calibrated on
 real text) reached pooled cosine only 0.986 and ran ~1.4x *slower* than fp32 on an AVX2 CPU without VNNI;
@@ -28,7 +29,10 @@ class OpenVinoCpuInt8(Unit):
     engine = "openvino"
     device = "cpu"
     precision = "int8"
-    compute_precision = "fp32"  # weights are int8, the matmuls run in fp32 after decompression
+    # Weights int8. The matmuls run in fp32 after decompression on CPUs without int8 dot products; with VNNI/AMX
+    # OpenVINO quantizes the activations to int8 on the fly (dynamic quantization, groups of 32): the runner reads
+    # back which (cpu.matmul_precisions) and the bench holds the row to that floor.
+    compute_precision = "fp32"
     cosine_min = INT8_COSINE_MIN
     recipe = "nncf-compress-weights-int8-sym"
     requires = ("openvino", "onnx", "nncf")
