@@ -26,7 +26,7 @@ ROW_FIELDS = {
     "workload", "batch", "seq", "tokens_per_sequence", "latency_ms", "iterations", "cold_ms", "throughput",
     "gflops_per_s", "flops_per_batch", "energy", "peak_rss_mb", "gpu_memory_mb", "rounds", "index", "unit",
     "load_s", "model", "precision", "compute_precision", "device", "workload_label", "parity", "speedup",
-    "speedup_rounds", "floor_gflops", "pct_of_floor", "contention",
+    "speedup_rounds", "floor_gflops", "pct_of_floor", "contention", "executed_precision", "floor_precision",
 }  # fmt: skip
 
 

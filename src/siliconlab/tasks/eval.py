@@ -130,7 +130,7 @@ def failing_pipeline(model: str, unit: str, work: Path, cache: Path | None, thre
     source, chosen, threads = resolve(model), get_unit(unit), threads or default_threads()
     Converter(source, cache or default_cache(), threads).build_uninstalled(chosen, work)
     runner = chosen.load(work, threads)
-    tokenizer = AutoTokenizer.from_pretrained(work)
+    tokenizer = AutoTokenizer.from_pretrained(work, trust_remote_code=False)
     truncation = (head_spec(source.config) or {}).get("truncation", "head")
     loaded = Loaded(source.name, "classification", unit, runner, tokenizer, max_length_of(source.config, tokenizer),
                     None, labels_of(source.config), "eval only: failed its parity gate", truncation)  # fmt: skip
