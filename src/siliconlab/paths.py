@@ -41,3 +41,14 @@ def share_tree(folder: Path) -> None:
         else:
             executable = path.stat().st_mode & 0o111
             path.chmod(shared_mode(directory=bool(executable)))
+
+
+def claim(path: Path) -> Path:
+    """Make `path` a new, empty regular file of ours before writing it: whatever stood there (a link planted at a
+    temp file's predictable name, a stale file) is removed, never followed, and the file is created exclusively
+    (O_EXCL | O_NOFOLLOW). A later open(path, "w") then writes our file; in a sticky folder such as /tmp no one
+    else can swap it. (A re-test planted `.out.errors.jsonl.tmp -> victim` and a job overwrote the victim.)"""
+    path.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    os.close(os.open(path, flags, shared_mode()))
+    return path

@@ -443,3 +443,28 @@ def test_a_utf16_file_is_every_row_failing_not_a_crash(tiny_bert: Path, tmp_path
     assert "none of the 4 rows" in line  # the last line is the NUL byte of UTF-16's final newline
     reasons = [e["reason"] for e in _read(tmp_path / "out.jsonl.errors.jsonl")]
     assert len(reasons) == 4 and all("holds NUL bytes: batch reads UTF-8 (is the file UTF-16" in r for r in reasons)
+
+
+def test_links_planted_at_temp_file_names_are_never_written_through(tiny_bert: Path, tmp_path: Path) -> None:
+    """A re-test planted `.out.jsonl.errors.jsonl.tmp -> victim` (and a part's temp name): the job wrote its error
+    lines into the victim. Temp files are now claimed (old entry removed, new file created O_EXCL|O_NOFOLLOW)."""
+    source = _jsonl(tmp_path / "in.jsonl", [{"text": "good text"}, {"text": ""}, {"text": 5}])
+    out = tmp_path / "out.jsonl"
+    victims = {name: tmp_path / f"victim-{i}.txt" for i, name in enumerate(
+        (".out.jsonl.errors.jsonl.tmp", f".out.jsonl.tmp-{os.getpid()}"))}  # fmt: skip
+    for name, victim in victims.items():
+        victim.write_text("precious\n")
+        (tmp_path / name).symlink_to(victim)
+    parts = tmp_path / "out.jsonl.parts"
+    parts.mkdir()
+    part_victim = tmp_path / "victim-part.txt"
+    part_victim.write_text("precious\n")
+    (parts / "part-0000000.jsonl.tmp").symlink_to(part_victim)
+    (parts / "part-0000000.errors.jsonl.tmp").symlink_to(part_victim)
+    result = _batch(tiny_bert, source, out)
+    assert result.exit_code == 0, result.output
+    for victim in (*victims.values(), part_victim):
+        assert victim.read_text() == "precious\n", victim
+    assert not out.is_symlink() and len(_read(out)) == 1
+    errors = out.with_name("out.jsonl.errors.jsonl")
+    assert not errors.is_symlink() and len(_read(errors)) == 2

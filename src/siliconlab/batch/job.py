@@ -16,7 +16,7 @@ from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BA
 from siliconlab.batch.io import Chunk, Format, format_of, fsync_replace
 from siliconlab.batch.journal import Journal, errors_path, fingerprint, input_digest, parts_dir
 from siliconlab.errors import UsageError
-from siliconlab.paths import shared_mode
+from siliconlab.paths import claim, shared_mode
 
 try:
     import fcntl
@@ -214,7 +214,7 @@ def write_errors(parts: list[Path], out: Path) -> Path | None:
     if not any(p.stat().st_size for p in parts):
         target.unlink(missing_ok=True)
         return None
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = claim(target.with_name(f".{target.name}.tmp"))
     with open(tmp, "wb") as sink:
         for part in parts:
             sink.write(part.read_bytes())
@@ -229,7 +229,7 @@ def error_lines(start: int, errors: dict[int, str]) -> str:
 def finish(handler: Any, data_parts: list[Path], error_parts: list[Path], out: Path) -> Path | None:
     """Errors file first, then the output (the job's commit point): both assembled beside, then renamed."""
     errors_file = write_errors(error_parts, out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp = claim(out.with_name(f".{out.name}.tmp-{os.getpid()}"))
     try:
         handler.assemble(data_parts, tmp)
         fsync_replace(tmp, out)
@@ -284,7 +284,7 @@ def commit_chunk(
     errors = dict(chunk.problems)
     errors.update({usable[i]: reason for i, reason in outcome.errors.items()})
     data, failed = journal.part(chunk.index, handler.name), journal.part(chunk.index, "errors.jsonl")
-    data_tmp, failed_tmp = data.with_name(data.name + ".tmp"), failed.with_name(failed.name + ".tmp")
+    data_tmp, failed_tmp = claim(data.with_name(data.name + ".tmp")), claim(failed.with_name(failed.name + ".tmp"))
     handler.write_part(data_tmp, chunk, good, outcome.columns)
     failed_tmp.write_text(error_lines(chunk.start, errors), encoding="utf-8")
     fsync_replace(data_tmp, data)
