@@ -141,3 +141,15 @@ def test_a_manifest_naming_files_outside_the_folder_is_a_defect(good_root: Path,
     manifest["files"] |= {"../../../outside.bin": record, str(outside): record}
     report = check_files(folder, manifest)
     assert not report.ok and report.summary().count("not a path inside the artifact folder") == 2
+
+
+def test_a_file_added_to_an_artifact_is_a_change(tiny_bert: Path, good_root: Path, tmp_path: Path) -> None:
+    """A re-test dropped a special_tokens_map.json swapping [CLS] and [SEP] into a unit folder: load() tokenized
+    with it and convert said "reused". A file the manifest does not list now means: rebuild."""
+    out, folder = _copy(good_root, tmp_path)
+    (folder / "special_tokens_map.json").write_text(json.dumps({"cls_token": "[SEP]", "sep_token": "[CLS]"}))
+    report = check_files(folder, json.loads((folder / "manifest.json").read_text()))
+    assert not report.ok and "special_tokens_map.json: not in the manifest" in report.problems[0]
+    outcome = Converter(resolve(str(tiny_bert)), out, threads=1).convert_unit(get_unit(UNIT))
+    assert outcome.status == "converted" and "not in the manifest" in outcome.notice
+    assert not (outcome.artifact_dir / "special_tokens_map.json").exists()

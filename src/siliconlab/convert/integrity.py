@@ -107,6 +107,12 @@ def check_files(folder: Path, manifest: dict[str, Any], verify: bool = False) ->
     verified: dict[str, Any] = {}
     problems = []
     settled_before = time.time_ns() - RACY_NS
+    # A file the manifest does not list changes the artifact too: transformers reads e.g. special_tokens_map.json
+    # or added_tokens.json from the folder (a re-test swapped [CLS]/[SEP] that way and the artifact was "reused").
+    for path in shipped_files(folder):
+        name = path.relative_to(folder).as_posix()
+        if name not in records:
+            problems.append(f"{name}: not in the manifest (added since conversion)")
     for name, record in records.items():
         path = folder / name
         if Path(name).is_absolute() or ".." in Path(name).parts:  # an edited manifest naming files elsewhere
