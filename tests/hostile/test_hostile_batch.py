@@ -468,3 +468,16 @@ def test_links_planted_at_temp_file_names_are_never_written_through(tiny_bert: P
     assert not out.is_symlink() and len(_read(out)) == 1
     errors = out.with_name("out.jsonl.errors.jsonl")
     assert not errors.is_symlink() and len(_read(errors)) == 2
+
+
+def test_parquet_with_a_repeated_column_name_is_one_line(tiny_bert: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "dup.parquet"
+    table = pa.Table.from_arrays(
+        [pa.array([1, 2]), pa.array(["a", "b"]), pa.array(["c", "d"])], names=["id", "text", "text"]
+    )
+    pq.write_table(table, source)
+    line = _one_line_error(_batch(tiny_bert, source, tmp_path / "o.parquet"), code=2)
+    assert "more than one column named 'text'" in line and not (tmp_path / "o.parquet.parts").exists()

@@ -29,6 +29,9 @@ class ParquetFormat(Format):
             raise UsageError(
                 f"{self.path.name} has no column '{self.text_field}' (columns: {', '.join(self.schema.names)})"
             )
+        repeated = sorted({name for name in self.schema.names if self.schema.names.count(name) > 1})
+        if repeated:  # Arrow refuses to pick a column by a repeated name (a KeyError deep inside, once a traceback)
+            raise UsageError(f"{self.path.name} has more than one column named {', '.join(map(repr, repeated))}")
         self._collision(self.schema.names)
         self.total = float(self.file.metadata.num_rows)
 
