@@ -210,6 +210,9 @@ def test_openai_lists_the_chat_model(openai_client: Any) -> None:
         ({"model": "gpt-4o"}, 404, "model"),
         ({"n": 2}, 400, "n"),
         ({"stream": True, "max_tokens": -1}, 400, "max_tokens"),
+        ({"n": True}, 400, "n"),  # a re-test: JSON booleans and 1.0 were taken as counts
+        ({"max_tokens": True}, 400, "max_tokens"),
+        ({"n": 1.0}, 400, "n"),
     ],
 )
 def test_openai_bad_requests_are_4xx_with_openai_errors(openai_client: Any, served: Any, change: dict[str, Any],

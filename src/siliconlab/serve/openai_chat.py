@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import Request  # at module level: FastAPI resolves the endpoint's annotations from these globals
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictInt
 
 from siliconlab.errors import UsageError
 from siliconlab.serve.generative import STREAM_KEY, caller_key, stop_by_key
@@ -39,11 +39,12 @@ class StreamOptions(BaseModel):
 class ChatRequest(BaseModel):
     model: str
     messages: list[Any]
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    # Strict: JSON `true` or `1.0` is not a count (pydantic's lax mode took them as 1; a re-test sent them).
+    max_tokens: StrictInt | None = None
+    max_completion_tokens: StrictInt | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = 1
+    n: StrictInt = 1
     #: accepted for compatibility; generation here is greedy (reproducible, what parity checks)
     temperature: float | None = None
     top_p: float | None = None
