@@ -142,7 +142,8 @@ def _driver(args: argparse.Namespace) -> None:
         strip = [{side: {k: v for k, v in r[side].items() if k != "embeddings"} for side in r} for r in rounds]
         payload = {"machine": machine_info()["cpu"], "cpu": features.summary(), "threads": args.threads,
                    "texts": len(texts), "st_backend": args.st_backend, "cosine_min": float(cosine.min()),
-                   "b1_speedup": b1, "list_speedup": listed, "rounds": strip, "load_average": os.getloadavg()}  # fmt: skip
+                   "b1_speedup": b1, "list_speedup": listed, "rounds": strip,
+                   "load_average": os.getloadavg()}  # fmt: skip
         args.out.write_text(json.dumps(payload, indent=2))
 
 
