@@ -36,8 +36,7 @@ COLUMNS = (
 #: A generation result's columns: time to first token, decode rate, and the same speedup / memory / parity cells.
 GENERATION_COLUMNS = ("unit", "workload", "TTFT p50 ms", "TTFT p90 ms", "decode tok/s", "step p50 ms", "speedup",
                       "runs", "peak MB", "GPU MB", "agreement")  # fmt: skip
-NARROW_GENERATION_COLUMNS = ("unit", "workload", "TTFT p50 ms", "TTFT p90 ms", "decode tok/s", "speedup", "peak MB",
-                             "agreement")  # fmt: skip
+NARROW_GENERATION_COLUMNS = ("unit", "workload", "TTFT p50 ms", "TTFT p90 ms", "decode tok/s", "speedup", "agreement")
 
 
 def result_paths(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
