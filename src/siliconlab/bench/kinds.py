@@ -24,7 +24,7 @@ def kind_of(source: ModelSource) -> ModelKind:
 
     if not is_generative(source):
         return "encoder"
-    return "seq2seq" if is_seq2seq(source.config) else "decoder"
+    return "seq2seq" if is_seq2seq(getattr(source, "config", None)) else "decoder"
 
 
 def unit_named(kind: ModelKind, name: str) -> Unit:
@@ -71,5 +71,5 @@ def load(kind: ModelKind, artifact_dir: Path, unit: Unit, threads: int) -> tuple
     from siliconlab.convert.generate import load_decoder
     from siliconlab.convert.pipeline import executed_precision
 
-    runner = load_decoder(artifact_dir, unit, threads)  # type: ignore[arg-type]
-    return runner, {"max_length": int(runner.max_length), "executed_precision": executed_precision(runner, unit)}
+    decoder = load_decoder(artifact_dir, unit, threads)  # type: ignore[arg-type]
+    return decoder, {"max_length": int(decoder.max_length), "executed_precision": executed_precision(decoder, unit)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from siliconlab.bench import workloads as wl
 from siliconlab.bench.kinds import ModelKind, kind_of, unit_named, units_named
@@ -95,7 +96,8 @@ def timing_config(options: BenchOptions, kind: ModelKind = "encoder") -> TimingC
         timing = TimingConfig.quick() if options.quick else TimingConfig()
     else:
         timing = TimingConfig.generation(options.quick)
-    overrides = {"warmup_iters": options.warmup, "min_iters": options.min_iters, "min_seconds": options.min_seconds}
+    overrides: dict[str, Any] = {"warmup_iters": options.warmup, "min_iters": options.min_iters,
+                                 "min_seconds": options.min_seconds}  # fmt: skip
     timing = dataclasses.replace(timing, **{k: v for k, v in overrides.items() if v is not None})
     if timing.min_iters < 1 or timing.min_seconds < 0 or timing.warmup_iters < 0:
         raise UsageError("--min-iters must be >= 1, --min-seconds and --warmup >= 0")
@@ -216,7 +218,7 @@ def build_plan(options: BenchOptions, source: ModelSource | None = None) -> Benc
     else:
         from siliconlab.models.generative import context_length
 
-        context = context_length(source.config)
+        context = context_length(getattr(source, "config", None))
         workloads = wl.generation_workloads(options.quick, context, options.batches, options.seqs)
         config = {}
     streams = [max(len(w.texts) // w.batch, 1) for w in workloads if isinstance(w, wl.TextStream)]

@@ -139,6 +139,7 @@ def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     order = {"fixed": 0, "text": 1, "budget": 2, "generation": 3}
 
     def key(r: dict[str, Any]) -> tuple:
+        shape: tuple
         if r["workload"] == "generation":  # TTFT rows by prompt length, then decode rows by batch
             shape = (r.get("new_tokens", 1) > 1, r["batch"], r["seq"])
         else:

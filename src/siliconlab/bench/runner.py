@@ -134,10 +134,10 @@ class _Session:
             "artifact_dir": artifact_dir,
         }
         if not plan.source.spec:  # a source no name resolves to (built in code): the worker unpickles it
-            with tempfile.NamedTemporaryFile("wb", suffix=".source.pickle", delete=False) as handle:
-                pickle.dump(plan.source, handle)
-            self.jobs.append(Path(handle.name))
-            job["source_pickle"] = handle.name
+            with tempfile.NamedTemporaryFile("wb", suffix=".source.pickle", delete=False) as pickled:
+                pickle.dump(plan.source, pickled)
+            self.jobs.append(Path(pickled.name))
+            job["source_pickle"] = pickled.name
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(job, handle)
         self.jobs.append(Path(handle.name))

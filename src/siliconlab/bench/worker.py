@@ -241,9 +241,9 @@ def main(job_path: str, mode: str) -> int:
     unit = _unit_from(job["unit_class"]) if job.get("unit_class") else unit_named(kind, job["unit"])
     if mode == "convert":
         outcome = converter(kind, _source(job), Path(job["cache_dir"]), job["threads"]).convert_unit(unit)
-        artifact_dir = str(outcome.artifact_dir) if outcome.ok else None
+        converted = str(outcome.artifact_dir) if outcome.ok else None
         send({"type": "converted", "status": outcome.status, "error": outcome.error, "manifest": outcome.manifest,
-              "artifact_dir": artifact_dir})  # fmt: skip
+              "artifact_dir": converted})  # fmt: skip
         return 0
     artifact_dir = Path(job["artifact_dir"])
     started = time.perf_counter()
