@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,14 +174,14 @@ def utilisation_timeline(result: dict[str, Any], path: Path) -> Path | None:
 
     units = (result.get("monitor") or {}).get("units") or {}
     cores = float(result.get("machine", {}).get("cores_logical") or 1)
-    panels = []
+    panels: list[tuple[str, str, dict[str, tuple[Sequence[float], Sequence[float]]]]] = []
     for unit, timeline in units.items():
         t, series = timeline["t"], timeline["series"]
 
         def scaled(key: str, factor: float = 1.0, series: dict[str, list] = series) -> list[float]:
             return [math.nan if v is None else v * factor for v in series[key]]
 
-        lines = {}
+        lines: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
         if "procs.own_cores" in series:
             lines["bench processes, % of all cores"] = (t, scaled("procs.own_cores", 100 / cores))
         if "cpu.busy_pct" in series:
