@@ -182,7 +182,8 @@ def serve(runner: Any, tokenizer: Any, job: dict[str, Any], send: Callable[[dict
     """Time workloads as the parent commands, one command per line, each answered:
 
     {"cmd": "burst", "index": i, "seconds": s, "min_iters": n, "max_seconds": m}
-        -> {"type": "burst", "index": i, "count", "seconds", "done"}  (done: the workload needs no more bursts)
+        -> {"type": "burst", "index": i, "count", "seconds", "done", "longest_call_s"}  (done: the workload needs
+           no more bursts; longest_call_s: a generation burst's longest whole run, for the parent's deadline)
     {"cmd": "finish", "index": i, "rounds": bool} -> {"type": "row", "row": {...}};  {"cmd": "quit"} ends it.
     """
     workloads = [workload_from_json(w) for w in job["workloads"]]
