@@ -7,7 +7,8 @@ tens of seconds) fall on all units alike and their ratios hold. `interleave=Fals
 one group per unit, timed one after another: the same loop, with one burst of the full timing per workload.
 
 Rows are written to the result file as soon as they arrive (atomically), so Ctrl-C or a crash keeps every
-finished measurement.
+finished measurement. Every model kind goes through this loop: what a burst times (an encoder's calls, a
+decoder's greedy runs) is the worker's business (bench/worker.py, bench/generate.py, bench/kinds.py).
 """
 
 from __future__ import annotations
