@@ -98,7 +98,7 @@ def test_convert_then_bench_end_to_end(tiny_bert: Path, artifact_cache: Path, tm
     assert result.exit_code == 0, result.output
     [path] = out.glob("bench-*.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == "siliconlab.bench/4"
+    assert data["schema"] == "siliconlab.bench/5"
     rows = data["results"]
     assert {(r["unit"], r["batch"], r["seq"]) for r in rows} == {(u, b, 16) for u in units.split(",") for b in (1, 2)}
     for row in rows:

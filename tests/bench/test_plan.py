@@ -79,3 +79,26 @@ def test_a_named_unit_that_cannot_run_here_is_refused_before_any_work(tiny_bert:
     with pytest.raises(UsageError, match="cannot time here — coreml-ane: CoreML prediction needs macOS"):
         build_plan(BenchOptions(cache_dir=tmp_path, model=str(tiny_bert), units="coreml-ane,torch-cpu-fp32"))
     assert not any(tmp_path.iterdir()), "nothing converted"
+
+
+def test_a_generative_model_plans_generation_workloads_and_honours_the_timing_options(tmp_path: Path):
+    from siliconlab.bench.workloads import Generation
+
+    options = BenchOptions(cache_dir=tmp_path, model="gpt2", units="onnxruntime-cpu-fp32", batches=(2, 4), seqs=(64,),
+                           warmup=2, min_iters=5, min_seconds=0.25, monitor=True, omp_wait_policy="passive",
+                           threads=1, interleave=False)  # fmt: skip
+    plan = build_plan(options)
+    assert plan.kind == "decoder" and [u.name for u in plan.units] == ["torch-cpu-fp32", "onnxruntime-cpu-fp32"]
+    assert all(u.kind == "decoder" for u in plan.units)  # the decoder registry's units, baseline first
+    assert plan.workloads == [Generation(1, 64, 1), Generation(2, 32, 128), Generation(4, 32, 128)]
+    assert (plan.timing.warmup_iters, plan.timing.min_iters, plan.timing.min_seconds) == (2, 5, 0.25)
+    assert plan.monitor and not plan.interleaved and not plan.measure_floor and plan.config == {}
+    assert plan.process_env == {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+    default = build_plan(BenchOptions(cache_dir=tmp_path, model="gpt2", units="torch-cpu-fp32", quick=True))
+    assert [(w.batch, w.prompt_tokens, w.new_tokens) for w in default.workloads] == [
+        (1, 32, 1),
+        (1, 256, 1),
+        (1, 32, 32),
+        (8, 32, 32),
+    ]  # a 1024-token prompt leaves no room in gpt2's context
+    assert default.timing.min_iters == 3 and not any(tmp_path.iterdir()), "planning converts nothing"

@@ -21,7 +21,7 @@ from siliconlab.models import resolve
 from siliconlab.units import get_unit
 
 TINY_CONFIG = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}
-#: Every field of a fixed-shape row in siliconlab.bench/4 when units are timed interleaved against a baseline.
+#: Every field of a fixed-shape row in siliconlab.bench/5 when units are timed interleaved against a baseline.
 ROW_FIELDS = {
     "workload", "batch", "seq", "tokens_per_sequence", "latency_ms", "iterations", "cold_ms", "throughput",
     "gflops_per_s", "flops_per_batch", "energy", "peak_rss_mb", "gpu_memory_mb", "rounds", "index", "unit",
@@ -162,7 +162,7 @@ def test_schema_round_trip_and_report(tiny_bert: Path, artifact_cache: Path, tmp
     write_result(result, paths["json"])
     loaded = load_result(paths["json"])
     assert loaded == json.loads(json.dumps(result))
-    assert loaded["schema"] == "siliconlab.bench/4" and loaded["machine"]["cores_logical"] >= 1
+    assert loaded["schema"] == "siliconlab.bench/5" and loaded["machine"]["cores_logical"] >= 1
     assert loaded["settings"]["workloads"][0] == {"kind": "fixed", "batch": 1, "seq": 8}
     for row in loaded["results"]:
         assert set(row) == ROW_FIELDS

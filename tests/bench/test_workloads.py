@@ -1,4 +1,4 @@
-"""Typed workloads: labels, the JSON they write to results (schema siliconlab.bench/4), inputs they build."""
+"""Typed workloads: labels, the JSON they write to results (schema siliconlab.bench/5), inputs they build."""
 
 from __future__ import annotations
 

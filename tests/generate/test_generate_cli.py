@@ -38,7 +38,7 @@ def test_bench_reports_ttft_and_decode_rate(tiny_llama: Path, tmp_path: Path, ar
                                       "1", "--out", str(tmp_path), "--cache", str(artifact_cache)])  # fmt: skip
     assert result.exit_code == 0, result.output
     document = json.loads(next(tmp_path.glob("bench-*.json")).read_text())
-    assert document["schema"] == "siliconlab.bench/4" and document["complete"]
+    assert document["schema"] == "siliconlab.bench/5" and document["complete"]
     rows = document["results"]
     ttft = [r for r in rows if r["new_tokens"] == 1]
     assert [r["seq"] for r in ttft] == [32]  # the tiny model's context (128) leaves out 256 and 1024

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +89,39 @@ def latency_bars(result: dict[str, Any], path: Path) -> Path | None:
         else:
             ax.set_xlim(0, max(p90) * 1.5)
             ax.set_xlabel("latency, ms (bar = p50, whisker = p90)")
-        ax.set_title(f"{label}", fontsize=10)
+        ax.set_title(f"{label}{_measured(rows[0])}", fontsize=10)
     for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
     fig.suptitle(f"{result['model']} on {device_names(result)} — speedup vs {baseline}, same run", fontsize=11)
     fig.tight_layout()
     if notes:  # the table's notes, word for word: a chart must not drop what the table says
         fig.text(0.01, 0.0, "\n".join(notes), fontsize=8, va="top", ha="left", wrap=True)
+    return _save(fig, path)
+
+
+def _measured(row: dict[str, Any]) -> str:
+    """What a generation row's latency is: its time to first token, or one decode step ('' for encoder rows)."""
+    if row.get("workload") != "generation":
+        return ""
+    return ": time to first token" if row.get("new_tokens", 1) == 1 else ": one decode step"
+
+
+def decode_rate_bars(result: dict[str, Any], path: Path) -> Path | None:
+    """Generation: decode tokens/s per unit, one bar group per decode batch (the rate a chat user feels)."""
+    rows = [row for row in result["results"] if row.get("decode_tokens_per_s")]
+    if not rows:
+        return None
+    rows = sorted(rows, key=lambda r: (r["batch"], -r["decode_tokens_per_s"]))
+    names = [f"{r['unit']} b{r['batch']}" + (" !" if (r.get("contention") or {}).get("flagged") else "") for r in rows]
+    rates = [r["decode_tokens_per_s"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6))
+    ax.barh(names, rates, color="#55A868")
+    for y, rate in enumerate(rates):
+        ax.text(rate, y, f" {rate:.1f}", va="center", fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(rates) * 1.25)
+    ax.set_xlabel("decode tokens / s (greedy, batch x steps / decode time)")
+    ax.set_title(f"{result['model']}: decode rate — {device_names(result)}", fontsize=10)
     return _save(fig, path)
 
 
@@ -147,14 +174,14 @@ def utilisation_timeline(result: dict[str, Any], path: Path) -> Path | None:
 
     units = (result.get("monitor") or {}).get("units") or {}
     cores = float(result.get("machine", {}).get("cores_logical") or 1)
-    panels = []
+    panels: list[tuple[str, str, dict[str, tuple[Sequence[float], Sequence[float]]]]] = []
     for unit, timeline in units.items():
         t, series = timeline["t"], timeline["series"]
 
         def scaled(key: str, factor: float = 1.0, series: dict[str, list] = series) -> list[float]:
             return [math.nan if v is None else v * factor for v in series[key]]
 
-        lines = {}
+        lines: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
         if "procs.own_cores" in series:
             lines["bench processes, % of all cores"] = (t, scaled("procs.own_cores", 100 / cores))
         if "cpu.busy_pct" in series:
@@ -176,6 +203,7 @@ def write_charts(result: dict[str, Any], stem: Path) -> list[Path]:
         latency_bars(result, stem.with_name(stem.name + "-latency.png")),
         latency_vs_length(result, stem.with_name(stem.name + "-latency-vs-length.png")),
         throughput_vs_batch(result, stem.with_name(stem.name + "-throughput-vs-batch.png")),
+        decode_rate_bars(result, stem.with_name(stem.name + "-decode-rate.png")),
     ]
     if (result.get("monitor") or {}).get("units"):
         made.append(utilisation_timeline(result, stem.with_name(stem.name + "-utilisation.png")))

@@ -25,7 +25,7 @@ def encoder_flops(config: Any, batch: int, seq: int) -> float:
 
 def _best_rate(step, flops: float, seconds: float) -> float:
     step()
-    samples = []
+    samples: list[float] = []
     started = time.perf_counter()
     while len(samples) < 3 or time.perf_counter() - started < seconds:
         begin = time.perf_counter()

@@ -1,42 +1,27 @@
-"""`siliconlab bench <generative model>`: time to first token and decode tokens/s per decoder unit.
+"""Generation as a bench workload: time to first token and decode tokens/s, timed by the one bench loop.
 
-Each unit runs in its own Python process (`python -m siliconlab.bench.generate`), so its peak memory is its
-own and a crash costs that unit only; the parent converts (or reuses) every artifact first, so workers only
-load. Workloads are `Generation` rows (bench/workloads.py): TTFT is timed on prompts of 32/256/1024 real
-tokens (chatterbot-corpus questions, repeated to length; random ids for architecture-only models) at batch
-1, repeated for p50/p90; decode speed is greedy `generate` of a fixed number of new tokens (no early stop) at
-batch 1 and 8, each step's arrival timestamped. The document is the bench result schema (siliconlab.bench/4)
-with "generation" rows.
+A `Generation` workload (bench/workloads.py) runs in the unit's worker process (bench/worker.py) like any
+other: the parent sends bursts under a deadline, units take turns burst by burst, each row is saved as it
+arrives. This module is the worker's side of it: `GenerationRun` times greedy runs on real prompts
+(chatterbot-corpus questions repeated to length; seeded random ids for architecture-only models) with every
+step's arrival timestamped. A TTFT row (one new token) samples each run's time to first token; a decode row
+samples every decode step, and reports decode tokens/s (batch x steps / decode time) per run, averaged.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import resource
-import subprocess
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from siliconlab import __version__
-from siliconlab.bench.results import RESULT_SCHEMA
-from siliconlab.bench.workloads import Generation
+from siliconlab.bench.memory import gpu_memory_mb, peak_rss_mb
+from siliconlab.bench.stats import summarize_ms
+from siliconlab.bench.timing import TimingConfig
+from siliconlab.bench.workloads import DECODE_BATCHES, TTFT_PROMPTS, Generation, generation_workloads
 
-TTFT_PROMPTS = (32, 256, 1024)
-DECODE_BATCHES = (1, 8)
-
-
-def generation_workloads(quick: bool, max_length: int) -> list[Generation]:
-    """TTFT rows (1 new token) at each prompt length, then decode rows at batch 1 and 8 (32-token prompt)."""
-    new_tokens = 32 if quick else 128
-    rows = [Generation(1, n, 1) for n in TTFT_PROMPTS if n + 1 <= max_length]
-    rows += [Generation(b, 32, new_tokens) for b in DECODE_BATCHES]
-    return rows
+__all__ = ["DECODE_BATCHES", "TTFT_PROMPTS", "GenerationRun", "generation_workloads", "prompt_ids", "run_bench"]
 
 
 def prompt_ids(tokenizer: Any, vocab: int, batch: int, length: int) -> np.ndarray:
@@ -56,121 +41,119 @@ def prompt_ids(tokenizer: Any, vocab: int, batch: int, length: int) -> np.ndarra
     return np.tile(np.asarray(ids[:length], dtype=np.int64), (batch, 1))
 
 
-def time_workload(runner: Any, tokenizer: Any, vocab: int, workload: Generation, repeats: int) -> dict[str, Any]:
-    """One row: TTFT samples over `repeats` runs (decode rows: one run, every step timed)."""
-    ids = prompt_ids(tokenizer, vocab, workload.batch, workload.prompt_tokens)
-    runner.generate(ids[:, : min(8, ids.shape[1])], 2)  # warm-up: first-call allocations and graph set-up
-    ttft, rates, steps_ms = [], [], []
-    for _ in range(repeats if workload.new_tokens == 1 else 1):
-        stamps: list[float] = []
-        begin = time.perf_counter()
-        runner.generate(ids, workload.new_tokens, lambda _tokens, s=stamps: s.append(time.perf_counter()))
-        ttft.append((stamps[0] - begin) * 1e3)
-        if len(stamps) > 1:
-            gaps = np.diff(stamps)
-            steps_ms += list(gaps * 1e3)
-            rates.append(workload.batch * (len(stamps) - 1) / (stamps[-1] - stamps[0]))
-    row: dict[str, Any] = {
-        "workload": workload.kind,
-        "workload_label": workload.label,
-        "batch": workload.batch,
-        "seq": workload.prompt_tokens,
-        "new_tokens": workload.new_tokens,
-        "ttft_ms": {"p50": float(np.percentile(ttft, 50)), "p90": float(np.percentile(ttft, 90)), "n": len(ttft)},
-    }
-    if rates:
-        row["decode_tokens_per_s"] = float(np.mean(rates))
-        row["decode_step_ms"] = {"p50": float(np.percentile(steps_ms, 50)), "p90": float(np.percentile(steps_ms, 90))}
-    return row
-
-
-def worker(spec: dict[str, Any]) -> None:
-    """The per-unit process: load the converted artifact, time each workload, print one JSON row per line."""
+def prompt_source(artifact_dir: Path, has_tokenizer: bool) -> tuple[Any, int]:
+    """The worker's (tokenizer or None, vocabulary size) for prompt_ids, read from the converted artifact."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from siliconlab.convert.generate import load_decoder
-    from siliconlab.units.decoders import get_decoder_unit
-
-    unit = get_decoder_unit(spec["unit"], spec.get("seq2seq", False))
-    artifact = Path(spec["artifact_dir"])
-    runner = load_decoder(artifact, unit, spec["threads"])
-    tokenizer = AutoTokenizer.from_pretrained(artifact, trust_remote_code=False) if spec["has_tokenizer"] else None
-    vocab = int(AutoConfig.from_pretrained(artifact, trust_remote_code=False).vocab_size)
-    print(json.dumps({"event": "loaded", "rss_mb": _peak_mb()}), flush=True)
-    for index, data in enumerate(spec["workloads"]):
-        workload = Generation(**{k: v for k, v in data.items() if k != "kind"})
-        row = time_workload(runner, tokenizer, vocab, workload, spec["repeats"])
-        print(json.dumps({"event": "row", "index": index, **row, "peak_rss_mb": _peak_mb()}), flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(artifact_dir, trust_remote_code=False) if has_tokenizer else None
+    return tokenizer, int(AutoConfig.from_pretrained(artifact_dir, trust_remote_code=False).vocab_size)
 
 
-def _peak_mb() -> float:
-    """This process's peak resident memory (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+class GenerationRun:
+    """One generation workload on this unit, and every burst timed on it so far.
+
+    Created on the workload's first burst: one short cold run (first-call allocations, graph set-up; reported
+    as cold_ms), then the warm-up runs. A burst is whole runs: at least one, until it holds `min_iters`
+    samples and `seconds` of them (or `max_seconds` passed).
+    """
+
+    done = False  # more bursts may follow; the parent decides when there were enough
+
+    def __init__(self, runner: Any, ids: np.ndarray, workload: Generation, timing: TimingConfig):
+        self.runner, self.ids, self.workload = runner, ids, workload
+        begin = time.perf_counter()
+        runner.generate(ids[:, : min(8, ids.shape[1])], 2)
+        runner.synchronize()
+        self.cold_ms = (time.perf_counter() - begin) * 1e3
+        started, runs = time.perf_counter(), 0
+        while runs < timing.warmup_iters or time.perf_counter() - started < timing.warmup_seconds:
+            self._run()
+            runs += 1
+        self.ttft_s: list[float] = []
+        self.rates: list[float] = []
+        self.steps_s: list[float] = []
+        self.bursts: list[np.ndarray] = []
+        self.longest_run_s = 0.0
+
+    def _run(self) -> tuple[float, list[float]]:
+        """One greedy run: (its start, the arrival time of each step's tokens)."""
+        stamps: list[float] = []
+        begin = time.perf_counter()
+        self.runner.generate(self.ids, self.workload.new_tokens, lambda _tokens: stamps.append(time.perf_counter()))
+        self.runner.synchronize()
+        return begin, stamps
+
+    def burst(self, seconds: float, min_iters: int, max_seconds: float) -> np.ndarray:
+        samples: list[float] = []
+        started = time.perf_counter()
+        while True:
+            begin, stamps = self._run()
+            self.longest_run_s = max(self.longest_run_s, stamps[-1] - begin)
+            self.ttft_s.append(stamps[0] - begin)
+            if len(stamps) > 1:  # a decode row: its samples are the steps after the first token
+                gaps = np.diff(stamps).tolist()
+                samples += gaps
+                self.steps_s += gaps
+                self.rates.append(self.workload.batch * (len(stamps) - 1) / (stamps[-1] - stamps[0]))
+            else:
+                samples.append(stamps[0] - begin)
+            elapsed = time.perf_counter() - started
+            if (len(samples) >= min_iters and elapsed >= seconds) or elapsed >= max_seconds:
+                break
+        self.bursts.append(np.asarray(samples))
+        return self.bursts[-1]
+
+    def row(self, kind: str, config: Any, rounds: bool) -> dict[str, Any]:
+        """The result row. `latency_ms` is what speedups and charts compare: TTFT on a TTFT row, one decode step
+        on a decode row; `rounds` adds each burst's median, for round-by-round speedups."""
+        samples, ttft = np.concatenate(self.bursts), np.asarray(self.ttft_s) * 1e3
+        workload = self.workload
+        row: dict[str, Any] = {
+            "workload": kind,
+            "batch": workload.batch,
+            "seq": workload.prompt_tokens,
+            "new_tokens": workload.new_tokens,
+            "ttft_ms": {"p50": float(np.percentile(ttft, 50)), "p90": float(np.percentile(ttft, 90)), "n": len(ttft)},
+            "latency_ms": summarize_ms(samples),
+            "iterations": int(samples.size),
+            "runs": len(self.ttft_s),
+            "cold_ms": self.cold_ms,
+            "peak_rss_mb": peak_rss_mb(),
+            "gpu_memory_mb": gpu_memory_mb(),
+        }
+        if self.rates:
+            steps_ms = np.asarray(self.steps_s) * 1e3
+            row["decode_tokens_per_s"] = float(np.mean(self.rates))
+            row["decode_step_ms"] = {
+                "p50": float(np.percentile(steps_ms, 50)),
+                "p90": float(np.percentile(steps_ms, 90)),
+            }
+        if rounds:
+            row["rounds"] = {"count": len(self.bursts), "p50_ms": [float(np.median(s) * 1e3) for s in self.bursts]}
+        return row
 
 
 def run_bench(source: Any, units: list[Any], cache: Path, threads: int, quick: bool,
               on_row: Any = None) -> dict[str, Any]:  # fmt: skip
-    """Convert-or-reuse each unit, then one worker process per unit; the result document with every row."""
-    from siliconlab.bench.machine import machine_info
-    from siliconlab.convert.generate import GenerativeConverter
+    """The default generation grid of `source` on `units` through the bench loop (runner.run_plan): the result
+    document. For scripts that hold a source and units already; `siliconlab bench` builds its plan from options."""
+    from siliconlab.bench.kinds import kind_of
+    from siliconlab.bench.plan import BenchPlan
+    from siliconlab.bench.runner import Events, run_plan
     from siliconlab.models.generative import context_length
-    from siliconlab.units.decoders import is_seq2seq
 
     workloads = generation_workloads(quick, context_length(source.config))
-    result: dict[str, Any] = {
-        "schema": RESULT_SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "siliconlab_version": __version__,
-        "model": source.name,
-        "model_source": source.source,
-        "architecture_only": source.architecture_only,
-        "machine": machine_info(),
-        "settings": {"threads": threads, "units": [u.name for u in units], "quick": quick, "decoding": "greedy",
-                     "workloads": [w.to_json() for w in workloads], "isolation": "one process per unit, in turn"},
-        "results": [],
-        "failures": [],
-        "complete": False,
-    }  # fmt: skip
-    converter = GenerativeConverter(source, cache, threads)
-    for unit in units:
-        outcome = converter.convert_unit(unit)
-        if not outcome.ok:
-            result["failures"].append({"unit": unit.name, "error": outcome.error})
-            continue
-        spec = {"unit": unit.name, "artifact_dir": str(outcome.artifact_dir), "threads": threads,
-                "seq2seq": is_seq2seq(source.config),
-                "has_tokenizer": not source.architecture_only, "repeats": 3 if quick else 7,
-                "workloads": [w.to_json() for w in workloads]}  # fmt: skip
-        for row in _run_worker(spec):
-            if "error" in row:
-                result["failures"].append({"unit": unit.name, "error": row["error"]})
-                break
-            row.update({"unit": unit.name, "model": source.name, "precision": unit.precision, "device": unit.device,
-                        "parity": outcome.manifest.get("parity")})  # fmt: skip
-            result["results"].append(row)
-            if on_row is not None:
-                on_row(row)
-    result["complete"] = True
-    return result
-
-
-def _run_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]))
-    process = subprocess.run([sys.executable, "-m", "siliconlab.bench.generate", json.dumps(spec)],
-                             capture_output=True, text=True, env=env, check=False)  # fmt: skip
-    rows = []
-    for line in process.stdout.splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.pop("event") == "row":
-                event.pop("index")
-                rows.append(event)
-    if process.returncode != 0:
-        lines = [line for line in process.stderr.strip().splitlines() if line.strip()]
-        rows.append({"error": f"worker exited {process.returncode}: {lines[-1] if lines else 'no message'}"})
-    return rows
-
-
-if __name__ == "__main__":
-    worker(json.loads(sys.argv[1]))
+    plan = BenchPlan(
+        source=source,
+        units=list(units),
+        workloads=workloads,
+        cache_dir=Path(cache),
+        threads=threads,
+        timing=TimingConfig.generation(quick),
+        baseline="torch-cpu-fp32",
+        config={},
+        measure_floor=False,
+        quick=quick,
+        kind=kind_of(source),
+    )
+    return run_plan(plan, Events(on_row=on_row))

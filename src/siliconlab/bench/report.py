@@ -33,6 +33,12 @@ COLUMNS = (
 )
 
 
+#: A generation result's columns: time to first token, decode rate, and the same speedup / memory / parity cells.
+GENERATION_COLUMNS = ("unit", "workload", "TTFT p50 ms", "TTFT p90 ms", "decode tok/s", "step p50 ms", "speedup",
+                      "runs", "peak MB", "GPU MB", "agreement")  # fmt: skip
+NARROW_GENERATION_COLUMNS = ("unit", "workload", "TTFT p50 ms", "TTFT p90 ms", "decode tok/s", "speedup", "agreement")
+
+
 def result_paths(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     stamp = result["created"].replace(":", "").replace("-", "").replace("+0000", "Z")
     stem = Path(out_dir) / f"bench-{result['model'].replace('/', '--')}-{stamp}"
@@ -62,7 +68,7 @@ def speedup_text(row: dict[str, Any]) -> str:
     """'6.04x', and with interleaved rounds the range of the round-by-round ratios: '6.04x (5.88–6.21)'."""
     if not row.get("speedup"):
         return "n/a"
-    spread = row.get("speedup_rounds")
+    spread = row.get("speedup_rounds") or {}
     if unstable(row):  # never a headline: the ratio moved by more than UNSTABLE_RANGE between rounds
         return f"unstable ({spread['min']:.2f}–{spread['max']:.2f})"
     if spread and row["unit"] and abs(spread["max"] - spread["min"]) > 0.005:
@@ -99,11 +105,45 @@ def _cells(row: dict[str, Any]) -> list[str]:
     ]
 
 
+def _generation_cells(row: dict[str, Any]) -> list[str]:
+    rate, step = row.get("decode_tokens_per_s"), row.get("decode_step_ms") or {}
+    parity, gpu = row.get("parity") or {}, row.get("gpu_memory_mb")
+    contended = (row.get("contention") or {}).get("flagged")
+    return [
+        row["unit"] + (" !" if contended else ""),
+        row.get("workload_label") or f"gen b{row['batch']} p{row['seq']}",
+        f"{row['ttft_ms']['p50']:.1f}",
+        f"{row['ttft_ms']['p90']:.1f}",
+        f"{rate:.1f}" if rate else "",
+        f"{step['p50']:.2f}" if step else "",
+        speedup_text(row),
+        str(row.get("runs", row["ttft_ms"].get("n", ""))),
+        f"{row['peak_rss_mb']:.0f}" if row.get("peak_rss_mb") else "",
+        f"{gpu['torch_peak']:.0f}" if gpu and gpu.get("torch_peak") else "",
+        f"{parity['agreement']:.1%}" if "agreement" in parity else "",
+    ]
+
+
+def is_generation(result: dict[str, Any]) -> bool:
+    return any(row.get("workload") == "generation" for row in result["results"])
+
+
+def layout(result: dict[str, Any], wide: bool) -> tuple[tuple[str, ...], tuple[str, ...], Any]:
+    """(columns shown, all columns, row -> cells of all columns): encoder and generation results differ."""
+    if is_generation(result):
+        return (GENERATION_COLUMNS if wide else NARROW_GENERATION_COLUMNS), GENERATION_COLUMNS, _generation_cells
+    return (COLUMNS if wide else NARROW_COLUMNS), COLUMNS, _cells
+
+
 def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    order = {"fixed": 0, "text": 1, "budget": 2}
+    order = {"fixed": 0, "text": 1, "budget": 2, "generation": 3}
 
     def key(r: dict[str, Any]) -> tuple:
-        shape = (r["seq"], r["batch"]) if r["workload"] == "fixed" else (r["batch"], 0)
+        shape: tuple
+        if r["workload"] == "generation":  # TTFT rows by prompt length, then decode rows by batch
+            shape = (r.get("new_tokens", 1) > 1, r["batch"], r["seq"])
+        else:
+            shape = (r["seq"], r["batch"]) if r["workload"] == "fixed" else (r["batch"], 0)
         return (order.get(r["workload"], 9), *shape, r["latency_ms"]["p50"])
 
     return sorted(result["results"], key=key)
@@ -143,14 +183,14 @@ NARROW_COLUMNS = ("unit", "workload", "p50 ms", "p90 ms", "seq/s", "% floor", "s
 
 def print_table(result: dict[str, Any], console: Console, wide: bool = False) -> None:
     """The results table; by default the columns that matter most, each value whole (never cut to '…')."""
-    columns = COLUMNS if wide else NARROW_COLUMNS
+    columns, every, cells_of = layout(result, wide)
     table = Table(title=title_of(result))
     for column in columns:
         # Only the workload label may wrap (at its spaces: "budget 12.5 ms" / "S128"); numbers and names never.
         left = column in ("unit", "workload")
         table.add_column(column, justify="left" if left else "right", no_wrap=wide or column != "workload")
     for row in sorted_rows(result):
-        cells = dict(zip(COLUMNS, _cells(row)))
+        cells = dict(zip(every, cells_of(row)))
         if not wide:  # the round-by-round range of the speedup is a --wide detail
             cells["speedup"] = cells["speedup"].split(" (")[0]
         table.add_row(*(cells[column] for column in columns))
@@ -159,7 +199,7 @@ def print_table(result: dict[str, Any], console: Console, wide: bool = False) ->
         console.print(f"[yellow]{note}[/]", highlight=False)
     for failure in result["failures"]:
         console.print(f"[red]{failure['unit']} failed[/]: {failure['error']}", highlight=False)
-    energy_reasons = {(r.get("energy") or {}).get("reason") for r in result["results"]} - {"", None}
+    energy_reasons = {str((r.get("energy") or {}).get("reason") or "") for r in result["results"]} - {""}
     for reason in sorted(energy_reasons):
         console.print(f"energy n/a: {reason}", highlight=False)
 
@@ -192,9 +232,16 @@ def markdown(result: dict[str, Any], charts: list[Path]) -> str:
         for key, floor in floors.items():
             rate = f"{floor['gflops']:.1f}" if floor.get("gflops") else f"n/a ({floor.get('reason', '')})"
             lines.append(f"| {key} | {rate} | {floor['probe']} |")
-    lines += ["", "## Results", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    _, every, cells_of = layout(result, wide=True)
+    lines += ["", "## Results", "", "| " + " | ".join(every) + " |", "|" + "---|" * len(every)]
     for row in sorted_rows(result):
-        lines.append("| " + " | ".join(_cells(row)) + " |")
+        lines.append("| " + " | ".join(cells_of(row)) + " |")
+    if is_generation(result):
+        lines += [
+            "",
+            "Greedy decoding. TTFT rows: one new token, batch 1; speedup = baseline TTFT p50 / unit's. "
+            "Decode rows: decode tok/s = batch x steps / decode time; speedup = baseline step p50 / unit's.",
+        ]
     budget_rows = [r for r in result["results"] if r["workload"] == "budget"]
     if budget_rows:
         lines += ["", "Latency budget search (p90 per batch tried):", ""]
@@ -202,7 +249,7 @@ def markdown(result: dict[str, Any], charts: list[Path]) -> str:
             tried = ", ".join(f"B{s['batch']}: {s['p90_ms']:.1f} ms" for s in row.get("searched", []))
             verdict = "" if row.get("within_budget", True) else " — even batch 1 exceeds the budget"
             lines.append(f"- {row['unit']} S{row['seq']} ≤ {row['budget_ms']:g} ms: {tried}{verdict}")
-    reasons = sorted({(r.get("energy") or {}).get("reason") for r in result["results"]} - {"", None})
+    reasons = sorted({str((r.get("energy") or {}).get("reason") or "") for r in result["results"]} - {""})
     if reasons:
         lines += ["", "Energy n/a: " + "; ".join(reasons)]
     lines += _load_lines(result)

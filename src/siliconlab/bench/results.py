@@ -1,4 +1,4 @@
-"""The result document of one bench run (schema siliconlab.bench/4): its header, its rows, and the figures
+"""The result document of one bench run (schema siliconlab.bench/5): its header, its rows, and the figures
 derived from rows of several units (speedup against the baseline, fraction of the machine's floor)."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from siliconlab.bench.machine import machine_info
 from siliconlab.bench.plan import BenchPlan
 from siliconlab.units.base import Unit
 
-RESULT_SCHEMA = "siliconlab.bench/4"  # 4: executed_precision, floor_precision, per-probe floors, machine cpu_features
+RESULT_SCHEMA = "siliconlab.bench/5"  # 5: one loop for every model kind: settings.kind; generation rows gain
+# latency_ms (TTFT or decode step), iterations, runs, cold_ms, rounds, speedup, contention, load_s, gpu_memory_mb
+# 4: executed_precision, floor_precision, per-probe floors, machine cpu_features
 # 3: machine_load, row contention, stream_passes, baseline threading
 
 
@@ -27,6 +29,7 @@ def new_result(plan: BenchPlan) -> dict[str, Any]:
         "architecture_only": plan.source.architecture_only,
         "machine": machine_info(),
         "settings": {
+            "kind": plan.kind,
             "threads": plan.threads,
             "timing": plan.timing.to_dict(),
             "baseline": plan.baseline,
@@ -35,7 +38,8 @@ def new_result(plan: BenchPlan) -> dict[str, Any]:
             "workloads": [w.settings() for w in plan.workloads],
             "isolation": "one process per unit"
             + ("; units timed in interleaved rounds of bursts" if plan.interleaved else "; units timed in turn"),
-        },
+        }
+        | ({} if plan.kind == "encoder" else {"decoding": "greedy"}),
         "floors": {},
         "results": [],
         "failures": [],

@@ -7,13 +7,15 @@ tens of seconds) fall on all units alike and their ratios hold. `interleave=Fals
 one group per unit, timed one after another: the same loop, with one burst of the full timing per workload.
 
 Rows are written to the result file as soon as they arrive (atomically), so Ctrl-C or a crash keeps every
-finished measurement.
+finished measurement. Every model kind goes through this loop: what a burst times (an encoder's calls, a
+decoder's greedy runs) is the worker's business (bench/worker.py, bench/generate.py, bench/kinds.py).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import pickle
 import tempfile
 import time
 from collections.abc import Callable
@@ -67,9 +69,10 @@ class _Timed:
     count: int = 0
     seconds: float = 0.0
     per_call_s: float | None = None  # slowest mean call time seen in this workload's bursts
+    longest_call_s: float = 0.0  # a generation burst is whole runs: the longest one seen
 
     def start_workload(self) -> None:
-        self.done, self.count, self.seconds, self.per_call_s = False, 0, 0.0, None
+        self.done, self.count, self.seconds, self.per_call_s, self.longest_call_s = False, 0, 0.0, None, 0.0
 
     def add(self, reply: dict[str, Any]) -> None:
         self.count += reply["count"]
@@ -77,6 +80,7 @@ class _Timed:
         self.done = bool(reply.get("done"))
         per_call = reply["seconds"] / max(reply["count"], 1)
         self.per_call_s = max(self.per_call_s or 0.0, per_call)
+        self.longest_call_s = max(self.longest_call_s, reply.get("longest_call_s") or 0.0)
 
 
 def burst_command(index: int, timing: TimingConfig, rounds: int) -> dict[str, Any]:
@@ -118,7 +122,9 @@ class _Session:
     def write_job(self, unit: Unit, artifact_dir: str | None = None) -> Path:
         plan = self.plan
         job = {
+            "kind": plan.kind,
             "model": plan.source.spec or plan.source.name,
+            "has_tokenizer": not plan.source.architecture_only,
             "cache_dir": str(plan.cache_dir),
             "unit": unit.name,
             "unit_class": f"{type(unit).__module__}:{type(unit).__qualname__}",
@@ -128,6 +134,11 @@ class _Session:
             "workloads": [w.to_json() for w in plan.workloads],
             "artifact_dir": artifact_dir,
         }
+        if not plan.source.spec:  # a source no name resolves to (built in code): the worker unpickles it
+            with tempfile.NamedTemporaryFile("wb", suffix=".source.pickle", delete=False) as pickled:
+                pickle.dump(plan.source, pickled)
+            self.jobs.append(Path(pickled.name))
+            job["source_pickle"] = pickled.name
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(job, handle)
         self.jobs.append(Path(handle.name))
@@ -176,7 +187,8 @@ class _Session:
     def deadline(self, timed: _Timed, burst: dict[str, Any]) -> float:
         if timed.per_call_s is None:  # the workload's first burst also prepares inputs and warms up
             return self.plan.unit_timeout_s
-        return BURST_GRACE_S + max(self.plan.timing.max_seconds, 10 * burst["min_iters"] * timed.per_call_s)
+        expected = max(10 * burst["min_iters"] * timed.per_call_s, 10 * timed.longest_call_s)
+        return BURST_GRACE_S + max(self.plan.timing.max_seconds, expected)
 
     def time_workload(self, index: int, group: list[_Timed]) -> None:
         """Rounds of bursts in rotating order until every unit has enough (or time is up), then one row each."""

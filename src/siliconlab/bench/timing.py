@@ -21,6 +21,14 @@ class TimingConfig:
     def quick(cls) -> TimingConfig:
         return cls(warmup_iters=2, warmup_seconds=0.1, min_iters=10, min_seconds=0.5, max_seconds=10.0)
 
+    @classmethod
+    def generation(cls, quick: bool) -> TimingConfig:
+        """Generation rows: an iteration is one run's time to first token (TTFT rows) or one decode step
+        (decode rows), so 7 (quick: 3) iterations are 7 TTFT runs or one whole decode run; warm-up is one run.
+        The generation bench's repeats before the loops were merged."""
+        return cls(warmup_iters=1, warmup_seconds=0.0, min_iters=3 if quick else 7, min_seconds=0.0,
+                   max_seconds=20.0 if quick else 60.0)  # fmt: skip
+
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -20,35 +19,13 @@ from typing import Any
 import numpy as np
 
 from siliconlab.bench.floor import encoder_flops
+from siliconlab.bench.generate import GenerationRun, prompt_ids, prompt_source
+from siliconlab.bench.kinds import converter, load
+from siliconlab.bench.memory import gpu_memory_mb, peak_rss_mb
 from siliconlab.bench.stats import summarize_ms
 from siliconlab.bench.timing import TimingConfig, measure
-from siliconlab.bench.workloads import Batch, BudgetSearch, StreamWorkload, Workload, workload_from_json
+from siliconlab.bench.workloads import Batch, BudgetSearch, Generation, StreamWorkload, Workload, workload_from_json
 from siliconlab.monitor.energy import meter_for
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process. On Linux, VmHWM: ru_maxrss survives fork+exec and would report
-    the parent's peak when that was larger."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10  # kB
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
-def gpu_memory_mb() -> dict[str, float] | None:
-    """torch's peak allocation in this process and NVML's used memory on the card (None without CUDA)."""
-    from siliconlab.monitor import nvml
-
-    peak = nvml.torch_peak_bytes()
-    if peak is None:
-        return None
-    memory: dict[str, float] = {"torch_peak": peak / 2**20}
-    if nvml.available()[0]:
-        memory |= {f"device_{k}": v / 2**20 for k, v in nvml.memory_used().items()}
-    return memory
 
 
 class _Config:
@@ -188,8 +165,13 @@ class BudgetRun:
         return self.best
 
 
-def _start(runner: Any, tokenizer: Any, workload: Workload, job: dict[str, Any]) -> Measurement | BudgetRun:
+def _start(
+    runner: Any, tokenizer: Any, workload: Workload, job: dict[str, Any]
+) -> Measurement | BudgetRun | GenerationRun:
     timing = TimingConfig(**job["timing"])
+    if isinstance(workload, Generation):
+        ids = prompt_ids(tokenizer, job["vocab_size"], workload.batch, workload.prompt_tokens)
+        return GenerationRun(runner, ids, workload, timing)
     if isinstance(workload, BudgetSearch):
         return BudgetRun(runner, tokenizer, workload, timing, _Config(job["config"]), job["device"])
     assert isinstance(workload, StreamWorkload)
@@ -200,12 +182,13 @@ def serve(runner: Any, tokenizer: Any, job: dict[str, Any], send: Callable[[dict
     """Time workloads as the parent commands, one command per line, each answered:
 
     {"cmd": "burst", "index": i, "seconds": s, "min_iters": n, "max_seconds": m}
-        -> {"type": "burst", "index": i, "count", "seconds", "done"}  (done: the workload needs no more bursts)
+        -> {"type": "burst", "index": i, "count", "seconds", "done", "longest_call_s"}  (done: the workload needs
+           no more bursts; longest_call_s: a generation burst's longest whole run, for the parent's deadline)
     {"cmd": "finish", "index": i, "rounds": bool} -> {"type": "row", "row": {...}};  {"cmd": "quit"} ends it.
     """
     workloads = [workload_from_json(w) for w in job["workloads"]]
     config = _Config(job["config"])
-    active: dict[int, Measurement | BudgetRun] = {}
+    active: dict[int, Measurement | BudgetRun | GenerationRun] = {}
     for line in commands:
         command = json.loads(line)
         if command["cmd"] == "quit":
@@ -217,7 +200,9 @@ def serve(runner: Any, tokenizer: Any, job: dict[str, Any], send: Callable[[dict
             run = active[index]
             samples = run.burst(float(command["seconds"]), int(command["min_iters"]), float(command["max_seconds"]))
             count, seconds = int(samples.size), float(samples.sum())
-            send({"type": "burst", "index": index, "count": count, "seconds": seconds, "done": run.done})
+            longest = getattr(run, "longest_run_s", None)  # a generation burst is whole runs: the deadline's unit
+            send({"type": "burst", "index": index, "count": count, "seconds": seconds, "done": run.done,
+                  "longest_call_s": longest})  # fmt: skip
         elif command["cmd"] == "finish":
             row = active.pop(index).row(workloads[index].kind, config, rounds=bool(command.get("rounds")))
             facts = {"index": index, "unit": job["unit"], "load_s": job["load_s"]}
@@ -239,7 +224,8 @@ def main(job_path: str, mode: str) -> int:
 
     The two run in separate processes so the timing process's peak memory is the unit's own, not the
     converter's (int8 calibration alone can take gigabytes); converting in a child too (not in the parent)
-    means a native crash during export or parity ends only this unit.
+    means a native crash during export or parity ends only this unit. The job's "kind" (bench/kinds.py) says
+    which converter and loader apply; the timing protocol is the same for every kind.
     """
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything the engines print goes to stderr, never into the protocol
@@ -250,29 +236,41 @@ def main(job_path: str, mode: str) -> int:
         protocol.write(json.dumps(message) + "\n")
         protocol.flush()
 
-    from transformers import AutoTokenizer
+    from siliconlab.bench.kinds import unit_named
 
-    from siliconlab.convert.pipeline import Converter, executed_precision, load_artifact
-    from siliconlab.models import resolve
-    from siliconlab.units import get_unit
-
-    unit = _unit_from(job["unit_class"]) if job.get("unit_class") else get_unit(job["unit"])
+    kind = job.get("kind", "encoder")
+    unit = _unit_from(job["unit_class"]) if job.get("unit_class") else unit_named(kind, job["unit"])
     if mode == "convert":
-        outcome = Converter(resolve(job["model"]), Path(job["cache_dir"]), job["threads"]).convert_unit(unit)
-        artifact_dir = str(outcome.artifact_dir) if outcome.ok else None
+        outcome = converter(kind, _source(job), Path(job["cache_dir"]), job["threads"]).convert_unit(unit)
+        converted = str(outcome.artifact_dir) if outcome.ok else None
         send({"type": "converted", "status": outcome.status, "error": outcome.error, "manifest": outcome.manifest,
-              "artifact_dir": artifact_dir})  # fmt: skip
+              "artifact_dir": converted})  # fmt: skip
         return 0
     artifact_dir = Path(job["artifact_dir"])
     started = time.perf_counter()
-    runner, manifest = load_artifact(artifact_dir, unit, job["threads"])
+    runner, facts = load(kind, artifact_dir, unit, job["threads"])
     load_s = time.perf_counter() - started
-    tokenizer = AutoTokenizer.from_pretrained(artifact_dir, trust_remote_code=False)
+    if kind == "encoder":
+        from transformers import AutoTokenizer
+
+        tokenizer, vocab = AutoTokenizer.from_pretrained(artifact_dir, trust_remote_code=False), None
+    else:
+        tokenizer, vocab = prompt_source(artifact_dir, job.get("has_tokenizer", True))
     send({"type": "loaded", "load_s": load_s})
-    facts = {"device": unit.device, "load_s": load_s, "max_length": int(manifest.get("max_length", 512)),
-             "executed_precision": executed_precision(runner, unit)}  # fmt: skip
-    serve(runner, tokenizer, job | facts, send, sys.stdin)
+    serve(runner, tokenizer, job | facts | {"device": unit.device, "load_s": load_s, "vocab_size": vocab}, send,
+          sys.stdin)  # fmt: skip
     return 0
+
+
+def _source(job: dict[str, Any]) -> Any:
+    """The model source: resolved again by name, or unpickled when the parent held one no name resolves to."""
+    if job.get("source_pickle"):
+        import pickle
+
+        return pickle.loads(Path(job["source_pickle"]).read_bytes())
+    from siliconlab.models import resolve
+
+    return resolve(job["model"])
 
 
 if __name__ == "__main__":

@@ -116,10 +116,10 @@ StreamWorkload = FixedShape | TextStream
 @dataclass(frozen=True)
 class Generation(Workload):
     """A generative model's chat turn: prefill a `prompt_tokens` prompt for `batch` rows, then `new_tokens`
-    greedy decode steps. Rows report time to first token (p50/p90 over repeats) and decode tokens/s."""
+    greedy decode steps. Rows report time to first token (p50/p90 over runs) and decode tokens/s. A burst is
+    whole runs, so units take turns run by run like any interleaved workload."""
 
     kind: ClassVar[WorkloadKind] = "generation"
-    times_alone: ClassVar[bool] = True  # one unit at a time: a decode run is its own timed sequence
     batch: int = 1
     prompt_tokens: int = 32
     new_tokens: int = 128
@@ -127,6 +127,27 @@ class Generation(Workload):
     @property
     def label(self) -> str:
         return f"gen b{self.batch} p{self.prompt_tokens} +{self.new_tokens}"
+
+
+#: The generation grid: TTFT at these prompt lengths (batch 1, one new token), decode rate at these batches.
+TTFT_PROMPTS = (32, 256, 1024)
+DECODE_BATCHES = (1, 8)
+DECODE_PROMPT = 32
+
+
+def generation_workloads(quick: bool, max_length: int, batches: tuple[int, ...] | None = None,
+                         prompts: tuple[int, ...] | None = None) -> list[Workload]:  # fmt: skip
+    """TTFT rows (1 new token) at each prompt length, then decode rows at each batch (32-token prompt).
+
+    Without `prompts`, lengths past the model's context are left out; a length asked for is refused instead."""
+    if prompts is None:
+        prompts = tuple(n for n in TTFT_PROMPTS if n + 1 <= max_length)
+    for length in prompts:
+        if length + 1 > max_length:
+            raise UsageError(f"--seq {length}: a prompt must leave room for a token in the {max_length}-token context")
+    new_tokens = 32 if quick else 128
+    rows: list[Workload] = [Generation(1, n, 1) for n in prompts]
+    return rows + [Generation(b, DECODE_PROMPT, new_tokens) for b in batches or DECODE_BATCHES]
 
 
 def workload_from_json(data: dict[str, Any]) -> Workload:

@@ -18,16 +18,31 @@ if TYPE_CHECKING:
 @handles_errors
 def bench(
     model: Annotated[
-        str, typer.Argument(help="minilm (default), bert-base, a local HF directory or hub id.")
+        str,
+        typer.Argument(
+            help="minilm (default), bert-base, smollm2-chat, gpt2, t5-small, a local HF directory or hub id."
+        ),
     ] = "minilm",
     units: Annotated[str, typer.Option("--units", "-u", help="Comma-separated unit names, or 'all'.")] = "all",
-    batch: Annotated[str, typer.Option(help="Batch size(s), comma-separated, e.g. 1,8,32.")] = "1",
-    seq: Annotated[str, typer.Option(help="Sequence length(s) in tokens, comma-separated, e.g. 16,128,384.")] = "128",
+    batch: Annotated[
+        str | None,
+        typer.Option(help="Batch size(s), comma-separated, e.g. 1,8,32 (default 1; generation: decode 1,8)."),
+    ] = None,
+    seq: Annotated[
+        str | None,
+        typer.Option(
+            help="Sequence length(s) in tokens, e.g. 16,128,384 (default 128; generation: TTFT prompts "
+            "32,256,1024 within the context)."
+        ),  # fmt: skip
+    ] = None,
     workload: Annotated[
-        str, typer.Option(help="fixed: the --batch x --seq grid; text: a stream of real sentences at natural lengths.")
-    ] = "fixed",
+        str | None,
+        typer.Option(help="fixed (default): the --batch x --seq grid; text: a stream of real sentences (encoders)."),
+    ] = None,
     text: Annotated[str | None, typer.Option(help="Time this one real text at its natural length.")] = None,
-    texts: Annotated[int, typer.Option(help="Number of real sentences in the text workload.")] = 200,
+    texts: Annotated[
+        int | None, typer.Option(help="Number of real sentences in the text workload (default 200).")
+    ] = None,
     budget_ms: Annotated[
         float | None, typer.Option(help="Throughput: the largest batch whose p90 stays within this budget.")
     ] = None,
@@ -48,7 +63,9 @@ def bench(
     warmup: Annotated[int | None, typer.Option(help="Warm-up iterations (also at least warmup-seconds).")] = None,
     min_iters: Annotated[int | None, typer.Option(help="Measure at least this many iterations...")] = None,
     min_seconds: Annotated[float | None, typer.Option(help="...and for at least this many seconds.")] = None,
-    floor: Annotated[bool, typer.Option(help="Measure the machine's GEMM floor for % of floor.")] = True,
+    floor: Annotated[
+        bool | None, typer.Option(help="Measure the machine's GEMM floor for % of floor (default: on, for encoders).")
+    ] = None,
     charts: Annotated[bool, typer.Option(help="Write PNG charts next to the results.")] = True,
     interleave: Annotated[
         bool, typer.Option(help="Time the units in alternating short bursts (ratios hold on a noisy machine).")
@@ -69,22 +86,19 @@ def bench(
     Also reports the % of the machine's measured GEMM floor, and the energy where a counter exists.
 
     Units are timed interleaved (rounds of short bursts) unless --no-interleave.
+
+    A generative model (smollm2-chat, gpt2, t5-small, a causal-LM folder) runs through the same loop: time to
+    first token at each --seq prompt length and decode tokens/s at each --batch; options that have no meaning
+    for generation (--text, --texts, --budget-ms, --workload text, --floor) are refused with the reason.
     """
     from siliconlab.bench.plan import BenchOptions, build_plan
-    from siliconlab.models import is_generative, resolve
 
     output_dir(out)
-    if model in ("smollm2-chat", "gpt2", "t5-small") or Path(model).expanduser().is_dir():
-        source = resolve(model)
-        if is_generative(source):  # decoders: time to first token and tokens/s (bench/generate.py)
-            from siliconlab.cli.bench_generate import bench_generation
-
-            bench_generation(source, units, out, cache, threads, quick)
-            return
     given = dict(locals())  # the options, by the names BenchOptions shares with this command's parameters
     shared = {f.name for f in dataclasses.fields(BenchOptions)} - {"cache_dir", "batches", "seqs"}
-    options = BenchOptions(cache_dir=cache, batches=tuple(int_list(batch, "--batch")),
-                           seqs=tuple(int_list(seq, "--seq")), **{name: given[name] for name in shared})  # fmt: skip
+    batches = tuple(int_list(batch, "--batch")) if batch is not None else None
+    seqs = tuple(int_list(seq, "--seq")) if seq is not None else None
+    options = BenchOptions(cache_dir=cache, batches=batches, seqs=seqs, **{name: given[name] for name in shared})
     plan = build_plan(options)
     for name, reason in plan.skipped.items():
         err.print(f"  skipping {name}: {reason} (name it in --units to time it)")
@@ -124,6 +138,9 @@ def _run_with_progress(plan: BenchPlan, out: Path) -> tuple[dict[str, Any], dict
         progress.advance(task)
         p50, iterations = row["latency_ms"]["p50"], row["iterations"]
         line = f"  {row['unit']:<24} {row['workload_label']:<16} p50 {p50:.2f} ms ({iterations} it)"
+        if "ttft_ms" in row:  # generation: what a chat user feels
+            rate = f", {row['decode_tokens_per_s']:.1f} tokens/s" if "decode_tokens_per_s" in row else ""
+            line = f"  {row['unit']:<24} {row['workload_label']:<16} TTFT p50 {row['ttft_ms']['p50']:.0f} ms{rate}"
         progress.console.print(line, highlight=False)
 
     def on_failure(item: dict[str, Any]) -> None:
