@@ -130,3 +130,12 @@ def head_spec(config: Any) -> dict[str, Any] | None:
     """The `siliconlab_head` entry of a config (object or dict), or None for a plain encoder."""
     spec = config.get(HEAD_KEY) if isinstance(config, dict) else getattr(config, HEAD_KEY, None)
     return spec if isinstance(spec, dict) else None
+
+
+def labels_of(config: Any) -> list[str]:
+    """Class names in logit order: our head's labels, else the config's id2label."""
+    head = head_spec(config)
+    if head is not None:
+        return list(head["labels"])
+    id2label = getattr(config, "id2label", None) or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
