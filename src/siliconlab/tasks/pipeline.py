@@ -179,6 +179,13 @@ class Pipeline:
         self._run_rows(prepared.rows, keep, groups, max_rows)
         return values if values is not None else np.empty((0, 0), dtype=np.float32)
 
+    def run_padded(self, ids: np.ndarray, mask: np.ndarray, output: str) -> np.ndarray:
+        """The runner's `output` for token ids the caller tokenized and padded (serve's token-ids model), under
+        the pipeline's runner lock."""
+        with self._lock:
+            out = self.loaded.runner.run(ids, mask)
+        return np.asarray(out[output], dtype=np.float32)
+
     def _run_rows(
         self, rows: list[list[int]], take: Any, groups: list[list[int]] | None = None, max_rows: int | None = None,
         bar: Any = None,
