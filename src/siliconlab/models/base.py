@@ -24,10 +24,11 @@ class Head:
     output_names: tuple[str, ...]  # what every unit returns, in this order
     classifier: bool  # class logits from a classification head, rather than a mean-pooled sentence embedding
     auto_class: str  # the transformers factory that builds it from a config
+    answer: str  # the output one row per text comes from (what an exported or served model returns)
 
 
-EMBEDDING_HEAD = Head("embedding", ("token_states", "sentence_embedding"), False, "AutoModel")
-CLASSIFIER_HEAD = Head("classification", ("logits",), True, "AutoModelForSequenceClassification")
+EMBEDDING_HEAD = Head("embedding", ("token_states", "sentence_embedding"), False, "AutoModel", "sentence_embedding")
+CLASSIFIER_HEAD = Head("classification", ("logits",), True, "AutoModelForSequenceClassification", "logits")
 HEADS: dict[str, Head] = {head.name: head for head in (EMBEDDING_HEAD, CLASSIFIER_HEAD)}
 
 #: Output names per head name; every unit returns exactly these, in this order.

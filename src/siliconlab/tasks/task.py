@@ -100,6 +100,11 @@ class Task:
 
     # -- eval -----------------------------------------------------------------------------------------------
 
+    @property
+    def evaluable(self) -> bool:
+        """Whether `siliconlab eval` can measure this task's models (it answers labels)."""
+        return type(self).predict is not Task.predict
+
     def answer_labels(self, pipeline: Pipeline) -> list[str]:
         """The labels `predict` answers with (eval checks the data's labels against them)."""
         return list(pipeline.loaded.labels)
