@@ -98,5 +98,3 @@ class Format(ABC):
                 f"{self.path.name} already has a column named {', '.join(repr(t) for t in taken)}, "
                 "which the results would overwrite: rename it first"
             )
-
-

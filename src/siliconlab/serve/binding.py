@@ -131,5 +131,3 @@ def _split(rows: Rows, items: dict[int, list[Any]], responses: list[Response | N
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if isinstance(exc, SiliconlabError) else f"{type(exc).__name__}: {text}"[:500]
-
-

@@ -98,4 +98,3 @@ def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loa
     truncation = (head_spec(source.config) or {}).get("truncation", "head")
     return Loaded(source.name, head.name, unit.name, runner, tokenizer, limit, outcome.artifact_dir, labels, why,
                   truncation)  # fmt: skip
-
