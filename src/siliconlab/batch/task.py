@@ -78,7 +78,7 @@ class TaskRunner:
         # tokens_per_call == 1; it gets each text alone, as load() and its parity gate run it.
         alone = getattr(self.loaded.runner, "tokens_per_call", None) == 1
         batches = arrival_batches(lengths, arrival) if arrival else plan_batches(lengths, 1 if alone else self.budget)
-        values = self.pipeline.run_prepared(prepared, self.task.output, batches)
+        values = self.pipeline.run_prepared(prepared, self.task.output or "", batches)
         outcome.shapes = [(len(batch), max(lengths[i] for i in batch)) for batch in batches]
         finite = np.isfinite(values).all(axis=1)
         if not finite.all():  # JSON cannot hold NaN or infinity, and no reader should get them as a result

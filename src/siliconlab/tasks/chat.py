@@ -113,7 +113,9 @@ class RetrievalChatTask(Task):
     models = ("chat-retrieval",)
 
     def load(self, name: str, unit: str, cache: Path | None, threads: int | None, using: Loading) -> Pipeline:
-        return RetrievalChat(using.load("minilm", unit, cache, threads))
+        embedder = using.load("minilm", unit, cache, threads)
+        assert isinstance(embedder, EmbeddingPipeline)
+        return RetrievalChat(embedder)
 
     def columns(self, labels: list[str], width: int) -> list[Column]:
         return [Column("reply", "str"), Column("score", "float"), Column("matched", "str")]
