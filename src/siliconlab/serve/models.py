@@ -172,18 +172,20 @@ def bindings_for(name: str, pipeline: Any) -> list[Binding]:
 
 def load_bindings(models: tuple[str, ...], unit: str, cache: Any = None, threads: int | None = None,
                   on_loaded: Callable[[str, Any], None] | None = None) -> list[Binding]:  # fmt: skip
-    """Load each model's pipeline once (chat reuses a served minilm's) and bind it under its served name."""
+    """Load each model's pipeline once and bind it under its served name; a task standing on another served
+    model (chat-retrieval on minilm) wraps that model's pipeline instead of loading it again."""
     from siliconlab.serve.config import SERVED, served_name
     from siliconlab.tasks import load
+    from siliconlab.tasks.registry import task_claiming
 
+    claimed = {model: task_claiming(SERVED.get(served_name(model), model)) for model in models}
     pipelines: dict[str, Any] = {}
     bindings: list[Binding] = []
-    for model in sorted(models, key=lambda m: served_name(m) == "chat"):  # chat last, to reuse minilm
+    for model in sorted(models, key=lambda m: getattr(claimed[m], "stands_on", None) is not None):  # those last
         name = served_name(model)
-        if name == "chat" and "minilm" in pipelines:
-            from siliconlab.tasks.chat import RetrievalChat
-
-            pipeline = RetrievalChat(pipelines["minilm"])
+        task = claimed[model]
+        if task is not None and task.stands_on in pipelines:
+            pipeline = task.over(pipelines[task.stands_on])
         else:
             pipeline = load(SERVED.get(name, model), unit=unit, cache=cache, threads=threads)
         pipelines[name] = pipeline

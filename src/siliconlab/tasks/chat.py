@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab.errors import SiliconlabError
+from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.tasks.embedding import EmbeddingPipeline
 from siliconlab.tasks.pipeline import Pipeline, Prepared, as_list
 from siliconlab.tasks.task import Column, Loading, Task
@@ -111,11 +111,15 @@ class RetrievalChatTask(Task):
     name = "chat"
     pipeline_class = RetrievalChat
     models = ("chat-retrieval",)
+    stands_on = "minilm"
 
     def load(self, name: str, unit: str, cache: Path | None, threads: int | None, using: Loading) -> Pipeline:
-        embedder = using.load("minilm", unit, cache, threads)
-        assert isinstance(embedder, EmbeddingPipeline)
-        return RetrievalChat(embedder)
+        return self.over(using.load(self.stands_on, unit, cache, threads))
+
+    def over(self, pipeline: Pipeline) -> Pipeline:
+        if not isinstance(pipeline, EmbeddingPipeline):
+            raise UsageError(f"chat-retrieval stands on an embedding model, not on '{pipeline.model}'")
+        return RetrievalChat(pipeline)
 
     def columns(self, labels: list[str], width: int) -> list[Column]:
         return [Column("reply", "str"), Column("score", "float"), Column("matched", "str")]

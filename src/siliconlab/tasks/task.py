@@ -57,6 +57,8 @@ class Task:
     head: str | None = None
     #: the runner output batch and serve read ("sentence_embedding", "logits"); None: neither runs this task
     output: str | None = None
+    #: a model whose pipeline this task's pipeline wraps (chat-retrieval: minilm); serve shares a served one
+    stands_on: str | None = None
     #: serve: a streaming (decoupled) Triton model rather than a batched one
     streaming = False
     #: serve: also a `<name>-ids` model taking token ids (the runner's output by ids, no tokenizer)
@@ -77,6 +79,10 @@ class Task:
         if self.pipeline_class is None:
             raise UsageError(f"the {self.name} task has no pipeline over a unit's artifact")
         return self.pipeline_class(loaded)
+
+    def over(self, pipeline: Pipeline) -> Pipeline:
+        """This task's pipeline on a loaded pipeline of `stands_on`."""
+        raise UsageError(f"the {self.name} task stands on no other model")
 
     def labels(self, config: Any) -> list[str]:
         """The class names a model of this task answers with, from its config (none by default)."""
