@@ -63,14 +63,6 @@ class Prepared:
     def truncated(self) -> list[bool]:
         return [count > self.max_length for count in self.tokens]
 
-    @staticmethod
-    def join(parts: list[Prepared]) -> Prepared:
-        """The good rows of several requests as one (their errors stay with each request)."""
-        rows = [row for part in parts for row in part.rows]
-        tokens = [count for part in parts for count in part.tokens]
-        limit = max((part.max_length for part in parts), default=0)
-        return Prepared(rows, tokens, list(range(len(rows))), {}, limit)
-
 
 #: A text longer than this many characters per window token is cut to its first `max_length` words before
 #: tokenizing (a 1 MB text takes long to tokenize and the model sees only its head).
