@@ -66,8 +66,7 @@ def encode(
         raise UsageError("no text given: pass at least one non-empty text")
     single = len(texts) == 1
     texts = [check_text(text, "the text" if single else f"text {index}") for index, text in enumerate(texts)]
-    rows = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-    full_lengths = [len(ids) for ids in rows]
+    rows, full_lengths = tokenize(tokenizer, texts, max_length, truncation)
     for index, length in enumerate(full_lengths):
         if warn and length > max_length:
             log.warning(
@@ -77,26 +76,32 @@ def encode(
                 max_length,
                 max_length,
             )
-    if max(full_lengths) <= max_length:  # the common case: one tokenizer call, padded here
-        return _padded(tokenizer, rows)
-    if truncation == "head+tail":
-        return _head_and_tail(tokenizer, rows, max_length)
-    batch = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="np")
-    return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+    return padded(tokenizer, rows)
 
 
-def _head_and_tail(tokenizer: Any, rows: list[list[int]], max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row (special tokens included) cut to its head and tail around the middle, its special tokens kept."""
+def tokenize(
+    tokenizer: Any, texts: Sequence[str], max_length: int, truncation: str = "head"
+) -> tuple[list[list[int]], list[int]]:
+    """(token ids per text cut to `max_length`, each text's full token count): one tokenizer call, no padding.
+
+    Texts must be checked already (check_text). The cut keeps the special tokens, as the tokenizer's own
+    truncation does; "head+tail" keeps a quarter of the window from the start and the rest from the end."""
+    if truncation not in TRUNCATIONS:
+        raise UsageError(f"unknown truncation '{truncation}': choose from {', '.join(TRUNCATIONS)}")
+    rows = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    full_lengths = [len(ids) for ids in rows]
+    if max(full_lengths, default=0) <= max_length:
+        return rows, full_lengths
     prefix, suffix = _special_ends(tokenizer)
     keep = max_length - prefix - suffix
-    head = keep // 4
+    head = keep // 4 if truncation == "head+tail" else keep
     cut = []
     for row in rows:
         body = row[prefix : len(row) - suffix]
         if len(body) > keep:
             body = body[:head] + body[len(body) - (keep - head) :]
         cut.append(row[:prefix] + body + row[len(row) - suffix :])
-    return _padded(tokenizer, cut)
+    return cut, full_lengths
 
 
 def _special_ends(tokenizer: Any) -> tuple[int, int]:
@@ -109,7 +114,7 @@ def _special_ends(tokenizer: Any) -> tuple[int, int]:
     return 0, 0
 
 
-def _padded(tokenizer: Any, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+def padded(tokenizer: Any, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Token rows padded to the longest, on the tokenizer's padding side, with its pad id (as padding="longest")."""
     width = max(len(row) for row in rows)
     ids = np.full((len(rows), width), tokenizer.pad_token_id or 0, dtype=np.int64)

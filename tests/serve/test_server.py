@@ -26,11 +26,12 @@ class Faulty:
 
     def __init__(self, pipeline: Any):
         self.pipeline, self.loaded, self.model, self.unit = pipeline, pipeline.loaded, "faulty", pipeline.unit
+        self.prepare = pipeline.prepare
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        if any("boom" in t for t in texts):
+    def run_prepared(self, prepared: Any, output: str) -> np.ndarray:
+        if any("boom" in text for text in self.loaded.tokenizer.batch_decode(prepared.rows)):
             raise RuntimeError("injected fault\nwith a second line")
-        return self.pipeline.encode(texts)
+        return self.pipeline.run_prepared(prepared, output)
 
 
 @pytest.fixture(scope="module")

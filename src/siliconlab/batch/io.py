@@ -12,17 +12,20 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from siliconlab.batch.format import FORMATS, Chunk, Format, format_of, fsync_replace
+from siliconlab.batch.parquet import ParquetFormat
 from siliconlab.errors import SiliconlabError, UsageError
 
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+if TYPE_CHECKING:
+    from siliconlab.tasks.task import Task
+
+__all__ = ["FORMATS", "Chunk", "CsvFormat", "Format", "JsonlFormat", "format_of", "fsync_replace", "open_format"]
+
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long reviews are fine; the tokenizer truncates
 BOM = b"\xef\xbb\xbf"
 
@@ -40,87 +43,6 @@ def _finite_float(literal: str) -> float:
 
 def _no_constant(literal: str) -> float:
     raise Unwritable(f"{literal} is not a JSON number (Python's json accepts it; other readers do not)")
-
-
-@dataclass
-class Chunk:
-    """Rows [start, start + count) of the input; `rows` is None for a chunk the journal already holds."""
-
-    index: int
-    start: int
-    count: int
-    texts: list[Any] = field(default_factory=list)
-    problems: dict[int, str] = field(default_factory=dict)
-    rows: Any = None
-    position: float = 0.0
-
-
-def format_of(path: Path, option: str) -> str:
-    name = FORMATS.get(path.suffix.lower())
-    if name is None:
-        raise UsageError(f"{option} {path.name}: the format comes from the suffix: .jsonl, .csv or .parquet")
-    return name
-
-
-def fsync_replace(tmp: Path, path: Path) -> None:
-    """Make a finished file durable, then give it its name in one step: readers see all of it or nothing."""
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-class Format(ABC):
-    """One input file's format: its chunks, its part files, the final output."""
-
-    name = "?"
-    progress_unit = "bytes"
-
-    def __init__(self, path: Path, text_field: str, task: str, labels: list[str] | None = None):
-        self.path = path
-        self.text_field = text_field
-        self.task = task
-        self.labels = labels or []
-        self.total = float(path.stat().st_size)
-
-    @property
-    def result_columns(self) -> tuple[str, ...]:
-        from siliconlab.batch.task import RESULT_COLUMNS
-
-        return RESULT_COLUMNS[self.task]
-
-    def check(self) -> None:
-        """Refuse at once what would fail every row: a missing text column, a result column name taken.
-        A hook: formats that can read their columns before the run override it; the rest check per row."""
-        return None
-
-    @abstractmethod
-    def chunks(self, chunk_rows: int, done: set[int]) -> Iterator[Chunk]:
-        """Fixed row ranges of `chunk_rows`, skipping the chunk indexes in `done`."""
-
-    @abstractmethod
-    def write_part(self, path: Path, chunk: Chunk, good: list[int], columns: dict[str, list[Any]]) -> None:
-        """One chunk's answered rows with their result columns, in this format."""
-
-    def assemble(self, parts: list[Path], out: Path) -> None:
-        """Concatenate text parts in order (Parquet overrides)."""
-        with open(out, "wb") as target:
-            self._header(target)
-            for part in parts:
-                with open(part, "rb") as source:
-                    while block := source.read(1 << 20):
-                        target.write(block)
-
-    def _header(self, target: Any) -> None:
-        """Bytes before the first part (CSV's header line); none by default."""
-        return None
-
-    def _collision(self, names: list[str]) -> None:
-        taken = [c for c in self.result_columns if c in names]
-        if taken:
-            raise UsageError(
-                f"{self.path.name} already has a column named {', '.join(repr(t) for t in taken)}, "
-                "which the results would overwrite: rename it first"
-            )
 
 
 class JsonlFormat(Format):
@@ -280,10 +202,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def open_format(path: Path, text_field: str, task: str, labels: list[str] | None = None) -> Format:
-    """The reader/writer for `path`, checked against the text field (and result column names)."""
-    from siliconlab.batch.parquet import ParquetFormat
-
+def open_format(path: Path, text_field: str, task: Task, labels: list[str] | None = None) -> Format:
+    """The reader/writer for `path`, checked against the text field (and the task's result column names)."""
     kinds = {"jsonl": JsonlFormat, "csv": CsvFormat, "parquet": ParquetFormat}
     handler = kinds[format_of(path, "--input")](path, text_field, task, labels)
     handler.check()

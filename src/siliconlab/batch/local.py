@@ -25,7 +25,6 @@ from siliconlab.batch.job import (
 from siliconlab.batch.journal import Journal
 from siliconlab.batch.npy import NpyOutput
 from siliconlab.batch.task import TaskRunner
-from siliconlab.errors import UsageError
 
 _RUNNERS: dict[tuple[str, str, int | None], TaskRunner] = {}
 
@@ -60,8 +59,6 @@ def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: O
     )
     handler = open_format(options.input, options.text_field, runner.task, runner.labels)
     if options.out.suffix.lower() == ".npy":
-        if runner.task != "embedding":
-            raise UsageError(f"--out .npy holds embeddings; '{options.model}' is a {runner.task} model")
         handler = NpyOutput(handler)
     if journal is None:
         journal = Journal.create(options.out, resume.stamp, resume.command, runner.unit)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab.batch.io import Chunk, Format
+from siliconlab.batch.format import Chunk, Format
+from siliconlab.errors import UsageError
 
 
 class NpyOutput:
@@ -20,6 +21,11 @@ class NpyOutput:
 
     def __init__(self, reader: Format):
         self.reader = reader
+        vectors = [column.name for column in reader.columns if column.kind == "vector"]
+        if len(vectors) != 1:
+            raise UsageError(f"--out .npy holds embeddings; '{reader.task.name}' models answer "
+                             f"{', '.join(reader.result_columns)}")  # fmt: skip
+        self.column = vectors[0]
         self.total = reader.total
         self.progress_unit = reader.progress_unit
 
@@ -27,7 +33,7 @@ class NpyOutput:
         return self.reader.chunks(chunk_rows, done)
 
     def write_part(self, path: Path, chunk: Chunk, good: list[int], columns: dict[str, list[Any]]) -> None:
-        vectors = columns.get("embedding", [])
+        vectors = columns.get(self.column, [])
         block = np.full((chunk.count, len(vectors[0]) if vectors else 0), np.nan, dtype=np.float32)
         for row, vector in zip(good, vectors):
             block[row] = vector

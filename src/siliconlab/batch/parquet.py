@@ -1,5 +1,6 @@
-"""Parquet in and out with pyarrow, a row group's worth at a time: results become typed columns
-(embedding: list<float32>; label: string; score: float64; scores: a struct with one float64 per label)."""
+"""Parquet in and out with pyarrow, a row group's worth at a time: results become typed columns by the task's
+column kinds (vector: list<float32>, e.g. embedding; str: string, e.g. label; float: float64, e.g. score; map:
+a struct with one float64 per label, e.g. scores)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab.batch.io import Chunk, Format
+from siliconlab.batch.format import Chunk, Format
 from siliconlab.errors import UsageError
+from siliconlab.tasks.task import Column
 
 
 class ParquetFormat(Format):
@@ -65,16 +67,9 @@ class ParquetFormat(Format):
         return chunk
 
     def result_schema(self) -> Any:
-        import pyarrow as pa
-
-        if self.task == "embedding":
-            fields = [pa.field("embedding", pa.list_(pa.float32()))]
-        else:
-            scores = pa.struct([pa.field(label, pa.float64()) for label in self.labels])
-            fields = [pa.field("label", pa.string()), pa.field("score", pa.float64()), pa.field("scores", scores)]
         schema = self.schema
-        for item in fields:
-            schema = schema.append(item)
+        for column in self.columns:
+            schema = schema.append(_arrow_field(column))
         return schema
 
     def write_part(self, path: Path, chunk: Chunk, good: list[int], columns: dict[str, list[Any]]) -> None:
@@ -82,8 +77,9 @@ class ParquetFormat(Format):
         import pyarrow.parquet as pq
 
         table = chunk.rows.take(pa.array(good, type=pa.int64()))
+        kinds = {column.name: column for column in self.columns}
         for name, values in columns.items():
-            table = table.append_column(name, _arrow_column(name, values, self.labels))
+            table = table.append_column(name, _arrow_column(kinds[name], values))
         pq.write_table(table.cast(self.result_schema()), path)
 
     def assemble(self, parts: list[Path], out: Path) -> None:
@@ -94,15 +90,24 @@ class ParquetFormat(Format):
                 writer.write_table(pq.read_table(part))
 
 
-def _arrow_column(name: str, values: list[Any], labels: list[str]) -> Any:
+def _arrow_field(column: Column) -> Any:
     import pyarrow as pa
 
-    if name == "embedding":
+    kinds = {"vector": pa.list_(pa.float32()), "str": pa.string(), "float": pa.float64(),
+             "map": pa.struct([pa.field(key, pa.float64()) for key in column.keys])}  # fmt: skip
+    return pa.field(column.name, kinds[column.kind])
+
+
+def _arrow_column(column: Column, values: list[Any]) -> Any:
+    import pyarrow as pa
+
+    if column.kind == "vector":
         width = len(values[0]) if values else 0
         flat = np.asarray(values, dtype=np.float32).reshape(-1)
         offsets = np.arange(len(values) + 1, dtype=np.int32) * width
         return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float32()))
-    if name == "scores":
-        arrays = [pa.array([row[label] for row in values], type=pa.float64()) for label in labels]
-        return pa.StructArray.from_arrays(arrays, names=labels) if labels else pa.array([{}] * len(values))
-    return pa.array(values, type=pa.string() if name == "label" else pa.float64())
+    if column.kind == "map":
+        keys = list(column.keys)
+        arrays = [pa.array([row[key] for row in values], type=pa.float64()) for key in keys]
+        return pa.StructArray.from_arrays(arrays, names=keys) if keys else pa.array([{}] * len(values))
+    return pa.array(values, type=_arrow_field(column).type)

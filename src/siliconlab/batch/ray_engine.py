@@ -14,7 +14,7 @@ Why not Ray Data: its blocks are not our chunks, so results (int8 units quantise
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siliconlab.batch.io import Chunk, Format, open_format
 from siliconlab.batch.job import (
@@ -33,7 +33,11 @@ from siliconlab.batch.job import (
 )
 from siliconlab.batch.journal import Journal
 from siliconlab.batch.ray_placement import ChunkActor, Slot, alive_nodes, needs_gpu, plan
+from siliconlab.batch.task import check_batchable
 from siliconlab.errors import SiliconlabError, UsageError
+
+if TYPE_CHECKING:
+    from siliconlab.tasks.task import Task
 
 #: Chunks queued per actor: one answered while the next is in flight keeps an actor busy through the driver's
 #: commit (a few ms of fsyncs) without holding many chunks' rows in the driver.
@@ -42,21 +46,16 @@ IN_FLIGHT = 2
 READY_S = 600.0
 
 
-def describe(model: str) -> tuple[str, list[str]]:
+def describe(model: str) -> tuple[Task, list[str]]:
     """(task, labels) on the driver without loading weights: the actors load the model, the driver only writes."""
     from siliconlab.models import resolve
-    from siliconlab.models.base import head_spec
-    from siliconlab.tasks.loader import TASK_MODELS, labels_of
+    from siliconlab.models.hf_directory import task_of as head_of_config
+    from siliconlab.tasks.registry import task_claiming, task_for_head
 
-    task = TASK_MODELS.get(model)
     source = resolve(model)
-    if task is None:
-        names = getattr(source.config, "architectures", None) or []
-        classifier = head_spec(source.config) is not None or any(n.endswith("ForSequenceClassification") for n in names)
-        task = "classification" if classifier else "embedding"
-    if task not in ("embedding", "classification"):
-        raise UsageError(f"model '{model}' is a {task} model; batch runs embedding or classification models")
-    return task, labels_of(source.config) if task == "classification" else []
+    task = task_claiming(model) or task_for_head(head_of_config(source.config))
+    check_batchable(model, task)
+    return task, task.labels(source.config)
 
 
 def run_job(

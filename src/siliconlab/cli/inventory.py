@@ -75,7 +75,7 @@ def models(
                 "source": source.source,
                 "purpose": source.purpose,
                 "architecture_only": source.architecture_only,
-                "accuracy": latest_accuracy(name) if described["task"] == "classification" else None,
+                "accuracy": latest_accuracy(name) if _evaluable(described["task"]) else None,
             }
         )
         if name == DEFAULT_MODEL:
@@ -116,8 +116,15 @@ def _chat_row(minilm: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _evaluable(task: str) -> bool:
+    """Whether `siliconlab eval` measures models of this task (the registry's task of that name answers labels)."""
+    from siliconlab.tasks.registry import tasks
+
+    return any(t.name == task and t.evaluable for t in tasks())
+
+
 def _accuracy_cell(row: dict[str, Any], wide: bool = True) -> str:
-    if row["task"] != "classification":
+    if not _evaluable(row["task"]):
         return ""
     found = row.get("accuracy")
     if not found:

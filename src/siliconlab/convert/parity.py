@@ -117,7 +117,7 @@ def reference_outputs(model: LoadedModel, texts: list[str]) -> Reference:
             result = module(torch.from_numpy(ids), torch.from_numpy(mask))
             outputs.append({name: t.numpy()[0] for name, t in zip(model.output_names, result)})
     reference = Reference(texts=list(texts), single=outputs)
-    if model.task == "classification":
+    if model.head.classifier:
         from siliconlab.data import agreement_texts
         from siliconlab.models.reference import TorchRunner
 

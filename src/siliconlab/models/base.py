@@ -14,11 +14,30 @@ if TYPE_CHECKING:
 
 Task = Literal["embedding", "classification"]
 
-#: Output names per task; every unit returns exactly these, in this order.
-OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
-    "embedding": ("token_states", "sentence_embedding"),
-    "classification": ("logits",),
-}
+
+@dataclass(frozen=True)
+class Head:
+    """What an encoder's graph ends in. Units, parity and conversion ask this, never a task's name: the tasks
+    (tasks/registry.py) sit above them and may put any answer on top of either head."""
+
+    name: str  # the manifest's and `siliconlab models`' "task" value
+    output_names: tuple[str, ...]  # what every unit returns, in this order
+    classifier: bool  # class logits from a classification head, rather than a mean-pooled sentence embedding
+    auto_class: str  # the transformers factory that builds it from a config
+    answer: str  # the output one row per text comes from (what an exported or served model returns)
+
+
+EMBEDDING_HEAD = Head("embedding", ("token_states", "sentence_embedding"), False, "AutoModel", "sentence_embedding")
+CLASSIFIER_HEAD = Head("classification", ("logits",), True, "AutoModelForSequenceClassification", "logits")
+HEADS: dict[str, Head] = {head.name: head for head in (EMBEDDING_HEAD, CLASSIFIER_HEAD)}
+
+#: Output names per head name; every unit returns exactly these, in this order.
+OUTPUT_NAMES: dict[str, tuple[str, ...]] = {name: head.output_names for name, head in HEADS.items()}
+
+
+def head_for_outputs(output_names: Iterable[str]) -> Head:
+    """The head a runner's (or a manifest's) outputs come from."""
+    return CLASSIFIER_HEAD if "logits" in output_names else EMBEDDING_HEAD
 
 
 @dataclass
@@ -34,8 +53,12 @@ class LoadedModel:
     config: Any = field(repr=False, default=None)
 
     @property
+    def head(self) -> Head:
+        return HEADS[self.task]
+
+    @property
     def output_names(self) -> tuple[str, ...]:
-        return OUTPUT_NAMES[self.task]
+        return self.head.output_names
 
     @property
     def num_heads(self) -> int:
@@ -82,9 +105,9 @@ def hash_files(paths: Iterable[Path], root: Path, extra: str = "") -> str:
 def count_params(config: Any, task: Task) -> int:
     """Parameter count from the config alone (meta device: no memory, no time)."""
     import torch
-    from transformers import AutoModel, AutoModelForSequenceClassification
+    import transformers
 
-    factory = AutoModelForSequenceClassification if task == "classification" else AutoModel
+    factory = getattr(transformers, HEADS[task].auto_class)
     with torch.device("meta"):
         model = factory.from_config(config)
     return sum(p.numel() for p in model.parameters())
@@ -108,3 +131,12 @@ def head_spec(config: Any) -> dict[str, Any] | None:
     """The `siliconlab_head` entry of a config (object or dict), or None for a plain encoder."""
     spec = config.get(HEAD_KEY) if isinstance(config, dict) else getattr(config, HEAD_KEY, None)
     return spec if isinstance(spec, dict) else None
+
+
+def labels_of(config: Any) -> list[str]:
+    """Class names in logit order: our head's labels, else the config's id2label."""
+    head = head_spec(config)
+    if head is not None:
+        return list(head["labels"])
+    id2label = getattr(config, "id2label", None) or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from siliconlab.errors import UsageError
-from siliconlab.models.base import LoadedModel, ModelSource, Task, count_params, hash_files, max_length_of
+from siliconlab.models.base import HEADS, LoadedModel, ModelSource, Task, count_params, hash_files, max_length_of
 from siliconlab.models.remote_code import refuse_remote_code
 
 #: Files that determine the model's function; READMEs and such do not change the hash.
@@ -54,7 +54,8 @@ def task_of(config: Any) -> Task:
 def load_hf_model(path: Path, attn_implementation: str = "sdpa") -> Any:
     """A fp32 eval-mode model from a HF folder: encoder, *ForSequenceClassification, or encoder + our head."""
     import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+    import transformers
+    from transformers import AutoConfig
 
     from siliconlab.models.heads import MeanPoolClassifier, head_spec
 
@@ -63,7 +64,7 @@ def load_hf_model(path: Path, attn_implementation: str = "sdpa") -> Any:
     config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     if head_spec(config) is not None:
         return MeanPoolClassifier.from_pretrained(path, **kwargs).eval()
-    factory = AutoModelForSequenceClassification if task_of(config) == "classification" else AutoModel
+    factory = getattr(transformers, HEADS[task_of(config)].auto_class)
     return factory.from_pretrained(path, **kwargs).eval()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from siliconlab.models.base import Task
+from siliconlab.models.base import HEADS, Task
 
 
 def mean_pool_normalize(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -26,11 +26,12 @@ class EncoderWithHead(torch.nn.Module):
         super().__init__()
         self.model = model
         self.task = task
+        self.classifier = HEADS[task].classifier
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         token_type_ids = torch.zeros_like(input_ids)
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        if self.task == "classification":
+        if self.classifier:
             return (out.logits,)
         states = out.last_hidden_state
         return states, mean_pool_normalize(states, attention_mask)

@@ -32,7 +32,7 @@ import numpy as np
 
 from siliconlab.errors import SiliconlabError
 from siliconlab.log import log
-from siliconlab.serve.models import NO_KEY, BadRequest, Binding, Request, Spec, error_response, key_given
+from siliconlab.serve.binding import NO_KEY, BadRequest, Binding, Request, Spec, error_response, key_given
 
 #: The request parameter the model file's patch sets to the request's cancellation key.
 STREAM_KEY = "siliconlab_stream_key"
@@ -48,10 +48,6 @@ STREAM_INPUTS = [
     Spec("max_tokens", np.int32, (1,), optional=True),
 ]
 STREAM_OUTPUTS = [Spec("text", bytes, (1,)), Spec("stats", bytes, (1,))]
-
-
-def is_generative(pipeline: Any) -> bool:
-    return pipeline.task == "chat" and "stream" in getattr(pipeline, "methods", ())
 
 
 def check_stream_request(request: Request) -> tuple[Any, int | None]:

@@ -294,7 +294,7 @@ class Front:
     def __init__(self, server: Any, bindings: list[Any], host: str, port: int):
         from siliconlab.serve.server import _url_host
 
-        texts = [b for b in bindings if b.task == "embedding" and b.inputs[0].name == "text"]
+        texts = [b for b in bindings if b.openai_embeddings]
         widths = {b.name: b.outputs[0].shape[0] for b in texts}
         chats = {b.name: int(b.parameters["max_tokens_limit"]) for b in bindings if b.decoupled}
         stops = {b.name: b.infer.cancel_dir for b in bindings if b.decoupled and b.infer.cancel_dir is not None}

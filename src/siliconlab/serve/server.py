@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from siliconlab.errors import SiliconlabError
+from siliconlab.serve.binding import CODE_KEY, ERROR_KEY, Binding
 from siliconlab.serve.config import ServeOptions, free_port
-from siliconlab.serve.models import CODE_KEY, ERROR_KEY, Binding
 
 #: Appended to the generated model.py: a response carrying the reserved keys becomes that request's error,
 #: with the code the callable chose (INVALID_ARG -> HTTP 400 / gRPC INVALID_ARGUMENT, INTERNAL -> 500).

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab.errors import SiliconlabError
+from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.tasks.embedding import EmbeddingPipeline
-from siliconlab.tasks.pipeline import Pipeline, as_list
+from siliconlab.tasks.pipeline import Pipeline, Prepared, as_list
+from siliconlab.tasks.task import Column, Loading, Task
 from siliconlab.text import check_text
 
 #: Cosine below which the best match is not an answer (paraphrases of a prompt score ~0.7, unrelated text ~0).
@@ -88,13 +89,43 @@ class RetrievalChat(Pipeline):
             raise SiliconlabError("reply() answers one message at a time")
         message = check_text(items[0], "the message")
         begin = time.perf_counter()
-        query = self.embedder.encode([message])[0]
+        answer = self.match(self.embedder.encode([message])[0])
+        ms = (time.perf_counter() - begin) * 1e3
+        self.last_ms = ms
+        return answer | {"unit": self.unit, "ms": ms}
+
+    def match(self, query: np.ndarray) -> dict[str, Any]:
+        """{reply, score, matched, category, answered} for one message's embedding."""
         scores = self._prompts @ query
         best = int(np.argmax(scores))
         score = float(scores[best])
         prompt, answer, category = self.pairs[best]
-        ms = (time.perf_counter() - begin) * 1e3
-        self.last_ms = ms
         answered = score >= THRESHOLD
         return {"reply": answer if answered else NO_ANSWER, "score": score, "matched": prompt, "category": category,
-                "answered": answered, "unit": self.unit, "ms": ms}  # fmt: skip
+                "answered": answered}  # fmt: skip
+
+
+class RetrievalChatTask(Task):
+    """chat-retrieval: the reply of the most similar known prompt, on a served or loaded minilm."""
+
+    name = "chat"
+    pipeline_class = RetrievalChat
+    models = ("chat-retrieval",)
+    stands_on = "minilm"
+
+    def load(self, name: str, unit: str, cache: Path | None, threads: int | None, using: Loading) -> Pipeline:
+        return self.over(using.load(self.stands_on, unit, cache, threads))
+
+    def over(self, pipeline: Pipeline) -> Pipeline:
+        if not isinstance(pipeline, EmbeddingPipeline):
+            raise UsageError(f"chat-retrieval stands on an embedding model, not on '{pipeline.model}'")
+        return RetrievalChat(pipeline)
+
+    def columns(self, labels: list[str], width: int) -> list[Column]:
+        return [Column("reply", "str"), Column("score", "float"), Column("matched", "str")]
+
+    def serve_answer(self, pipeline: Pipeline, prepared: Prepared) -> dict[str, list[Any]]:
+        """One reply per prepared message: the embedder runs them as one batch, each is matched alone."""
+        assert isinstance(pipeline, RetrievalChat)
+        answers = [pipeline.match(query) for query in pipeline.embedder.run_prepared(prepared, "sentence_embedding")]
+        return {key: [answer[key] for answer in answers] for key in ("reply", "score", "matched")}

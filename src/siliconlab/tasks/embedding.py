@@ -16,6 +16,7 @@ import numpy as np
 
 from siliconlab.errors import UsageError
 from siliconlab.tasks.pipeline import Pipeline, as_list, warn_bad_items
+from siliconlab.tasks.task import Column, Task
 
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings")
 
@@ -161,3 +162,21 @@ def _unit_rows(tensor: Any) -> Any:
     import torch
 
     return torch.nn.functional.normalize(tensor, p=2.0, dim=1)
+
+
+class EmbeddingTask(Task):
+    """Sentence embeddings: one unit-length float32 vector per text (the `sentence_embedding` output)."""
+
+    name = "embedding"
+    pipeline_class = EmbeddingPipeline
+    models = ("minilm",)
+    head = "embedding"
+    output = "sentence_embedding"
+    token_ids_model = True
+    openai_embeddings = True
+
+    def columns(self, labels: list[str], width: int) -> list[Column]:
+        return [Column("embedding", "vector", width)]
+
+    def answer(self, values: np.ndarray, labels: list[str]) -> dict[str, list[Any]]:
+        return {"embedding": list(values)}

@@ -121,10 +121,10 @@ def failing_pipeline(model: str, unit: str, work: Path, cache: Path | None, thre
     from siliconlab.bench.machine import default_threads
     from siliconlab.convert.pipeline import Converter
     from siliconlab.models import resolve
-    from siliconlab.models.base import head_spec, max_length_of
+    from siliconlab.models.base import head_for_outputs, head_spec, max_length_of
     from siliconlab.paths import default_cache
-    from siliconlab.tasks.loader import labels_of
-    from siliconlab.tasks.pipeline import ClassifierPipeline, Loaded
+    from siliconlab.tasks.pipeline import Loaded
+    from siliconlab.tasks.registry import task_claiming, task_for_head
     from siliconlab.units import get_unit
 
     source, chosen, threads = resolve(model), get_unit(unit), threads or default_threads()
@@ -132,15 +132,18 @@ def failing_pipeline(model: str, unit: str, work: Path, cache: Path | None, thre
     runner = chosen.load(work, threads)
     tokenizer = AutoTokenizer.from_pretrained(work, trust_remote_code=False)
     truncation = (head_spec(source.config) or {}).get("truncation", "head")
-    loaded = Loaded(source.name, "classification", unit, runner, tokenizer, max_length_of(source.config, tokenizer),
-                    None, labels_of(source.config), "eval only: failed its parity gate", truncation)  # fmt: skip
-    return ClassifierPipeline(loaded)
+    head = head_for_outputs(runner.output_names)
+    task = task_claiming(model) or task_for_head(head.name)
+    loaded = Loaded(source.name, head.name, unit, runner, tokenizer, max_length_of(source.config, tokenizer),
+                    None, task.labels(source.config), "eval only: failed its parity gate", truncation)  # fmt: skip
+    return task.pipeline(loaded)
 
 
 def _measure(pipeline: Any, unit: str, data: EvalData) -> dict[str, Any]:
-    if pipeline.task != "classification":
-        raise UsageError(f"model '{pipeline.model}' is a {pipeline.task} model: eval needs a classifier")
-    labels = pipeline.loaded.labels
+    from siliconlab.tasks.registry import task_of
+
+    task = task_of(pipeline)
+    labels = task.answer_labels(pipeline)
     unknown = sorted(set(data.labels) - set(labels))
     if unknown:
         raise UsageError(
@@ -150,15 +153,14 @@ def _measure(pipeline: Any, unit: str, data: EvalData) -> dict[str, Any]:
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # one truncation notice per long review would bury the table; counted below
     try:
-        pipeline.classify(data.texts[:8])  # warm-up: first-call allocations are not the unit's speed
+        task.predict(pipeline, data.texts[:8])  # warm-up: first-call allocations are not the unit's speed
         begin = time.perf_counter()
-        answers = pipeline.classify(data.texts)
+        predicted = task.predict(pipeline, data.texts)
         seconds = time.perf_counter() - begin
     finally:
         quiet.setLevel(level)
-    result = metrics(data.labels, [a["label"] for a in answers], labels)
-    lengths = [len(ids) for ids in pipeline.loaded.tokenizer(data.texts)["input_ids"]]
-    truncated = sum(length > pipeline.loaded.max_length for length in lengths)
+    result = metrics(data.labels, predicted, labels)
+    truncated = sum(pipeline.prepare(data.texts).truncated)
     return {"unit": unit, **result, "ms_per_text": seconds * 1e3 / len(data.texts), "texts": len(data.texts),
             "truncated": truncated, "max_tokens": pipeline.loaded.max_length}  # fmt: skip
 

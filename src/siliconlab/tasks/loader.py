@@ -7,20 +7,18 @@ from typing import Any
 
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
-from siliconlab.tasks.embedding import EmbeddingPipeline
-from siliconlab.tasks.pipeline import ClassifierPipeline, Loaded, Pipeline
+from siliconlab.models.base import labels_of
+from siliconlab.tasks.pipeline import Loaded, Pipeline
+from siliconlab.tasks.registry import task_claiming, task_for_head, task_models
+from siliconlab.tasks.task import Loading
 
 #: Built-in task model names and what they do (any local directory works too: its config says which task).
-TASK_MODELS = {
-    "minilm": "embedding",
-    "sentiment": "classification",
-    "spam": "classification",
-    "chat-retrieval": "chat",
-    "smollm2-chat": "chat",
-}
+TASK_MODELS = task_models()
 
 #: (model, unit) pairs whose "could not serve" warning was already said in this process.
 _WARNED: set[tuple[str, str]] = set()
+
+__all__ = ["TASK_MODELS", "labels_of", "load", "load_unit"]
 
 
 def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Pipeline:
@@ -32,32 +30,13 @@ def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, th
 
 
 def _load(name: str, unit: str, cache: Path | None, threads: int | None) -> Pipeline:
-    if name == "chat-retrieval":
-        from siliconlab.tasks.chat import RetrievalChat
-
-        return RetrievalChat(_load("minilm", unit, cache, threads))
-    generative = _generative_source(name)
-    if generative is not None:
-        from siliconlab.bench.machine import default_threads
-        from siliconlab.paths import default_cache
-        from siliconlab.tasks.generate import load_generative
-
-        if threads is not None and threads < 1:
-            raise UsageError(f"threads must be >= 1, got {threads}")
-        cache = Path(cache) if cache is not None else default_cache()
-        return load_generative(generative, unit, cache, threads or default_threads())
+    """The task claiming `name` loads it; else an encoder on a unit, as the task of its head."""
+    using = Loading(_load, load_unit)
+    task = task_claiming(name)
+    if task is not None:
+        return task.load(name, unit, cache, threads, using)
     loaded = load_unit(name, unit, cache, threads)
-    return ClassifierPipeline(loaded) if loaded.task == "classification" else EmbeddingPipeline(loaded)
-
-
-def _generative_source(name: str) -> Any:
-    """The model source when `name` is a generative model (smollm2-chat, gpt2, a causal-LM folder), else None."""
-    from siliconlab.models import BUILTIN, is_generative, resolve
-
-    if name in BUILTIN or Path(name).expanduser().is_dir():
-        source = resolve(name)
-        return source if is_generative(source) else None
-    return None
+    return task_for_head(loaded.task).pipeline(loaded)
 
 
 def load_unit(name: str, unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Loaded:
@@ -106,27 +85,16 @@ def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loa
     from transformers import AutoTokenizer
 
     from siliconlab.convert.pipeline import Converter, load_artifact
-    from siliconlab.models.base import head_spec, max_length_of
+    from siliconlab.models.base import head_for_outputs, head_spec, max_length_of
 
     outcome = Converter(source, cache, threads).convert_unit(unit)
     if not outcome.ok:
         raise SiliconlabError(outcome.error or f"conversion for {unit.name} failed")
     runner, _ = load_artifact(outcome.artifact_dir, unit, threads)
     tokenizer = AutoTokenizer.from_pretrained(outcome.artifact_dir, trust_remote_code=False)
-    task = "classification" if "logits" in runner.output_names else "embedding"
-    labels = labels_of(source.config) if task == "classification" else []
+    head = head_for_outputs(runner.output_names)
+    labels = labels_of(source.config) if head.classifier else []
     limit = max_length_of(source.config, tokenizer)
     truncation = (head_spec(source.config) or {}).get("truncation", "head")
-    return Loaded(source.name, task, unit.name, runner, tokenizer, limit, outcome.artifact_dir, labels, why,
+    return Loaded(source.name, head.name, unit.name, runner, tokenizer, limit, outcome.artifact_dir, labels, why,
                   truncation)  # fmt: skip
-
-
-def labels_of(config: Any) -> list[str]:
-    """Class names in logit order: our head's labels, else the config's id2label."""
-    from siliconlab.models.base import head_spec
-
-    head = head_spec(config)
-    if head is not None:
-        return list(head["labels"])
-    id2label = getattr(config, "id2label", None) or {}
-    return [str(id2label[key]) for key in sorted(id2label, key=int)]

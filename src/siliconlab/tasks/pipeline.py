@@ -8,6 +8,7 @@ pipeline from many threads.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import warnings
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from siliconlab.errors import SiliconlabError, UsageError
-from siliconlab.text import check_text, encode
+from siliconlab.log import log
+from siliconlab.text import check_text, padded, tokenize
 
 #: Texts per runner call: large enough to amortise per-call overhead, small enough to bound padding.
 BATCH = 32
@@ -44,6 +46,27 @@ class Loaded:
     labels: list[str] = field(default_factory=list)
     why_unit: str = ""
     truncation: str = "head"  # how long texts are cut (text.encode); a task head says which it was trained on
+
+
+@dataclass
+class Prepared:
+    """Texts checked and tokenized once (what TEI and infinity do per request): every front (API, serve, batch)
+    prepares a request's texts once, then runs the token rows; nothing tokenizes or checks them again."""
+
+    rows: list[list[int]]  # token ids per good text, cut to the model's window (special tokens kept)
+    tokens: list[int]  # each good text's token count before the cut
+    good: list[int]  # the good texts' positions in what was given
+    errors: dict[int, str] = field(default_factory=dict)  # the bad texts' positions and why
+    max_length: int = 0
+
+    @property
+    def truncated(self) -> list[bool]:
+        return [count > self.max_length for count in self.tokens]
+
+
+#: A text longer than this many characters per window token is cut to its first `max_length` words before
+#: tokenizing (a 1 MB text takes long to tokenize and the model sees only its head).
+CLIP_CHARS_PER_TOKEN = 16
 
 
 class Pipeline:
@@ -108,33 +131,91 @@ class Pipeline:
         _, errors = self._answer(texts, max_rows, progress, keep)
         return rows, errors
 
+    def prepare(self, texts: list[Any], name: str | None = None, start: int = 0) -> Prepared:
+        """Check and tokenize `texts` once: bad items (not a str, empty, undecodable) get a reason instead.
+
+        Items are named "the text" / "text i" (i from `start`: texts[0] is item `start` of a longer list), or
+        all `name` when given (batch: "field 'text'")."""
+        good, errors, checked = [], {}, []
+        single = len(texts) == 1 and start == 0
+        for index, text in enumerate(texts):
+            try:
+                checked.append(check_text(text, name or ("the text" if single else f"text {start + index}")))
+                good.append(index)
+            except UsageError as exc:
+                errors[index] = str(exc)
+        loaded = self.loaded
+        if not checked:
+            return Prepared([], [], good, errors, loaded.max_length)
+        clipped = [_clip(text, loaded.max_length) for text in checked] if loaded.truncation == "head" else checked
+        rows, tokens = tokenize(loaded.tokenizer, clipped, loaded.max_length, loaded.truncation)
+        for index, (text, cut) in enumerate(zip(checked, clipped)):
+            if cut is not text and tokens[index] <= loaded.max_length:  # the cut did not overflow: the whole text
+                (rows[index],), (tokens[index],) = tokenize(loaded.tokenizer, [text], loaded.max_length)
+        return Prepared(rows, tokens, good, errors, loaded.max_length)
+
+    def run_prepared(
+        self, prepared: Prepared, output: str, groups: list[list[int]] | None = None, max_rows: int | None = None
+    ) -> np.ndarray:
+        """The runner's `output`, one float32 row per prepared row (in `prepared.rows` order), in runner calls
+        of `groups` (row positions; by default the pipeline's own length-sorted plan)."""
+        values: np.ndarray | None = None
+
+        def keep(index: list[int], out: dict[str, Any], _: np.ndarray) -> None:
+            nonlocal values
+            rows = np.asarray(out[output], dtype=np.float32)
+            if values is None:
+                values = np.empty((len(prepared.rows), rows.shape[1]), dtype=np.float32)
+            values[index] = rows
+
+        self._run_rows(prepared.rows, keep, groups, max_rows)
+        return values if values is not None else np.empty((0, 0), dtype=np.float32)
+
+    def run_padded(self, ids: np.ndarray, mask: np.ndarray, output: str) -> np.ndarray:
+        """The runner's `output` for token ids the caller tokenized and padded (serve's token-ids model), under
+        the pipeline's runner lock."""
+        with self._lock:
+            out = self.loaded.runner.run(ids, mask)
+        return np.asarray(out[output], dtype=np.float32)
+
+    def _run_rows(
+        self, rows: list[list[int]], take: Any, groups: list[list[int]] | None = None, max_rows: int | None = None,
+        bar: Any = None,
+    ) -> None:  # fmt: skip
+        """Pad each group of token rows to its longest and run it; `take(positions, outputs, mask)` per call."""
+        if groups is None:
+            groups = self._groups(np.array([len(row) for row in rows]), max_rows)
+        for group in groups:
+            ids, mask = padded(self.loaded.tokenizer, [rows[i] for i in group])
+            with self._lock:
+                out = self.loaded.runner.run(ids, mask)
+            take(group, out, mask)
+            if bar is not None:
+                bar.update(len(group))
+
     def _answer(
         self, texts: list[Any], max_rows: int | None, progress: bool, take: Any
     ) -> tuple[list[int], dict[int, str]]:
-        """Run the good texts through the runner in length-sorted calls; `take(indices, outputs, mask)` per call."""
-        good, errors = _checked(texts)
-        if not good:
-            return good, errors
-        left = getattr(self.loaded.tokenizer, "padding_side", "right") == "left"
-        bar = _progress(len(good), progress)
+        """Prepare the texts a window at a time and run them in length-sorted calls; `take(indices, outputs,
+        mask)` per call, with indices into `texts`."""
+        if not texts:
+            return [], {}
         begin = time.perf_counter()
-        for start in range(0, len(good), WINDOW):  # tokenized once per window, then cut into runner calls
-            window = good[start : start + WINDOW]
-            ids, mask = encode(
-                self.loaded.tokenizer, [texts[i] for i in window], self.loaded.max_length,
-                truncation=self.loaded.truncation,
-            )  # fmt: skip
-            lengths = mask.sum(axis=1)
-            for group in self._groups(lengths, max_rows):
-                width = int(lengths[group].max())
-                columns = slice(ids.shape[1] - width, None) if left else slice(0, width)
-                call_ids = np.ascontiguousarray(ids[group][:, columns])
-                call_mask = np.ascontiguousarray(mask[group][:, columns])
-                with self._lock:
-                    out = self.loaded.runner.run(call_ids, call_mask)
-                take([window[j] for j in group], out, call_mask)
-                if bar is not None:
-                    bar.update(len(group))
+        good: list[int] = []
+        errors: dict[int, str] = {}
+        bar = None
+        for start in range(0, len(texts), WINDOW):  # bounds the token rows held at once
+            prepared = self.prepare(texts[start : start + WINDOW], start=start)
+            if len(texts) == 1 and prepared.errors:
+                raise UsageError(prepared.errors[0])
+            window = [start + i for i in prepared.good]
+            good += window
+            errors.update({start + i: reason for i, reason in prepared.errors.items()})
+            _warn_truncated(prepared, window, len(texts) == 1)
+            if bar is None:
+                bar = _progress(len(texts), progress)
+            self._run_rows(prepared.rows, lambda group, out, mask, at=window: take([at[j] for j in group], out, mask),
+                           max_rows=max_rows, bar=bar)  # fmt: skip
         if bar is not None:
             bar.close()
         self.last_ms = (time.perf_counter() - begin) * 1e3
@@ -176,18 +257,27 @@ def as_list(texts: Any) -> tuple[list[Any], bool]:
     return list(texts), False
 
 
-def _checked(texts: list[Any]) -> tuple[list[int], dict[int, str]]:
-    good, errors = [], {}
-    single = len(texts) == 1
-    for index, text in enumerate(texts):
-        try:
-            texts[index] = check_text(text, "the text" if single else f"text {index}")
-            good.append(index)
-        except UsageError as exc:
-            errors[index] = str(exc)
-    if single and errors:
-        raise UsageError(errors[0])
-    return good, errors
+_WORD = re.compile(r"\S+")
+
+
+def _clip(text: str, max_length: int) -> str:
+    """A very long text cut after its first `max_length` words, else the text itself. Every word yields at least
+    one token, so the cut text has the same first `max_length` tokens; prepare() keeps the cut only when it
+    still overflows, which keeps the answer exact."""
+    if len(text) <= max_length * CLIP_CHARS_PER_TOKEN:
+        return text
+    for count, match in enumerate(_WORD.finditer(text), start=1):
+        if count >= max_length:
+            return text[: match.end()]
+    return text
+
+
+def _warn_truncated(prepared: Prepared, positions: list[int], single: bool) -> None:
+    for position, count in zip(positions, prepared.tokens):
+        if count > prepared.max_length:
+            log.warning("%s has %d tokens, more than the model's maximum of %d: truncated to %d",
+                        "the text" if single else f"text {position}", count, prepared.max_length,
+                        prepared.max_length)  # fmt: skip
 
 
 def _progress(total: int, show: bool) -> Any:

@@ -243,18 +243,17 @@ def _build(
 ) -> ExportResult:
     from transformers import AutoTokenizer
 
-    from siliconlab.models.base import max_length_of
-    from siliconlab.tasks.loader import labels_of
+    from siliconlab.models.base import head_for_outputs, labels_of, max_length_of
 
     manifest = json.loads((artifacts[0] / "manifest.json").read_text())
-    task = "classification" if "logits" in manifest.get("outputs", []) else "embedding"
-    result = ExportResult(repo, base, task)
+    head = head_for_outputs(manifest.get("outputs", []))
+    result = ExportResult(repo, base, head.name)
     max_length = max_length_of(source.config, AutoTokenizer.from_pretrained(artifacts[0], trust_remote_code=False))
     tokenizer = f"{base}-tokenizer"
     _tokenizer_model(repo, tokenizer, artifacts[0], batching, max_length, buckets)
     result.models.append(ExportedModel(tokenizer, "tokenizer", "python"))
-    labels = labels_of(source.config) if task == "classification" else []
-    raw_output = "logits" if task == "classification" else "sentence_embedding"
+    labels = labels_of(source.config) if head.classifier else []
+    raw_output = head.answer
     post = f"{base}-postprocess"
     text_in = [Tensor("text", "TYPE_STRING", (1,))]
     token_map = {"input_ids": "input_ids", "attention_mask": "attention_mask"}
@@ -263,7 +262,7 @@ def _build(
         graph_out = _onnx_model(repo, onnx_name, unit, artifact, batching, raw_output)
         result.models.append(ExportedModel(onnx_name, "onnx", "onnxruntime", unit.name))
         steps = [Step(tokenizer, {"text": "text"}, token_map)]
-        if task == "classification":
+        if head.classifier:
             if graph_out.dims != (len(labels),):
                 raise SiliconlabError(f"{unit.name}: logits {graph_out.dims} do not match {len(labels)} labels")
             if index == 0:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from siliconlab.models.base import Task
+from siliconlab.models.base import HEADS, Task
 from siliconlab.units.coreml.fp16 import MASK_VALUE, pooled_unit_vector
 
 #: fp16 cannot represent BERT's 1e-12; 1e-7 is what Apple's reference implementation uses.
@@ -130,7 +130,8 @@ class AneBert(nn.Module):
 
     def __init__(self, hf_model: nn.Module, task: Task):
         super().__init__()
-        bert = hf_model.bert if task == "classification" else hf_model
+        has_classifier = HEADS[task].classifier
+        bert = hf_model.bert if has_classifier else hf_model
         config = bert.config
         _check_supported(config)
         self.task = task
@@ -141,10 +142,10 @@ class AneBert(nn.Module):
         self.embed_norm = LayerNormANE.from_layer_norm(embeddings.LayerNorm)
         self.layers = nn.ModuleList(LayerANE(layer, config.num_attention_heads) for layer in bert.encoder.layer)
         #: "cls": HF's pooler ([CLS] -> dense -> tanh); "mean": siliconlab's head on the normalised mean.
-        self.pooling = getattr(hf_model, "pooling", "cls") if task == "classification" else None
+        self.pooling = getattr(hf_model, "pooling", "cls") if has_classifier else None
         if self.pooling == "cls":
             self.pooler = conv_from_linear(bert.pooler.dense)
-        if task == "classification":
+        if has_classifier:
             self.classifier = conv_from_linear(hf_model.classifier)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:

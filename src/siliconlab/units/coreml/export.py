@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from siliconlab.models.base import LoadedModel
+from siliconlab.models.base import HEADS, LoadedModel
 from siliconlab.paths import shared_mode
 from siliconlab.units.coreml.fp16 import MASK_VALUE, pooled_unit_vector
 
@@ -66,7 +66,7 @@ class CoreMLBertWrapper(torch.nn.Module):
         out = encoder(
             input_ids=ids, attention_mask=additive, token_type_ids=torch.zeros_like(ids), position_ids=positions
         )
-        if self.task == "classification" and not mean_head:
+        if HEADS[self.task].classifier and not mean_head:
             return (out.logits,)
         states = out.last_hidden_state
         weights = mask.unsqueeze(-1)  # (B, S, 1)

@@ -101,7 +101,7 @@ def _dims(tensor_type: Any) -> list[int | None]:
 
 
 def expected_output_dims(model: LoadedModel) -> dict[str, list[int | None]]:
-    if model.task == "classification":
+    if model.head.classifier:
         return {"logits": [None, int(model.config.num_labels)]}
     hidden = model.hidden_size
     return {"token_states": [None, None, hidden], "sentence_embedding": [None, hidden]}

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from siliconlab.models.base import HEADS
 from siliconlab.models.wrapper import mean_pool_normalize
 from siliconlab.ops import fp8 as fp8_math
 
@@ -179,7 +180,8 @@ class FastBert:
         triton_attention: bool = True,
     ):
         self.task = task
-        bert = hf_model.bert if task == "classification" else hf_model
+        self.classifier = HEADS[task].classifier
+        bert = hf_model.bert if self.classifier else hf_model
         config = bert.config
         check_supported(config)
         self.device = torch.device(device)
@@ -211,8 +213,8 @@ class FastBert:
         self.layers = [Layer(layer, self.dtype, self.device, fp8, eps) for layer in bert.encoder.layer]
         self.head = None
         #: "cls": HF's pooler + classifier; "mean": siliconlab's head on the normalised mean (models/heads.py).
-        self.pooling = getattr(hf_model, "pooling", "cls") if task == "classification" else None
-        if task == "classification":
+        self.pooling = getattr(hf_model, "pooling", "cls") if self.classifier else None
+        if self.classifier:
             pooler, classifier = (bert.pooler.dense if self.pooling == "cls" else None), hf_model.classifier
             tensors = (pooler.weight, pooler.bias) if pooler is not None else ()
             self.head = tuple(
@@ -276,7 +278,7 @@ class FastBert:
         if self.pooling == "mean":
             cw, cb = self.head
             return (F.linear(ops.pool(states, attention_mask), cw, cb),)
-        if self.task == "classification":
+        if self.classifier:
             pw, pb, cw, cb = self.head
             pooled = torch.tanh(F.linear(states[:, 0], pw, pb))
             return (F.linear(pooled, cw, cb),)

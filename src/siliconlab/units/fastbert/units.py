@@ -128,7 +128,7 @@ class GraphRunner(CudaRunnerMixin):
         else:
             with torch.inference_mode():
                 outputs = self.model(bucket.device_in[0], bucket.device_in[1], dense)
-        if self.model.task == "classification":
+        if self.model.classifier:
             return [outputs[0][:b]]
         return [outputs[0][:b, :s], outputs[1][:b]]
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from siliconlab.models.base import OUTPUT_NAMES
+from siliconlab.models.base import HEADS, OUTPUT_NAMES
 from siliconlab.models.hf_directory import task_of
 from siliconlab.units.base import Availability, Conversion, Unit
 
@@ -36,7 +36,7 @@ class MlxRunner:
         self.task = task_of(type("Config", (), config))
         self.output_names = OUTPUT_NAMES[self.task]
         self.head = _mean_head(artifact_dir, config)  # siliconlab's head on the normalised mean, if any
-        cls_head = self.task == "classification" and self.head is None
+        cls_head = HEADS[self.task].classifier and self.head is None
         factory = mlx_bert.BertForSequenceClassification if cls_head else mlx_bert.BertModel
         self.model = factory(config)
         mlx_bert.load_weights(self.model, artifact_dir)
@@ -51,7 +51,7 @@ class MlxRunner:
         if self.head is not None:
             weight, bias = self.head
             outputs = [self._pool(self.model(ids, mask), mask) @ weight.T + bias]
-        elif self.task == "classification":
+        elif HEADS[self.task].classifier:
             outputs = [self.model(ids, mask)]
         else:
             states = self.model(ids, mask)

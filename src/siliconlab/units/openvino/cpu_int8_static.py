@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siliconlab.cpu_features import detect
+from siliconlab.models.base import HEADS
 from siliconlab.units.base import INT8_COSINE_MIN, Availability, Conversion, Unit
 from siliconlab.units.openvino.cpu import (
     ARTIFACT,
@@ -63,7 +64,7 @@ def _check_feeds(model: LoadedModel) -> list[tuple[np.ndarray, np.ndarray]]:
     from siliconlab.text import encode
 
     excluded = set(parity_texts()) | set(calibration_texts(CALIBRATION_TEXTS)) | set(agreement_texts())
-    count = CLASSIFIER_CHECK_TEXTS if model.task == "classification" else CHECK_TEXTS
+    count = CLASSIFIER_CHECK_TEXTS if model.head.classifier else CHECK_TEXTS
     texts = [t for t in real_text_stream(count * 2, seed=5) if t not in excluded][:count]
     return [encode(model.tokenizer, [t], model.max_length, warn=False) for t in texts]
 
@@ -72,7 +73,7 @@ def _check(task: str, got: np.ndarray, want: np.ndarray) -> tuple[bool, dict[str
     """Embeddings: the worst pooled cosine; classifiers: label agreement (a cosine of two logits says little)."""
     import numpy as np
 
-    if task == "classification":
+    if HEADS[task].classifier:
         agreement = float(np.mean(got.argmax(axis=1) == want.argmax(axis=1)))
         return agreement >= CLASSIFIER_AGREEMENT_TARGET, {"label_agreement": round(agreement, 4)}
     cos = np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1) + 1e-30)

@@ -60,7 +60,7 @@ def quantize_static(
     items = calibration_items(model, texts)
     advanced = AdvancedQuantizationParameters(smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=smooth_alpha))
     names = (ffn_down_projections(ov_model) if float_ffn_down else []) + (
-        classifier_head(ov_model) if model.task == "classification" else []
+        classifier_head(ov_model) if model.head.classifier else []
     )
     ignored = nncf.IgnoredScope(names=names) if names else None
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # progress bars
