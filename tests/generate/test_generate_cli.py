@@ -51,11 +51,11 @@ def test_bench_reports_ttft_and_decode_rate(tiny_llama: Path, tmp_path: Path, ar
 
 @pytest.mark.parametrize("unit", ["onnxruntime-cpu-fp32", "onnxruntime-cpu-int8", "onnxruntime-cpu-int4"])
 def test_onnxruntime_decoders_pass_their_gates(tiny_llama: Path, artifact_cache: Path, unit: str) -> None:
-    from siliconlab.convert.generate import GenerativeConverter
+    from siliconlab.convert.pipeline import Converter
     from siliconlab.models import resolve
-    from siliconlab.units.decoders import get_decoder_unit
+    from siliconlab.units import registry
 
-    outcome = GenerativeConverter(resolve(str(tiny_llama)), artifact_cache, 1).convert_unit(get_decoder_unit(unit))
+    outcome = Converter(resolve(str(tiny_llama)), artifact_cache, 1).convert_unit(registry.get("decoder", unit))
     assert outcome.ok, outcome.error
     parity = outcome.manifest["parity"]
     assert parity["passed"] and parity["agreement"] >= parity["agreement_min"]

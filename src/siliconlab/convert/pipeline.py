@@ -20,6 +20,7 @@ from typing import Any
 
 from siliconlab import __version__
 from siliconlab.convert.integrity import check_files, file_records
+from siliconlab.convert.kinds import ParityGate, gate_for
 from siliconlab.convert.manifest import (
     MANIFEST,
     SCHEMA_VERSION,
@@ -27,7 +28,6 @@ from siliconlab.convert.manifest import (
     read_manifest,
     write_json_atomic,
 )
-from siliconlab.convert.kinds import ParityGate, gate_for
 from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.cpu_features import detect as detect_cpu
 from siliconlab.errors import SiliconlabError, UsageError
