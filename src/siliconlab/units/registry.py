@@ -119,11 +119,11 @@ _WHAT = {"encoder": "an encoder model", "decoder": "a generative model", "seq2se
 
 def classes(kind: Kind) -> dict[str, type[Unit]]:
     """name -> unit class for one kind, in registry order."""
-    return {unit.name: unit for unit in _UNITS[kind]}
+    return {name: unit for (unit_kind, name), unit in REGISTRY.items() if unit_kind == kind}
 
 
 def names(kind: Kind) -> list[str]:
-    return [unit.name for unit in _UNITS[kind]]
+    return list(classes(kind))
 
 
 def get(kind: Kind, name: str) -> Unit:
@@ -138,7 +138,7 @@ def get(kind: Kind, name: str) -> Unit:
 
 def available(kind: Kind, timing: bool = False) -> list[Unit]:
     """Every unit of `kind` that runs here (with timing: those `bench` times by default, unit.timing_availability)."""
-    units = [unit() for unit in _UNITS[kind]]
+    units = [unit() for unit in classes(kind).values()]
     return [unit for unit in units if (unit.timing_availability() if timing else unit.availability()).ok]
 
 
