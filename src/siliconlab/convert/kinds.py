@@ -30,12 +30,18 @@ class ParityGate(Protocol):
         """What every artifact of the kind carries beside the engine's files (tokenizer, config)."""
         ...
 
-    def check(self, unit: Unit, runner: Any, model: LoadedModel, reference: Any) -> dict[str, Any]:
-        """The unit's loaded artifact against the reference, as the manifest's `parity`."""
+    def check(self, unit: Unit, runner: Any, model: LoadedModel, reference: Any,
+              threshold: float | None = None) -> dict[str, Any]:  # fmt: skip
+        """The unit's loaded artifact against the reference, as the manifest's `parity`; `threshold` replaces the
+        unit's cosine gate (verify holds an artifact to the gate it was built under)."""
         ...
 
     def check_converted(self, unit: Unit, conversion: Conversion, model: LoadedModel, reference: Any) -> dict | None:
         """The PyTorch module the engine converted, when it differs from the stock model, held to the fp32 gate."""
+        ...
+
+    def summary(self, parity: dict[str, Any]) -> str:
+        """One line of figures of a parity measured by check()."""
         ...
 
     def failure(self, parity: dict[str, Any]) -> str:
@@ -63,10 +69,11 @@ class EncoderGate:
     def save_model_files(self, model: LoadedModel, work: Path) -> None:
         model.tokenizer.save_pretrained(work)
 
-    def check(self, unit: Unit, runner: Any, model: LoadedModel, reference: Any) -> dict[str, Any]:
+    def check(self, unit: Unit, runner: Any, model: LoadedModel, reference: Any,
+              threshold: float | None = None) -> dict[str, Any]:  # fmt: skip
         from siliconlab.convert.parity import check_parity
 
-        return check_parity(runner, model, reference, unit.cosine_min).to_dict()
+        return check_parity(runner, model, reference, threshold or unit.cosine_min).to_dict()
 
     def check_converted(self, unit: Unit, conversion: Conversion, model: LoadedModel, reference: Any) -> dict | None:
         if conversion.converted_module is None:
@@ -77,16 +84,16 @@ class EncoderGate:
         module_runner = TorchRunner(conversion.converted_module, output_names=model.output_names)
         return check_parity(module_runner, model, reference, conversion.converted_module_cosine_min).to_dict()
 
-    def failure(self, parity: dict[str, Any]) -> str:
+    def summary(self, parity: dict[str, Any]) -> str:
         from siliconlab.convert.parity import ParityReport
 
+        return ParityReport(**{key: value for key, value in parity.items() if key != "converted_module"}).summary()
+
+    def failure(self, parity: dict[str, Any]) -> str:
         module = parity.get("converted_module")
         if module is not None and not module["passed"]:
-            return f"converted PyTorch module parity failed: {ParityReport(**module).summary()}"
-        if parity["passed"] is False:
-            figures = {key: value for key, value in parity.items() if key != "converted_module"}
-            return f"parity failed: {ParityReport(**figures).summary()}"
-        return ""
+            return f"converted PyTorch module parity failed: {self.summary(module)}"
+        return f"parity failed: {self.summary(parity)}" if parity["passed"] is False else ""
 
     def manifest_fields(self, model: LoadedModel) -> dict[str, Any]:
         return {"task": model.task, "outputs": list(model.output_names)}
@@ -116,10 +123,11 @@ class GenerationGate:
             model.tokenizer.save_pretrained(work)
         model.config.save_pretrained(work)  # every artifact knows its architecture and context length
 
-    def check(self, unit: Unit, runner: Any, model: LoadedModel, reference: Any) -> dict[str, Any]:
+    def check(self, unit: Unit, runner: Any, model: LoadedModel, reference: Any,
+              threshold: float | None = None) -> dict[str, Any]:  # fmt: skip
         from siliconlab.convert.parity_generate import check_generation_parity
 
-        gates = (unit.agreement_min, unit.cosine_min, unit.exact_free_run)  # type: ignore[attr-defined]
+        gates = (unit.agreement_min, threshold or unit.cosine_min, unit.exact_free_run)  # type: ignore[attr-defined]
         return check_generation_parity(runner, reference, *gates).to_dict()
 
     def check_converted(self, unit: Unit, conversion: Conversion, model: LoadedModel, reference: Any) -> dict | None:
@@ -131,16 +139,16 @@ class GenerationGate:
 
         return check_generation_parity(module_runner, reference, FP32_AGREEMENT_MIN, FP32_COSINE_MIN, True).to_dict()
 
-    def failure(self, parity: dict[str, Any]) -> str:
+    def summary(self, parity: dict[str, Any]) -> str:
         from siliconlab.convert.parity_generate import GenerationParity
 
+        return GenerationParity(**{key: value for key, value in parity.items() if key != "converted_module"}).summary()
+
+    def failure(self, parity: dict[str, Any]) -> str:
         module = parity.get("converted_module")
         if module is not None and not module["passed"]:
-            return f"converted PyTorch module's generation parity failed: {GenerationParity(**module).summary()}"
-        if parity["passed"] is False:
-            figures = {key: value for key, value in parity.items() if key != "converted_module"}
-            return f"generation parity failed: {GenerationParity(**figures).summary()}"
-        return ""
+            return f"converted PyTorch module's generation parity failed: {self.summary(module)}"
+        return f"generation parity failed: {self.summary(parity)}" if parity["passed"] is False else ""
 
     def manifest_fields(self, model: LoadedModel) -> dict[str, Any]:
         return {"task": "generation", "outputs": ["logits"]}

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.tasks.pipeline import Loaded, Pipeline, as_list
 from siliconlab.text import check_text
+
+if TYPE_CHECKING:
+    from siliconlab.units.base import DecoderRunner
 
 DEFAULT_MAX_NEW_TOKENS = 128
 #: Pieces generation may run ahead of a slow reader.
@@ -204,7 +207,7 @@ def open_generative(source: Any, unit: Any, cache: Path, threads: int, why: str)
     outcome = Converter(source, cache, threads).convert_unit(unit)
     if not outcome.ok or outcome.artifact_dir is None:
         raise SiliconlabError(outcome.error or f"conversion for {unit.name} failed")
-    runner, _ = load_artifact(outcome.artifact_dir, unit, threads)
+    runner = cast("DecoderRunner", load_artifact(outcome.artifact_dir, unit, threads)[0])  # a decoder kind's unit
     folder = outcome.artifact_dir
     tokenizer = None if source.architecture_only else AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     loaded = Loaded(source.name, "chat", unit.name, runner, tokenizer, runner.max_length, outcome.artifact_dir,
