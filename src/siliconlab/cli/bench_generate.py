@@ -32,6 +32,17 @@ def bench_generation(source: Any, units: str, out: Path, cache: Path, threads: i
     for failure in result["failures"]:
         err.print(f"[red]{failure['unit']} failed[/]: {failure['error']}", highlight=False)
     console.print(f"results: {paths['json']}", highlight=False)
+    _remember(source, cache, result)
+
+
+def _remember(source: Any, cache: Path, result: dict[str, Any]) -> None:
+    """Keep this model's batch-1 decode ranking in the artifact store: `siliconlab.load(unit="best")` reads it."""
+    from siliconlab.convert.pipeline import model_folder_name
+    from siliconlab.tasks.best import write_record
+
+    path = write_record(cache / model_folder_name(source), result)
+    if path is not None:
+        err.print(f"best-unit record for `siliconlab.load('{source.name}')`: {path}", highlight=False)
 
 
 def generation_table(result: dict[str, Any]) -> Table:
