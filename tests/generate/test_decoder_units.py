@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siliconlab.convert.generate import GenerativeConverter
+from siliconlab.convert.kinds import GenerationGate
+from siliconlab.convert.pipeline import Converter
 from siliconlab.models import resolve
 from siliconlab.models.generative import RandomGenerativeSource
-from siliconlab.units.decoders import get_decoder_unit
+from siliconlab.units import registry
 from siliconlab.units.mlx.unit import APPLE_SILICON
 
 UNITS = ["openvino-cpu-fp32", "openvino-cpu-int8", "mlx"]
@@ -22,20 +23,20 @@ PROMPTS, STEPS = 3, 8
 
 
 def _available_or_skip(name: str) -> None:
-    available = get_decoder_unit(name).availability()
+    available = registry.get("decoder", name).availability()
     if not available.ok:
         pytest.skip(f"{name} cannot run here: {available.reason}")
 
 
 @pytest.fixture(scope="module")
-def llama_converter(tiny_llama: Path, artifact_cache: Path) -> GenerativeConverter:
-    return GenerativeConverter(resolve(str(tiny_llama)), artifact_cache, 1, prompts=PROMPTS, steps=STEPS)
+def llama_converter(tiny_llama: Path, artifact_cache: Path) -> Converter:
+    return Converter(resolve(str(tiny_llama)), artifact_cache, 1, gate=GenerationGate(PROMPTS, STEPS))
 
 
 @pytest.mark.parametrize("name", UNITS)
-def test_decoder_unit_passes_its_gate_and_generates_a_batch(llama_converter: GenerativeConverter, name: str) -> None:
+def test_decoder_unit_passes_its_gate_and_generates_a_batch(llama_converter: Converter, name: str) -> None:
     _available_or_skip(name)
-    unit = get_decoder_unit(name)
+    unit = registry.get("decoder", name)
     outcome = llama_converter.convert_unit(unit)
     assert outcome.ok, outcome.error
     parity = outcome.manifest["parity"]
@@ -54,7 +55,7 @@ def test_decoder_unit_passes_its_gate_and_generates_a_batch(llama_converter: Gen
         assert got.shape == expected.shape and (got == expected).mean() >= 0.5
 
 
-def _torch_greedy(converter: GenerativeConverter, prompts: np.ndarray, steps: int) -> np.ndarray:
+def _torch_greedy(converter: Converter, prompts: np.ndarray, steps: int) -> np.ndarray:
     from siliconlab.units.base import GreedyDecoderMixin
     from siliconlab.units.torch.cpu_generate import TorchDecoderRunner
 
@@ -69,9 +70,8 @@ def test_mlx_runs_gpt2_with_its_learned_positions(artifact_cache: Path) -> None:
     _available_or_skip("mlx")
     overrides = {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 64, "vocab_size": 512}
     source = RandomGenerativeSource("gpt2-tiny", "GPT2Config", "2 layers, 64 wide", overrides)
-    outcome = GenerativeConverter(source, artifact_cache, 1, prompts=PROMPTS, steps=STEPS).convert_unit(
-        get_decoder_unit("mlx")
-    )
+    converter = Converter(source, artifact_cache, 1, gate=GenerationGate(PROMPTS, STEPS))
+    outcome = converter.convert_unit(registry.get("decoder", "mlx"))
     assert outcome.ok, outcome.error
     parity = outcome.manifest["parity"]
     assert parity["passed"] and parity["agreement"] == 1.0 and parity["cosine_min"] > 0.99999
@@ -91,10 +91,10 @@ def test_mlx_refuses_an_architecture_it_does_not_implement() -> None:
 
 
 @pytest.fixture(scope="module")
-def coreml_outcome(llama_converter: GenerativeConverter):  # noqa: ANN201 - a convert.pipeline.UnitOutcome
+def coreml_outcome(llama_converter: Converter):  # noqa: ANN201 - a convert.pipeline.UnitOutcome
     """The tiny Llama through the decoder pipeline on coreml-gpu, once: converted wherever coremltools installs."""
     pytest.importorskip("coremltools", reason="coremltools is not installed (pip install -e '.[apple]')")
-    return llama_converter.convert_unit(get_decoder_unit("coreml-gpu"))
+    return llama_converter.convert_unit(registry.get("decoder", "coreml-gpu"))
 
 
 def test_coreml_decoder_converts_with_its_kv_cache_as_state(coreml_outcome) -> None:
@@ -138,14 +138,12 @@ def test_coreml_decoder_predicts_within_the_fp16_gate_on_macos(coreml_outcome) -
 def test_mlx_decoder_runs_on_metal() -> None:
     import mlx.core as mx
 
-    assert mx.metal.is_available() and get_decoder_unit("mlx").device == "gpu"
+    assert mx.metal.is_available() and registry.get("decoder", "mlx").device == "gpu"
 
 
 def test_bench_leaves_out_mlx_off_apple_silicon_unless_named() -> None:
-    from siliconlab.units.decoders import select_decoder_units
-
-    timed = [unit.name for unit in select_decoder_units("all", timing=True)]
-    assert "openvino-cpu-fp32" in timed or not get_decoder_unit("openvino-cpu-fp32").availability().ok
+    timed = [unit.name for unit in registry.select("decoder", "all", timing=True)]
+    assert "openvino-cpu-fp32" in timed or not registry.get("decoder", "openvino-cpu-fp32").availability().ok
     if not APPLE_SILICON:
         assert "mlx" not in timed
-        assert [unit.name for unit in select_decoder_units("mlx", timing=True)] == ["mlx"]
+        assert [unit.name for unit in registry.select("decoder", "mlx", timing=True)] == ["mlx"]

@@ -47,15 +47,22 @@ def test_bench_reports_ttft_and_decode_rate(tiny_llama: Path, tmp_path: Path, ar
     for row in rows:
         assert row["ttft_ms"]["p90"] >= row["ttft_ms"]["p50"] > 0 and row["peak_rss_mb"] > 0
     assert decode[8]["decode_tokens_per_s"] > 0 and decode[8]["parity"]["passed"]
+    record = artifact_cache / tiny_llama.name / ".bench-latest.json"  # what unit="best" reads (tasks/best.py)
+    try:
+        kept = json.loads(record.read_text())
+        assert kept["metric"] == "decode_tokens_per_s" and [r["unit"] for r in kept["rows"]] == ["torch-cpu-fp32"]
+        assert kept["rows"][0]["decode_tokens_per_s"] == decode[1]["decode_tokens_per_s"]
+    finally:
+        record.unlink(missing_ok=True)  # the session's other tests see the default order
 
 
 @pytest.mark.parametrize("unit", ["onnxruntime-cpu-fp32", "onnxruntime-cpu-int8", "onnxruntime-cpu-int4"])
 def test_onnxruntime_decoders_pass_their_gates(tiny_llama: Path, artifact_cache: Path, unit: str) -> None:
-    from siliconlab.convert.generate import GenerativeConverter
+    from siliconlab.convert.pipeline import Converter
     from siliconlab.models import resolve
-    from siliconlab.units.decoders import get_decoder_unit
+    from siliconlab.units import registry
 
-    outcome = GenerativeConverter(resolve(str(tiny_llama)), artifact_cache, 1).convert_unit(get_decoder_unit(unit))
+    outcome = Converter(resolve(str(tiny_llama)), artifact_cache, 1).convert_unit(registry.get("decoder", unit))
     assert outcome.ok, outcome.error
     parity = outcome.manifest["parity"]
     assert parity["passed"] and parity["agreement"] >= parity["agreement_min"]

@@ -49,10 +49,10 @@ def test_a_unit_failing_its_gate_is_measured_marked_and_never_installed(
     tiny_head_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """eval shows the real accuracy of a unit that fails parity, flags it, and leaves no artifact anyone could load."""
-    from siliconlab import units
     from siliconlab.errors import SiliconlabError
     from siliconlab.tasks.eval import EvalData, evaluate
     from siliconlab.tasks.loader import load
+    from siliconlab.units import registry
     from siliconlab.units.torch.cpu import TorchCpuFp32
 
     class Skewed(TorchCpuFp32):  # a real artifact computing another function: the classifier's bias moved
@@ -65,7 +65,7 @@ def test_a_unit_failing_its_gate_is_measured_marked_and_never_installed(
                 model.model.classifier.bias.add_(torch.tensor([3.0, -3.0]))
             return super().convert(model, out_dir)
 
-    monkeypatch.setitem(units.REGISTRY, Skewed.name, Skewed)
+    monkeypatch.setitem(registry.REGISTRY, ("encoder", Skewed.name), Skewed)
     texts = [f"review {i}: {'a fine, moving film' if i % 2 else 'dull and tedious'}" for i in range(12)]
     data = EvalData(texts, ["positive" if i % 2 else "negative" for i in range(12)], "twelve texts")
     result = evaluate(str(tiny_head_classifier), ["skewed-cpu-fp32"], data, cache=tmp_path, threads=1)

@@ -13,8 +13,8 @@ import torch
 
 from siliconlab.convert.parity_generate import GenerationReference, check_generation_parity
 from siliconlab.errors import UsageError
+from siliconlab.units import registry
 from siliconlab.units.base import FP32_AGREEMENT_MIN, FP32_COSINE_MIN, HALF_AGREEMENT_MIN
-from siliconlab.units.decoders import DECODER_REGISTRY, DEFAULT_ORDER, get_decoder_unit, select_decoder_units
 from siliconlab.units.torch.cuda_decoder import GraphDecoderRunner, step_kind
 from siliconlab.units.torch.cuda_generate import StaticCacheDecoder
 
@@ -63,10 +63,11 @@ def reference(model) -> GenerationReference:
 
 
 def test_units_are_registered_first_in_the_default_order():
-    assert set(GPU_UNITS) <= set(DECODER_REGISTRY)
-    assert DEFAULT_ORDER[:2] == ("torch-cuda-fp16", "torch-cuda-bf16") and DEFAULT_ORDER[-1] == "torch-cpu-fp32"
-    assert all(name in DECODER_REGISTRY for name in DEFAULT_ORDER)
-    bf16, fp32 = get_decoder_unit("torch-cuda-bf16"), get_decoder_unit("torch-cuda-fp32")
+    order = registry.default_order("decoder")
+    assert set(GPU_UNITS) <= set(registry.names("decoder"))
+    assert order[:2] == ["torch-cuda-fp16", "torch-cuda-bf16"] and order[-1] == "torch-cpu-fp32"
+    assert all(name in registry.names("decoder") for name in order)
+    bf16, fp32 = registry.get("decoder", "torch-cuda-bf16"), registry.get("decoder", "torch-cuda-fp32")
     assert bf16.agreement_min == HALF_AGREEMENT_MIN and not bf16.exact_free_run
     assert fp32.agreement_min == FP32_AGREEMENT_MIN and fp32.cosine_min == FP32_COSINE_MIN and fp32.exact_free_run
 
@@ -74,9 +75,9 @@ def test_units_are_registered_first_in_the_default_order():
 @pytest.mark.skipif(HAS_CUDA, reason="this machine has a CUDA device: the no-device reason cannot be shown")
 def test_without_a_gpu_they_say_why_and_are_left_out():
     for name in GPU_UNITS:
-        info = get_decoder_unit(name).describe()
+        info = registry.get("decoder", name).describe()
         assert not info["available"] and "no CUDA device" in info["reason"], info
-    assert not {u.name for u in select_decoder_units("all")} & set(GPU_UNITS)
+    assert not {u.name for u in registry.select("decoder", "all")} & set(GPU_UNITS)
 
 
 def test_step_kind_names_the_step_or_why_not(model):
@@ -139,7 +140,7 @@ def test_unit_converts_and_passes_its_gate_on_a_gpu(name, tmp_path):
     import importlib.util
     from pathlib import Path
 
-    from siliconlab.convert.generate import GenerativeConverter
+    from siliconlab.convert.pipeline import Converter
     from siliconlab.models import resolve
 
     spec = importlib.util.spec_from_file_location(
@@ -148,6 +149,6 @@ def test_unit_converts_and_passes_its_gate_on_a_gpu(name, tmp_path):
     helpers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(helpers)  # the tiny Llama with a tokenizer the generation tests use
     source = resolve(str(helpers.save_tiny_llama(tmp_path / "tiny")))
-    outcome = GenerativeConverter(source, tmp_path / "cache", threads=2).convert_unit(get_decoder_unit(name))
+    outcome = Converter(source, tmp_path / "cache", threads=2).convert_unit(registry.get("decoder", name))
     assert outcome.ok, outcome.error
     assert outcome.manifest["parity"]["passed"]

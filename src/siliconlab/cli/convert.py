@@ -48,14 +48,12 @@ def convert(
     Units that can be converted here but only run elsewhere (CoreML on Linux) are converted and checked by
     structure and by their converted PyTorch module's parity; their own parity shows as n/a with the reason.
     """
-    from siliconlab.models import resolve
+    from siliconlab.models import generative_source, resolve
     from siliconlab.units import select_units
 
     output_dir(out)
-    from siliconlab.models import is_generative
-
-    generative = resolve(model) if model in ("smollm2-chat", "gpt2", "t5-small") or Path(model).is_dir() else None
-    if generative is not None and is_generative(generative):
+    generative = generative_source(model)
+    if generative is not None:
         _convert_decoders(generative, units, out, resolve_threads(threads), force)
         return
     selected = select_units(units)
@@ -108,12 +106,12 @@ def convert(
 
 def _convert_decoders(source: Any, units: str, out: Path, threads: int, force: bool) -> None:
     """A generative model: its decoder units, each gated by teacher-forced generation parity (docs/generate.md)."""
-    from siliconlab.convert.generate import GenerativeConverter
-    from siliconlab.units.decoders import is_seq2seq, select_decoder_units
+    from siliconlab.convert.pipeline import Converter
+    from siliconlab.units import registry
 
-    converter = GenerativeConverter(source, out, threads)
+    converter = Converter(source, out, threads)
     failed = []
-    for unit in select_decoder_units(units, is_seq2seq(source.config)):
+    for unit in registry.select(converter.kind, units):
         with err.status(f"converting {source.name} for {unit.name}…"):
             outcome = converter.convert_unit(unit, force=force)
         parity = outcome.manifest.get("parity") or {}

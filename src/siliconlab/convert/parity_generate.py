@@ -71,11 +71,12 @@ def parity_prompts(model: LoadedModel, count: int = PROMPTS) -> list[np.ndarray]
 
 def reference_generation(model: LoadedModel, steps: int = STEPS, count: int = PROMPTS) -> GenerationReference:
     """The fp32 model's greedy continuations (KV-cache loop) and its teacher-forced logits (one full pass)."""
+    from siliconlab.models.kinds import generation_kind
     from siliconlab.units.base import GreedyDecoderMixin
     from siliconlab.units.torch.cpu_generate import TorchDecoderRunner
     from siliconlab.units.torch.seq2seq_generate import TorchSeq2SeqRunner
 
-    base = TorchSeq2SeqRunner if model.model.config.is_encoder_decoder else TorchDecoderRunner
+    base = TorchSeq2SeqRunner if generation_kind(model.config) == "seq2seq" else TorchDecoderRunner
 
     class Loop(GreedyDecoderMixin, base):  # type: ignore[valid-type, misc]
         pass  # a plain dynamic-cache loop: not the static-cache generate() the torch unit is checked on

@@ -1,4 +1,9 @@
-"""convert: model -> one artifact folder per unit, each gated by parity; unchanged inputs reuse the artifact."""
+"""convert: model -> one artifact folder per unit, each gated by parity; unchanged inputs reuse the artifact.
+
+One converter for every model kind: the lock, reuse check, integrity, manifest, remembered failures and
+notices are the same for encoders, decoders and encoder-decoder models; the kind's parity gate
+(convert/kinds.py) supplies the reference, the check and the failure message.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any
 
 from siliconlab import __version__
 from siliconlab.convert.integrity import check_files, file_records
+from siliconlab.convert.kinds import ParityGate, gate_for
 from siliconlab.convert.manifest import (
     MANIFEST,
     SCHEMA_VERSION,
@@ -22,14 +28,12 @@ from siliconlab.convert.manifest import (
     read_manifest,
     write_json_atomic,
 )
-from siliconlab.convert.parity import Reference, check_parity, reference_outputs
 from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.cpu_features import detect as detect_cpu
-from siliconlab.data import parity_texts
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import ModelSource
-from siliconlab.models.reference import TorchRunner
+from siliconlab.models.kinds import kind_of
 from siliconlab.models.remote_code import refuse_remote_code
 from siliconlab.paths import share_tree
 from siliconlab.units.base import Availability, Runner, Unit
@@ -104,24 +108,31 @@ def _reuse_check(
 class Converter:
     """Holds the reference outputs so several units are checked against the same fresh PyTorch run."""
 
-    def __init__(self, source: ModelSource, out: Path, threads: int, verify: bool = False):
+    def __init__(self, source: ModelSource, out: Path, threads: int, verify: bool = False,
+                 gate: ParityGate | None = None):  # fmt: skip
+        """`gate`: the kind's parity gate (convert/kinds.py), chosen from the model's kind unless given (tests
+        pass a smaller generation reference)."""
         self.source = source
         self.out = Path(out)
         self.threads = threads
         self.verify = verify  # re-hash every reused file, ignoring the hashes remembered in .verified
         self.source_hash = source.content_hash()
-        self._reference: Reference | None = None
+        self.kind = kind_of(source)
+        self.gate = gate or gate_for(self.kind)
+        self._reference: Any = None
 
     @property
     def model_dir(self) -> Path:
         return self.out / model_folder_name(self.source)
 
-    def reference(self) -> Reference:
+    def reference(self) -> Any:
         if self._reference is None:
-            self._reference = reference_outputs(self.source.load(), parity_texts())
+            self._reference = self.gate.reference(self.source)
         return self._reference
 
     def convert_unit(self, unit: Unit, force: bool = False) -> UnitOutcome:
+        if unit.kind != self.kind:
+            raise UsageError(f"unit {unit.name} runs {unit.kind} models; {self.source.name} is a {self.kind} model")
         available = unit.availability()
         if not available.ok:
             convertible = unit.conversion_availability()
@@ -148,8 +159,9 @@ class Converter:
             outcome.notice = notice
             return outcome
 
-    def _failure_key(self, unit: Unit) -> dict[str, str]:
-        return {"source_hash": self.source_hash, "recipe": unit.recipe, "siliconlab_version": __version__}
+    def _failure_key(self, unit: Unit) -> dict[str, Any]:
+        return {"source_hash": self.source_hash, "recipe": unit.recipe, "siliconlab_version": __version__,
+                **self.gate.failure_key()}  # fmt: skip
 
     def _remembered_failure(self, unit: Unit) -> str:
         """A parity failure of this very model + recipe + version, recorded earlier: converting again would take
@@ -170,7 +182,7 @@ class Converter:
         work = Path(tempfile.mkdtemp(dir=self.model_dir, prefix=f".{unit.name}.tmp-"))
         try:
             manifest = self._build(unit, work, runnable=available)
-            failure = _parity_failure(manifest)
+            failure = self.gate.failure(manifest["parity"])
             failed_record = self.model_dir / f".{unit.name}.parity-failed.json"
             if failure:
                 write_json_atomic(failed_record, self._failure_key(unit) | {"error": failure})
@@ -185,6 +197,7 @@ class Converter:
         except UsageError:  # bad input (e.g. a tokenizer that does not fit the model) is no unit's failure
             raise
         except Exception as exc:  # one unit failing must not stop the others
+            log.debug("conversion of %s failed", unit.name, exc_info=True)
             return UnitOutcome(unit.name, "failed", error=one_line(exc))
         finally:
             if work.exists():
@@ -207,18 +220,14 @@ class Converter:
         started = time.perf_counter()
         conversion = unit.convert(model, work)
         seconds = time.perf_counter() - started
-        model.tokenizer.save_pretrained(work)
+        self.gate.save_model_files(model, work)
         structure = unit.check_structure(work, model)
-        module_parity = None
-        if conversion.converted_module is not None:
-            module_runner = TorchRunner(conversion.converted_module, output_names=model.output_names)
-            gate = conversion.converted_module_cosine_min
-            module_parity = check_parity(module_runner, model, reference, gate).to_dict()
+        module_parity = self.gate.check_converted(unit, conversion, model, reference)
         executed = None
         if runnable.ok:
             runner = unit.load(work, self.threads)
             executed = executed_precision(runner, unit)
-            parity = check_parity(runner, model, reference, unit.cosine_min).to_dict()
+            parity = self.gate.check(unit, runner, model, reference)
         else:  # converted here, runs elsewhere: parity is not measured, and says why
             parity = {"passed": None, "reason": runnable.reason, "threshold": unit.cosine_min}
         if module_parity is not None:
@@ -226,6 +235,7 @@ class Converter:
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "unit": unit.name,
+            "kind": self.kind,
             "engine": unit.engine,
             "device": unit.device,
             "precision": unit.precision,
@@ -236,8 +246,7 @@ class Converter:
             "model_source": self.source.source,
             "model_spec": self.source.spec or self.source.name,  # resolve() this to re-run parity (verify)
             "source_hash": self.source_hash,
-            "task": model.task,
-            "outputs": list(model.output_names),
+            **self.gate.manifest_fields(model),
             "max_length": model.max_length,
             "siliconlab_version": __version__,
             "library_versions": base_versions() | conversion.library_versions,
@@ -252,20 +261,6 @@ class Converter:
         }
         write_json_atomic(work / MANIFEST, manifest)
         return manifest
-
-
-def _parity_failure(manifest: dict[str, Any]) -> str:
-    """Why a freshly built artifact must be rejected, or '' when it passes its gates."""
-    from siliconlab.convert.parity import ParityReport
-
-    parity = manifest["parity"]
-    module = parity.get("converted_module")
-    if module is not None and not module["passed"]:
-        return f"converted PyTorch module parity failed: {ParityReport(**module).summary()}"
-    if parity["passed"] is False:
-        figures = {key: value for key, value in parity.items() if key != "converted_module"}
-        return f"parity failed: {ParityReport(**figures).summary()}"
-    return ""
 
 
 def one_line(exc: BaseException) -> str:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siliconlab.convert.integrity import check_files
 from siliconlab.convert.manifest import MANIFEST, read_manifest
 from siliconlab.errors import SiliconlabError, UsageError
+
+if TYPE_CHECKING:
+    from siliconlab.models.kinds import Kind
 
 
 @dataclass
@@ -60,14 +63,32 @@ def _reference_source(manifest: dict[str, Any]) -> tuple[Any, str]:
     return source, ""
 
 
-def _parity(folder: Path, manifest: dict[str, Any], threads: int) -> tuple[str, list[str]]:
-    from siliconlab.convert.parity import check_parity, reference_outputs
-    from siliconlab.convert.pipeline import one_line
-    from siliconlab.data import parity_texts
-    from siliconlab.units import get_unit
+def artifact_kind(folder: Path, manifest: dict[str, Any]) -> Kind:
+    """The model kind an artifact was converted for: its manifest says so (since the one converter); older
+    generation artifacts are told apart by the config.json every one of them carries."""
+    import json
 
+    from siliconlab.models.kinds import KINDS, generation_kind
+
+    if manifest.get("kind") in KINDS:
+        return manifest["kind"]  # type: ignore[no-any-return]
+    if manifest.get("task") != "generation":
+        return "encoder"
     try:
-        unit = get_unit(manifest["unit"])
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    return generation_kind(config if isinstance(config, dict) else {})
+
+
+def _parity(folder: Path, manifest: dict[str, Any], threads: int) -> tuple[str, list[str]]:
+    from siliconlab.convert.kinds import gate_for
+    from siliconlab.convert.pipeline import one_line
+    from siliconlab.units import registry
+
+    kind = artifact_kind(folder, manifest)
+    try:
+        unit = registry.get(kind, manifest["unit"])
     except SiliconlabError:
         return f"skipped: unit '{manifest['unit']}' is unknown to this siliconlab", []
     available = unit.availability()
@@ -76,16 +97,17 @@ def _parity(folder: Path, manifest: dict[str, Any], threads: int) -> tuple[str, 
     source, why = _reference_source(manifest)
     if source is None:
         return why, []
+    gate = gate_for(kind)
     threshold = float((manifest.get("parity") or {}).get("threshold") or unit.cosine_min)
     try:
+        reference = gate.reference(source)
         model = source.load()
         runner = unit.load(folder, threads)
-        report = check_parity(runner, model, reference_outputs(model, parity_texts()), threshold)
+        parity = gate.check(unit, runner, model, reference, threshold)
     except Exception as exc:
         return f"could not run: {one_line(exc)}", [f"parity could not run: {one_line(exc)}"]
-    if report.passed:
-        return report.summary(), []
-    return report.summary(), [f"parity failed: {report.summary()}"]
+    failure = gate.failure(parity)
+    return gate.summary(parity), [failure] if failure else []
 
 
 def verify_folder(folder: Path, threads: int, parity: bool = True) -> VerifyResult:

@@ -42,10 +42,10 @@ class GenerativeMode:
         self.max_new_tokens = max_new_tokens
 
     def unit(self) -> str:
-        from siliconlab.units.decoders import DECODER_REGISTRY
+        from siliconlab.units import registry
 
         pinned = self.session.units
-        return pinned[0] if len(pinned) == 1 and pinned[0] in DECODER_REGISTRY else "best"
+        return pinned[0] if len(pinned) == 1 and pinned[0] in registry.names("decoder") else "best"
 
     def load(self) -> Any:
         with self.session.lock:  # loading is work too: it must not overlap another unit's timed answer

@@ -10,6 +10,7 @@ from siliconlab.models.base import OUTPUT_NAMES, LoadedModel, ModelSource
 from siliconlab.models.bert_base import BertBaseSource
 from siliconlab.models.generative import CausalDirectorySource, gpt2_source, t5_small_source
 from siliconlab.models.hf_directory import HFDirectorySource
+from siliconlab.models.kinds import KINDS, Kind, generative_source, is_generative, kind_of
 from siliconlab.models.minilm import MiniLMSource
 from siliconlab.models.smollm2 import SmolLM2Source
 from siliconlab.models.task_models import TaskModelSource
@@ -69,8 +70,16 @@ def _is_generative_dir(path: Path) -> bool:
     return isinstance(payload, dict) and is_generative_config(payload)
 
 
-def is_generative(source: ModelSource) -> bool:
-    return getattr(source, "task", None) == "generation"
-
-
-__all__ = ["BUILTIN", "DEFAULT_MODEL", "OUTPUT_NAMES", "LoadedModel", "ModelSource", "is_generative", "resolve"]
+__all__ = [
+    "BUILTIN",
+    "DEFAULT_MODEL",
+    "KINDS",
+    "OUTPUT_NAMES",
+    "Kind",
+    "LoadedModel",
+    "ModelSource",
+    "generative_source",
+    "is_generative",
+    "kind_of",
+    "resolve",
+]

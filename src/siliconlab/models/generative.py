@@ -15,18 +15,15 @@ from typing import Any
 
 from siliconlab.errors import UsageError
 from siliconlab.models.base import LoadedModel, ModelSource, hash_files
+from siliconlab.models.kinds import config_kind, generation_kind, kind_of
 
-#: Words in a config's `architectures` entry that mark a decoder this module loads.
-CAUSAL_MARKERS = ("ForCausalLM", "LMHeadModel")
-SEQ2SEQ_MARKERS = ("ForConditionalGeneration",)
 SEED = 0
 _HASHED_SUFFIXES = {".safetensors", ".json", ".txt", ".model", ".jinja"}
 
 
 def is_generative_config(config: Any) -> bool:
-    """A config (object or dict) whose architecture is a causal or encoder-decoder LM."""
-    arch = config.get("architectures") if isinstance(config, dict) else getattr(config, "architectures", None)
-    return any(marker in a for a in (arch or []) for marker in CAUSAL_MARKERS + SEQ2SEQ_MARKERS)
+    """A config (object or dict) whose architecture is a causal or encoder-decoder LM (models/kinds.py)."""
+    return config_kind(config) != "encoder"
 
 
 def context_length(config: Any) -> int:
@@ -108,8 +105,7 @@ def count_generative_params(config: Any) -> int:
 def _factory(config: Any) -> Any:
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    seq2seq = any(m in a for a in (config.architectures or []) for m in SEQ2SEQ_MARKERS)
-    return AutoModelForSeq2SeqLM if seq2seq or config.model_type == "t5" else AutoModelForCausalLM
+    return AutoModelForSeq2SeqLM if generation_kind(config) == "seq2seq" else AutoModelForCausalLM
 
 
 class RandomGenerativeSource(ModelSource):
@@ -181,7 +177,7 @@ def chat_prompt_ids(tokenizer: Any, text: str) -> list[int]:
 
 def require_causal(source: Any) -> None:
     """Chat runs causal LMs; T5 generates on its own units (`convert` / `bench`), but chat has no T5 template."""
-    if getattr(source.config, "model_type", "") == "t5" or getattr(source.config, "is_encoder_decoder", False):
+    if kind_of(source) == "seq2seq":
         raise UsageError(
             f"'{source.name}' is an encoder-decoder model: chat runs causal LMs; convert or bench it instead "
             "(docs/generate.md)"

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.tasks.pipeline import Loaded, Pipeline, as_list
 from siliconlab.text import check_text
+
+if TYPE_CHECKING:
+    from siliconlab.units.base import DecoderRunner
 
 DEFAULT_MAX_NEW_TOKENS = 128
 #: Pieces generation may run ahead of a slow reader.
@@ -194,39 +197,19 @@ class GenerativeChat(Pipeline):
         return dict(self.last_stats)
 
 
-def load_generative(source: Any, unit: str, cache: Path, threads: int) -> GenerativeChat:
-    """Convert-or-reuse `source` on a decoder unit ('best': the default order), then the chat pipeline."""
+def open_generative(source: Any, unit: Any, cache: Path, threads: int, why: str) -> GenerativeChat:
+    """Convert-or-reuse `source` on the decoder `unit`, then the chat pipeline (tasks/loader.py `first_serving`
+    picks the unit, from the model's bench record or the decoder default order)."""
     from transformers import AutoTokenizer
 
-    from siliconlab.convert.generate import GenerativeConverter, load_decoder
-    from siliconlab.models.generative import require_causal
-    from siliconlab.units.decoders import DEFAULT_ORDER, get_decoder_unit
+    from siliconlab.convert.pipeline import Converter, load_artifact
 
-    require_causal(source)
-    names = list(DEFAULT_ORDER) if unit == "best" else [unit]
-    failures = []
-    for name in names:
-        chosen = get_decoder_unit(name)
-        available = chosen.availability()
-        if not available.ok:
-            if unit != "best":
-                raise UsageError(f"unit '{unit}' cannot run here: {available.reason}")
-            failures.append(f"{name}: {available.reason}")
-            continue
-        outcome = GenerativeConverter(source, cache, threads).convert_unit(chosen)
-        if not outcome.ok:
-            failures.append(f"{name}: {outcome.error}")
-            if unit != "best":
-                break
-            continue
-        runner = load_decoder(outcome.artifact_dir, chosen, threads)
-        tokenizer = (
-            None
-            if source.architecture_only
-            else AutoTokenizer.from_pretrained(outcome.artifact_dir, trust_remote_code=False)
-        )
-        why = "chosen by the caller" if unit != "best" else "default order for generative models"
-        loaded = Loaded(source.name, "chat", chosen.name, runner, tokenizer, runner.max_length, outcome.artifact_dir,
-                        why_unit=why)  # fmt: skip
-        return GenerativeChat(loaded)
-    raise SiliconlabError(f"no unit could serve '{source.name}': {'; '.join(failures)}")
+    outcome = Converter(source, cache, threads).convert_unit(unit)
+    if not outcome.ok or outcome.artifact_dir is None:
+        raise SiliconlabError(outcome.error or f"conversion for {unit.name} failed")
+    runner = cast("DecoderRunner", load_artifact(outcome.artifact_dir, unit, threads)[0])  # a decoder kind's unit
+    folder = outcome.artifact_dir
+    tokenizer = None if source.architecture_only else AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    loaded = Loaded(source.name, "chat", unit.name, runner, tokenizer, runner.max_length, outcome.artifact_dir,
+                    why_unit=why)  # fmt: skip
+    return GenerativeChat(loaded)

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from siliconlab.errors import UsageError
 from siliconlab.tasks.generate import GenerativeChat
 from siliconlab.tasks.pipeline import Pipeline
 from siliconlab.tasks.task import Loading, Task
-
-
-def generative_source(name: str) -> Any:
-    """The model source when `name` is a generative model (smollm2-chat, gpt2, a causal-LM folder), else None."""
-    from siliconlab.models import BUILTIN, is_generative, resolve
-
-    if name in BUILTIN or Path(name).expanduser().is_dir():
-        source = resolve(name)
-        return source if is_generative(source) else None
-    return None
 
 
 class GenerationTask(Task):
@@ -30,14 +18,15 @@ class GenerationTask(Task):
     streaming = True
 
     def claims(self, name: str) -> bool:
+        from siliconlab.models import generative_source
+
         return generative_source(name) is not None
 
     def load(self, name: str, unit: str, cache: Path | None, threads: int | None, using: Loading) -> Pipeline:
-        from siliconlab.bench.machine import default_threads
-        from siliconlab.paths import default_cache
-        from siliconlab.tasks.generate import load_generative
+        from siliconlab.models import generative_source
+        from siliconlab.models.generative import require_causal
+        from siliconlab.tasks.generate import open_generative
 
-        if threads is not None and threads < 1:
-            raise UsageError(f"threads must be >= 1, got {threads}")
-        cache = Path(cache) if cache is not None else default_cache()
-        return load_generative(generative_source(name), unit, cache, threads or default_threads())
+        source = generative_source(name)
+        require_causal(source)
+        return using.first_serving(source, unit, cache, threads, open_generative)

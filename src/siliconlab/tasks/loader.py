@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
@@ -31,7 +32,7 @@ def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, th
 
 def _load(name: str, unit: str, cache: Path | None, threads: int | None) -> Pipeline:
     """The task claiming `name` loads it; else an encoder on a unit, as the task of its head."""
-    using = Loading(_load, load_unit)
+    using = Loading(_load, load_unit, first_serving)
     task = task_claiming(name)
     if task is not None:
         return task.load(name, unit, cache, threads, using)
@@ -40,20 +41,30 @@ def _load(name: str, unit: str, cache: Path | None, threads: int | None) -> Pipe
 
 
 def load_unit(name: str, unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Loaded:
-    from siliconlab.bench.machine import default_threads
     from siliconlab.models import resolve
+
+    return first_serving(resolve(name), unit, cache, threads, _load_on)
+
+
+Opened = TypeVar("Opened")
+
+
+def first_serving(source: Any, unit: str, cache: Path | None, threads: int | None,
+                  open_on: Callable[[Any, Any, Path, int, str], Opened]) -> Opened:  # fmt: skip
+    """`open_on(source, unit, cache, threads, why)` on the named unit, or for "best" on each candidate in the
+    kind's ranking (tasks/best.py) until one converts, passes parity and loads: the one loop of every kind."""
+    from siliconlab.bench.machine import default_threads
     from siliconlab.paths import default_cache
 
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be >= 1, got {threads}")
-    source = resolve(name)
     cache = Path(cache) if cache is not None else default_cache()
     threads = threads or default_threads()
     failures: list[str] = []
     candidates, why = _candidates(source, unit, cache)
     for candidate in candidates:
         try:
-            return _load_on(source, candidate, cache, threads, why)
+            return open_on(source, candidate, cache, threads, why)
         except SiliconlabError as exc:
             if unit != "best":
                 raise
@@ -65,20 +76,11 @@ def load_unit(name: str, unit: str = "best", cache: Path | None = None, threads:
 
 
 def _candidates(source: Any, unit: str, cache: Path) -> tuple[list[Any], str]:
-    from siliconlab.bench.machine import machine_info
     from siliconlab.convert.pipeline import model_folder_name
-    from siliconlab.tasks.best import ranked_units
-    from siliconlab.units import REGISTRY, get_unit
+    from siliconlab.models import kind_of
+    from siliconlab.tasks.best import candidates
 
-    if unit != "best":
-        chosen = get_unit(unit)
-        available = chosen.availability()
-        if not available.ok:
-            raise UsageError(f"unit '{unit}' cannot run here: {available.reason}")
-        return [chosen], "chosen by the caller"
-    names, why = ranked_units(cache / model_folder_name(source), machine_info())
-    units = [REGISTRY[n]() for n in names if n in REGISTRY]
-    return [u for u in units if u.availability().ok], why
+    return candidates(kind_of(source), unit, cache / model_folder_name(source))
 
 
 def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loaded:

@@ -38,10 +38,12 @@ class Column:
 @dataclass(frozen=True)
 class Loading:
     """What a task's `load` may call (tasks/loader.py passes them): the whole `load(name, unit, cache, threads)`
-    (chat-retrieval stands on minilm's pipeline) and `load_unit` (an encoder on a parity-gated unit)."""
+    (chat-retrieval stands on minilm's pipeline), `load_unit` (an encoder on a parity-gated unit) and
+    `first_serving` (any kind's source on its named unit or its ranked candidates)."""
 
     load: Callable[..., Pipeline]
     load_unit: Callable[..., Loaded]
+    first_serving: Callable[..., Any]
 
 
 class Task:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from siliconlab.models.base import LoadedModel
+    from siliconlab.models.kinds import Kind
 
 FP32_COSINE_MIN = 0.99999
 INT8_COSINE_MIN = 0.99
@@ -64,6 +65,8 @@ class Runner(Protocol):
 
 
 class Unit(ABC):
+    #: The model kind the unit runs (models/kinds.py); with `name`, its key in the registry (units/registry.py).
+    kind: ClassVar[Kind] = "encoder"
     name: ClassVar[str]
     engine: ClassVar[str]
     device: ClassVar[str]
@@ -224,14 +227,12 @@ class GreedyDecoderMixin:
 class GenerativeUnit(Unit):
     """A decoder unit: convert() writes the artifact, load() returns a DecoderRunner (not an encoder Runner)."""
 
-    kind: ClassVar[str] = "decoder"
+    kind: ClassVar[Kind] = "decoder"  # encoder-decoder (T5) units say "seq2seq"
     #: Teacher-forced per-step argmax agreement with fp32 PyTorch, and the worst per-step logit cosine.
     agreement_min: ClassVar[float] = FP32_AGREEMENT_MIN
     cosine_min: ClassVar[float] = FP32_COSINE_MIN
     #: Whether the first free-run tokens must equal fp32 PyTorch's (fp32 units: yes).
     exact_free_run: ClassVar[bool] = True
-    #: Runs encoder-decoder models (T5) rather than causal LMs; units/decoders.py keeps them in their own registry.
-    seq2seq: ClassVar[bool] = False
 
     @abstractmethod
     def load(self, artifact_dir: Path, threads: int) -> DecoderRunner:  # type: ignore[override]

@@ -141,7 +141,7 @@ class OnnxRuntimeCpuSeq2Seq(GenerativeUnit):
     engine = "onnxruntime"
     device = "cpu"
     precision = "fp32"
-    seq2seq = True
+    kind = "seq2seq"
     requires = ("onnxruntime", "onnx", "torch", "transformers")
     recipe = "seq2seq-1"
 

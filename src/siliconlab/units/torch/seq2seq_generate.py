@@ -72,9 +72,9 @@ class TorchSeq2SeqRunner(TorchDecoderRunner):
 
 
 class TorchCpuFp32Seq2Seq(TorchCpuFp32Decoder):
-    """The torch baseline for T5; the registry picks it for encoder-decoder models (units/decoders.py)."""
+    """The torch baseline for T5; registered under the "seq2seq" kind (units/registry.py)."""
 
-    seq2seq = True
+    kind = "seq2seq"
 
     def load(self, artifact_dir: Path, threads: int) -> TorchSeq2SeqRunner:
         import torch
