@@ -16,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from siliconlab.bench.report import contention_notes, device_names, speedup_text  # noqa: E402
+
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,18 +30,6 @@ def _save(fig: Any, path: Path) -> Path:
 
 def workload_label(row: dict[str, Any]) -> str:
     return row.get("workload_label") or f"B{row['batch']} S{row['seq']}"
-
-
-def device_names(result: dict[str, Any]) -> str:
-    """What ran the rows: the GPU's name for CUDA rows, the CPU's for CPU rows (both when mixed)."""
-    machine = result.get("machine", {})
-    devices = {row.get("device", "cpu") for row in result["results"]}
-    names = []
-    if devices & {"cuda", "gpu"} and machine.get("gpus"):
-        names.append(", ".join(gpu["name"] for gpu in machine["gpus"]))
-    if devices - {"cuda", "gpu"} or not names:
-        names.append(str(machine.get("cpu", "unknown CPU")))
-    return " + ".join(names)
 
 
 def by_workload(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -59,8 +49,6 @@ def latency_bars(result: dict[str, Any], path: Path) -> Path | None:
     """One panel per workload, one bar per unit: p50 bar, whisker up to p90, and the table's speedup cell — with
     its flags: "unstable (a–b)" where the rounds disagree, "!" on a unit measured under contention (the notes
     under the table are printed under the chart too) — the chart to post."""
-    from siliconlab.bench.report import contention_notes, speedup_text
-
     groups = by_workload(result["results"])
     if not groups:
         return None

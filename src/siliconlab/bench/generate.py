@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab import __version__
 from siliconlab.bench.results import RESULT_SCHEMA
 from siliconlab.bench.workloads import Generation
+from siliconlab.version import __version__
 
 TTFT_PROMPTS = (32, 256, 1024)
 DECODE_BATCHES = (1, 8)

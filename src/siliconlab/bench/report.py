@@ -109,9 +109,19 @@ def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(result["results"], key=key)
 
 
-def title_of(result: dict[str, Any]) -> str:
-    from siliconlab.bench.charts import device_names
+def device_names(result: dict[str, Any]) -> str:
+    """What ran the rows: the GPU's name for CUDA rows, the CPU's for CPU rows (both when mixed)."""
+    machine = result.get("machine", {})
+    devices = {row.get("device", "cpu") for row in result["results"]}
+    names = []
+    if devices & {"cuda", "gpu"} and machine.get("gpus"):
+        names.append(", ".join(gpu["name"] for gpu in machine["gpus"]))
+    if devices - {"cuda", "gpu"} or not names:
+        names.append(str(machine.get("cpu", "unknown CPU")))
+    return " + ".join(names)
 
+
+def title_of(result: dict[str, Any]) -> str:
     machine = result["machine"]
     return (
         f"{result['model']} on {device_names(result)} ({machine['cores_physical']} CPU cores), "

@@ -7,11 +7,11 @@ import statistics
 from datetime import datetime, timezone
 from typing import Any
 
-from siliconlab import __version__
 from siliconlab.bench.floor import floor_key
 from siliconlab.bench.machine import machine_info
 from siliconlab.bench.plan import BenchPlan
 from siliconlab.units.base import Unit
+from siliconlab.version import __version__
 
 RESULT_SCHEMA = "siliconlab.bench/4"  # 4: executed_precision, floor_precision, per-probe floors, machine cpu_features
 # 3: machine_load, row contention, stream_passes, baseline threading

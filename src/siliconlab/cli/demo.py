@@ -97,8 +97,8 @@ def demo(
     if web:  # the chat tab offers both modes; --chat-model picks the one selected at first
         from siliconlab.demo.web import serve
 
-        serve(session, keys, skipped, host=host, port=port, share=share, results=results, generative=generative,
-              chat_mode=chat_model)  # fmt: skip
+        serve(session, keys, skipped, host=host, port=port, share=share, results=results, err=err,
+              generative=generative, chat_mode=chat_model)  # fmt: skip
         return
     generative = generative if chat_model == "smollm2-chat" else None
     from siliconlab.demo.terminal import interactive, run_texts

@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from siliconlab import __version__
 from siliconlab.convert.integrity import file_records
 from siliconlab.convert.manifest import MANIFEST, SCHEMA_VERSION, directory_bytes, write_json_atomic
 from siliconlab.convert.parity_generate import (
@@ -25,13 +24,14 @@ from siliconlab.convert.parity_generate import (
     reference_generation,
 )
 from siliconlab.convert.pipeline import UnitOutcome, _reuse_check, base_versions, model_folder_name, one_line
-from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import ModelSource
 from siliconlab.models.remote_code import refuse_remote_code
 from siliconlab.paths import share_tree
+from siliconlab.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.units.base import FP32_AGREEMENT_MIN, FP32_COSINE_MIN, DecoderRunner, GenerativeUnit
+from siliconlab.version import __version__
 
 
 class GenerativeConverter:

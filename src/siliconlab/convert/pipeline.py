@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from siliconlab import __version__
 from siliconlab.convert.integrity import check_files, file_records
 from siliconlab.convert.manifest import (
     MANIFEST,
@@ -23,7 +22,6 @@ from siliconlab.convert.manifest import (
     write_json_atomic,
 )
 from siliconlab.convert.parity import Reference, check_parity, reference_outputs
-from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.cpu_features import detect as detect_cpu
 from siliconlab.data import parity_texts
 from siliconlab.errors import SiliconlabError, UsageError
@@ -32,7 +30,9 @@ from siliconlab.models.base import ModelSource
 from siliconlab.models.reference import TorchRunner
 from siliconlab.models.remote_code import refuse_remote_code
 from siliconlab.paths import share_tree
+from siliconlab.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.units.base import Availability, Runner, Unit
+from siliconlab.version import __version__
 
 
 @dataclass

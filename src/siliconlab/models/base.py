@@ -20,6 +20,12 @@ OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
     "classification": ("logits",),
 }
 
+#: Padded tokens per runner call when a pipeline runs a list of texts on a CPU unit (tasks/pipeline.py cuts the
+#: list into length-sorted groups within it). Measured on the 2-core VM, 32 real texts (median 24 tokens) per
+#: call: budgets of 128-512 tokens were the fastest for every CPU unit, 2-2.6x faster than one padded batch of
+#: 32 (docs/tasks.md). A runner whose answer for a text depends on its batch neighbours sets 1 (each text alone).
+CPU_TOKENS_PER_CALL = 256
+
 
 @dataclass
 class LoadedModel:

@@ -42,8 +42,8 @@ def gguf_path() -> Path:
 
 def converted_directory(cache: Path | None = None) -> Path:
     """The safetensors folder converted from the GGUF, building it once (under a lock) when missing."""
-    from siliconlab.convert.store import unit_lock
     from siliconlab.paths import default_cache
+    from siliconlab.store import unit_lock
 
     gguf = gguf_path()
     stat = gguf.stat()

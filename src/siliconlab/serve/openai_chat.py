@@ -26,7 +26,7 @@ from pydantic import BaseModel, StrictInt
 
 from siliconlab.errors import UsageError
 from siliconlab.serve.generative import STREAM_KEY, caller_key, stop_by_key
-from siliconlab.serve.openai_front import ApiError, Backend
+from siliconlab.serve.openai_backend import ApiError, Backend
 
 #: Why generation stopped (the pipeline's words) -> OpenAI's finish_reason.
 FINISH = {"end of reply": "stop", "length": "length"}

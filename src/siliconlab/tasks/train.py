@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab import __version__
 from siliconlab.errors import UsageError
 from siliconlab.paths import shared_mode
+from siliconlab.version import __version__
 
 #: Training rows per task by default (stratified, by content hash): small enough to embed in minutes on two
 #: cores. The committed sentiment head was fitted on the whole training split instead (`--rows 26681`: 43 min
