@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
 
     from siliconlab.models.base import LoadedModel
-    from siliconlab.units.torch.cuda_generate import StaticCacheDecoder
+    from siliconlab.units.torch.static_cache import StaticCacheDecoder
 
 #: Cache slots per sequence: the context a chat may use on this unit (models with a longer context are capped;
 #: the chat task truncates prompts to it). Each batch size gets its own cache of this length.
