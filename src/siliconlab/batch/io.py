@@ -284,7 +284,8 @@ def open_format(path: Path, text_field: str, task: str, labels: list[str] | None
     """The reader/writer for `path`, checked against the text field (and result column names)."""
     from siliconlab.batch.parquet import ParquetFormat
 
-    kinds = {"jsonl": JsonlFormat, "csv": CsvFormat, "parquet": ParquetFormat}
+    kinds: dict[str, type[JsonlFormat | CsvFormat | ParquetFormat]] = {"jsonl": JsonlFormat, "csv": CsvFormat,
+                                                                       "parquet": ParquetFormat}  # fmt: skip
     handler = kinds[format_of(path, "--input")](path, text_field, task, labels)
     handler.check()
     return handler

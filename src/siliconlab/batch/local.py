@@ -58,7 +58,7 @@ def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: O
     runner = task_runner(
         options.model, journal.unit if journal else options.unit, options.tokens_per_batch, options.threads
     )
-    handler = open_format(options.input, options.text_field, runner.task, runner.labels)
+    handler: Format | NpyOutput = open_format(options.input, options.text_field, runner.task, runner.labels)
     if options.out.suffix.lower() == ".npy":
         if runner.task != "embedding":
             raise UsageError(f"--out .npy holds embeddings; '{options.model}' is a {runner.task} model")

@@ -13,6 +13,7 @@ Why not Ray Data: its blocks are not our chunks, so results (int8 units quantise
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -288,7 +289,7 @@ def _start_ray(address: str | None) -> None:
     kwargs: dict[str, Any] = {"address": address} if address else local
     for attempt in (1, 2):
         try:
-            ray.init(log_to_driver=False, logging_level="WARNING", configure_logging=False, **kwargs)
+            ray.init(log_to_driver=False, logging_level=logging.WARNING, configure_logging=False, **kwargs)
             return
         except Exception as exc:  # Ray raises bare Exception / ConnectionError when it cannot start or connect
             ray.shutdown()

@@ -131,18 +131,18 @@ def throughput_vs_batch(result: dict[str, Any], path: Path) -> Path | None:
 
 def utilisation_timeline(result: dict[str, Any], path: Path) -> Path | None:
     """bench --monitor: one panel per unit, its CPU and GPU use over the run's time, only while it ran."""
-    from siliconlab.monitor.plot import draw_panels
+    from siliconlab.monitor.plot import Panel, Series, draw_panels
 
     units = (result.get("monitor") or {}).get("units") or {}
     cores = float(result.get("machine", {}).get("cores_logical") or 1)
-    panels = []
+    panels: list[Panel] = []
     for unit, timeline in units.items():
         t, series = timeline["t"], timeline["series"]
 
         def scaled(key: str, factor: float = 1.0, series: dict[str, list] = series) -> list[float]:
             return [math.nan if v is None else v * factor for v in series[key]]
 
-        lines = {}
+        lines: Series = {}
         if "procs.own_cores" in series:
             lines["bench processes, % of all cores"] = (t, scaled("procs.own_cores", 100 / cores))
         if "cpu.busy_pct" in series:

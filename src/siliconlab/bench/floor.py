@@ -7,6 +7,7 @@ same run. It answers "how close to the limit are we", with the limit measured, n
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -23,9 +24,9 @@ def encoder_flops(config: Any, batch: int, seq: int) -> float:
     return 2.0 * layers * batch * per_layer
 
 
-def _best_rate(step, flops: float, seconds: float) -> float:
+def _best_rate(step: Callable[[], Any], flops: float, seconds: float) -> float:
     step()
-    samples = []
+    samples: list[float] = []
     started = time.perf_counter()
     while len(samples) < 3 or time.perf_counter() - started < seconds:
         begin = time.perf_counter()

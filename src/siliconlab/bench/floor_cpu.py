@@ -10,6 +10,7 @@ read back from the compiled graph, so a bf16 probe that the plugin ran in fp32 i
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -98,17 +99,17 @@ def cpu_probes(threads: int, sizes: tuple[int, ...]) -> dict[str, list[tuple[str
     for size in sizes:
         cube = f"{size}³"
         probes["cpu-fp32"] += [
-            (f"torch.mm fp32 {cube}", lambda s=size: torch_fp32(threads, s)),
-            (f"ORT MatMul fp32 {cube}", lambda s=size: ort_fp32(threads, s)),
-            (f"OpenVINO FullyConnected fp32 {cube}", lambda s=size: openvino_matmul("fp32", threads, s)),
+            (f"torch.mm fp32 {cube}", partial(torch_fp32, threads, size)),
+            (f"ORT MatMul fp32 {cube}", partial(ort_fp32, threads, size)),
+            (f"OpenVINO FullyConnected fp32 {cube}", partial(openvino_matmul, "fp32", threads, size)),
         ]
         probes["cpu-int8"] += [
-            (f"ORT MatMulInteger u8s8 {cube}", lambda s=size: ort_int8(threads, s)),
-            (f"OpenVINO FullyConnected int8 {cube}", lambda s=size: openvino_matmul("int8", threads, s)),
+            (f"ORT MatMulInteger u8s8 {cube}", partial(ort_int8, threads, size)),
+            (f"OpenVINO FullyConnected int8 {cube}", partial(openvino_matmul, "int8", threads, size)),
         ]
         if detect().bf16_native:
             probes["cpu-bf16"].append(
-                (f"OpenVINO FullyConnected bf16 {cube}", lambda s=size: openvino_matmul("bf16", threads, s))
+                (f"OpenVINO FullyConnected bf16 {cube}", partial(openvino_matmul, "bf16", threads, size))
             )
     if not probes["cpu-bf16"]:
         del probes["cpu-bf16"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from siliconlab.bench import workloads as wl
 from siliconlab.bench.timing import TimingConfig
@@ -83,8 +84,9 @@ class BenchPlan:
 
 def timing_config(options: BenchOptions) -> TimingConfig:
     timing = TimingConfig.quick() if options.quick else TimingConfig()
-    overrides = {"warmup_iters": options.warmup, "min_iters": options.min_iters, "min_seconds": options.min_seconds}
-    timing = dataclasses.replace(timing, **{k: v for k, v in overrides.items() if v is not None})
+    given = {"warmup_iters": options.warmup, "min_iters": options.min_iters, "min_seconds": options.min_seconds}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    timing = dataclasses.replace(timing, **overrides)
     if timing.min_iters < 1 or timing.min_seconds < 0 or timing.warmup_iters < 0:
         raise UsageError("--min-iters must be >= 1, --min-seconds and --warmup >= 0")
     return timing

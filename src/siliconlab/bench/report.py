@@ -62,7 +62,7 @@ def speedup_text(row: dict[str, Any]) -> str:
     """'6.04x', and with interleaved rounds the range of the round-by-round ratios: '6.04x (5.88–6.21)'."""
     if not row.get("speedup"):
         return "n/a"
-    spread = row.get("speedup_rounds")
+    spread = row.get("speedup_rounds") or {}
     if unstable(row):  # never a headline: the ratio moved by more than UNSTABLE_RANGE between rounds
         return f"unstable ({spread['min']:.2f}–{spread['max']:.2f})"
     if spread and row["unit"] and abs(spread["max"] - spread["min"]) > 0.005:
@@ -121,6 +121,11 @@ def device_names(result: dict[str, Any]) -> str:
     return " + ".join(names)
 
 
+def _energy_reasons(result: dict[str, Any]) -> list[str]:
+    """Why energy is n/a, once per reason, over every row."""
+    return sorted({reason for r in result["results"] if (reason := (r.get("energy") or {}).get("reason"))})
+
+
 def title_of(result: dict[str, Any]) -> str:
     machine = result["machine"]
     return (
@@ -169,8 +174,7 @@ def print_table(result: dict[str, Any], console: Console, wide: bool = False) ->
         console.print(f"[yellow]{note}[/]", highlight=False)
     for failure in result["failures"]:
         console.print(f"[red]{failure['unit']} failed[/]: {failure['error']}", highlight=False)
-    energy_reasons = {(r.get("energy") or {}).get("reason") for r in result["results"]} - {"", None}
-    for reason in sorted(energy_reasons):
+    for reason in _energy_reasons(result):
         console.print(f"energy n/a: {reason}", highlight=False)
 
 
@@ -212,7 +216,7 @@ def markdown(result: dict[str, Any], charts: list[Path]) -> str:
             tried = ", ".join(f"B{s['batch']}: {s['p90_ms']:.1f} ms" for s in row.get("searched", []))
             verdict = "" if row.get("within_budget", True) else " — even batch 1 exceeds the budget"
             lines.append(f"- {row['unit']} S{row['seq']} ≤ {row['budget_ms']:g} ms: {tried}{verdict}")
-    reasons = sorted({(r.get("energy") or {}).get("reason") for r in result["results"]} - {"", None})
+    reasons = _energy_reasons(result)
     if reasons:
         lines += ["", "Energy n/a: " + "; ".join(reasons)]
     lines += _load_lines(result)

@@ -263,9 +263,8 @@ def main(job_path: str, mode: str) -> int:
         send({"type": "converted", "status": outcome.status, "error": outcome.error, "manifest": outcome.manifest,
               "artifact_dir": artifact_dir})  # fmt: skip
         return 0
-    artifact_dir = Path(job["artifact_dir"])
     started = time.perf_counter()
-    runner, manifest = load_artifact(artifact_dir, unit, job["threads"])
+    runner, manifest = load_artifact(Path(job["artifact_dir"]), unit, job["threads"])
     load_s = time.perf_counter() - started
     tokenizer = AutoTokenizer.from_pretrained(artifact_dir, trust_remote_code=False)
     send({"type": "loaded", "load_s": load_s})

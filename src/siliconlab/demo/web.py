@@ -52,7 +52,7 @@ def _outputs(current: Round | None, session: DemoSession, key: str, message: str
     if current is None:
         return message, None, _frame([]), [], _summary_rows(session, key)
     first = current.first
-    if first is None:
+    if first is None or first.answer is None:
         errors = "; ".join(f"{r.unit}: {r.error}" for r in current.results if r.error)
         answer = f"**No unit answered yet.** {errors}"
         scores = None

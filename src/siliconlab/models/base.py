@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 Task = Literal["embedding", "classification"]
+
+#: A Hugging Face model or one of its layers, read by attribute (`config`, `save_pretrained`, `.self.query`, ...).
+#: torch types every module attribute as `Tensor | Module`, so these are duck-typed rather than `nn.Module`.
+HfModule = Any
 
 #: Output names per task; every unit returns exactly these, in this order.
 OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
@@ -32,7 +36,7 @@ class LoadedModel:
     """A fresh fp32 PyTorch model in eval mode with its tokenizer: the reference every unit is checked against."""
 
     name: str
-    model: torch.nn.Module
+    model: HfModule
     tokenizer: Any
     task: Task
     max_length: int
@@ -60,6 +64,11 @@ class ModelSource(ABC):
     purpose: str
     architecture_only: bool = False
     spec: str = ""
+
+    @property
+    @abstractmethod
+    def config(self) -> Any:
+        """The Hugging Face config, read without loading the weights."""
 
     @abstractmethod
     def load(self, attn_implementation: str = "sdpa") -> LoadedModel:

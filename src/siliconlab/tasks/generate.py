@@ -219,6 +219,7 @@ def load_generative(source: Any, unit: str, cache: Path, threads: int) -> Genera
             if unit != "best":
                 break
             continue
+        assert outcome.artifact_dir is not None  # a converted or reused unit has its folder
         runner = load_decoder(outcome.artifact_dir, chosen, threads)
         tokenizer = (
             None

@@ -7,7 +7,6 @@ from typing import Any
 
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
-from siliconlab.tasks.embedding import EmbeddingPipeline
 from siliconlab.tasks.pipeline import ClassifierPipeline, Loaded, Pipeline
 
 #: Built-in task model names and what they do (any local directory works too: its config says which task).
@@ -34,8 +33,11 @@ def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, th
 def _load(name: str, unit: str, cache: Path | None, threads: int | None) -> Pipeline:
     if name == "chat-retrieval":
         from siliconlab.tasks.chat import RetrievalChat
+        from siliconlab.tasks.embedding import EmbeddingPipeline
 
-        return RetrievalChat(_load("minilm", unit, cache, threads))
+        embedder = _load("minilm", unit, cache, threads)
+        assert isinstance(embedder, EmbeddingPipeline)  # minilm is an embedding model
+        return RetrievalChat(embedder)
     generative = _generative_source(name)
     if generative is not None:
         from siliconlab.bench.machine import default_threads
@@ -111,6 +113,7 @@ def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loa
     outcome = Converter(source, cache, threads).convert_unit(unit)
     if not outcome.ok:
         raise SiliconlabError(outcome.error or f"conversion for {unit.name} failed")
+    assert outcome.artifact_dir is not None  # ok: converted or reused, so the folder exists
     runner, _ = load_artifact(outcome.artifact_dir, unit, threads)
     tokenizer = AutoTokenizer.from_pretrained(outcome.artifact_dir, trust_remote_code=False)
     task = "classification" if "logits" in runner.output_names else "embedding"

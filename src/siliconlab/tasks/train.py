@@ -69,7 +69,8 @@ def cross_validated(x: np.ndarray, y: np.ndarray, classes: int, l2: float) -> fl
     scores = []
     for fold in range(FOLDS):
         held, kept = rows[fold::FOLDS], np.setdiff1d(rows, rows[fold::FOLDS])
-        scores.append(accuracy(*fit_logistic(x[kept], y[kept], classes, l2), x[held], y[held]))
+        weight, bias = fit_logistic(x[kept], y[kept], classes, l2)
+        scores.append(accuracy(weight, bias, x[held], y[held]))
     return float(np.mean(scores))
 
 

@@ -11,7 +11,9 @@ import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol
+
+from typing_extensions import TypeVar
 
 from siliconlab.models.base import CPU_TOKENS_PER_CALL  # noqa: F401 - re-exported: the runners' default budget
 
@@ -65,7 +67,11 @@ class Runner(Protocol):
         ...
 
 
-class Unit(ABC):
+#: What a unit's load() returns: a `Runner` for encoder units (the default), a `DecoderRunner` for decoder units.
+RunnerT = TypeVar("RunnerT", covariant=True, default=Runner)
+
+
+class Unit(ABC, Generic[RunnerT]):
     name: ClassVar[str]
     engine: ClassVar[str]
     device: ClassVar[str]
@@ -130,7 +136,7 @@ class Unit(ABC):
         """Write the artifact for `model` into out_dir (which exists and is empty)."""
 
     @abstractmethod
-    def load(self, artifact_dir: Path, threads: int) -> Runner:
+    def load(self, artifact_dir: Path, threads: int) -> RunnerT:
         """Load an artifact folder written by convert()."""
 
     def describe(self) -> dict[str, Any]:
@@ -216,7 +222,7 @@ class GreedyDecoderMixin:
         return None
 
 
-class GenerativeUnit(Unit):
+class GenerativeUnit(Unit["DecoderRunner"]):
     """A decoder unit: convert() writes the artifact, load() returns a DecoderRunner (not an encoder Runner)."""
 
     kind: ClassVar[str] = "decoder"
@@ -229,7 +235,7 @@ class GenerativeUnit(Unit):
     seq2seq: ClassVar[bool] = False
 
     @abstractmethod
-    def load(self, artifact_dir: Path, threads: int) -> DecoderRunner:  # type: ignore[override]
+    def load(self, artifact_dir: Path, threads: int) -> DecoderRunner:
         """Load an artifact folder written by convert()."""
 
     def converted_runner(self, conversion: Conversion) -> DecoderRunner | None:

@@ -16,7 +16,7 @@ import contextlib
 import io
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -98,7 +98,7 @@ class OpenVinoCpuInt8Decoder(OpenVinoCpuDecoder):
     agreement_min = INT8_AGREEMENT_MIN
     cosine_min = INT8_COSINE_MIN
     exact_free_run = False
-    requires = ("openvino", "onnx", "nncf", "torch", "transformers")
+    requires: ClassVar[tuple[str, ...]] = ("openvino", "onnx", "nncf", "torch", "transformers")
     recipe = "decoder-nncf-int8-asym-1"
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:

@@ -90,6 +90,7 @@ class GraphDecoderRunner:
     def _prefill(self, ids: np.ndarray, reserve: int) -> Any:
         self.decoder.prefill(ids, _reserve=reserve)
         slot = self.decoder._current
+        assert slot is not None  # prefill() just set it
         key = (ids.shape[0], slot.mask is not None)
         self._epochs[key] = self._epochs.get(key, 0) + 1
         return slot, GraphState(key, self._epochs[key], ids.shape[1])

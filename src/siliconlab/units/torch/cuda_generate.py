@@ -122,5 +122,6 @@ class CudaGraphGenerator(StaticCacheDecoder):
 
     def _run_step(self, slot: CacheSlot) -> torch.Tensor:
         slot.graph.replay()
+        assert slot.static_logits is not None  # set by the capture, before any replay
         slot.logits = slot.static_logits
         return slot.logits
