@@ -302,7 +302,7 @@ def commit_chunk(
 
 
 def complete(
-    options: JobOptions, handler: Format, journal: Journal, identity: tuple[int, int, int, int]
+    options: JobOptions, handler: Format | NpyOutput, journal: Journal, identity: tuple[int, int, int, int]
 ) -> Path | None:
     """Every chunk is committed: check the input did not change under the job, then assemble (the commit
     point), then remove the parts; returns the errors file."""

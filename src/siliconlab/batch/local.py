@@ -58,11 +58,12 @@ def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: O
     runner = task_runner(
         options.model, journal.unit if journal else options.unit, options.tokens_per_batch, options.threads
     )
-    handler: Format | NpyOutput = open_format(options.input, options.text_field, runner.task, runner.labels)
+    reader = open_format(options.input, options.text_field, runner.task, runner.labels)
+    handler: Format | NpyOutput = reader
     if options.out.suffix.lower() == ".npy":
         if runner.task != "embedding":
             raise UsageError(f"--out .npy holds embeddings; '{options.model}' is a {runner.task} model")
-        handler = NpyOutput(handler)
+        handler = NpyOutput(reader)
     if journal is None:
         journal = Journal.create(options.out, resume.stamp, resume.command, runner.unit)
     result = JobResult(options.out, runner.unit)

@@ -233,7 +233,8 @@ def _spawn(slots: list[Slot], options: JobOptions, unit: str) -> tuple[list[Any]
     import ray
     from ray.exceptions import GetTimeoutError
 
-    remote = ray.remote(max_restarts=0, max_task_retries=0)(ChunkActor)
+    # Any: ray's stubs type the decorated class as the class itself or a function, never as an actor class
+    remote: Any = ray.remote(max_restarts=0, max_task_retries=0)(ChunkActor)
     actors = [
         remote.options(**slot.options()).remote(options.model, unit, options.tokens_per_batch, slot.threads)
         for slot in slots

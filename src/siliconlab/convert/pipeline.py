@@ -71,7 +71,7 @@ def base_versions() -> dict[str, str]:
 
 
 def _reuse_check(
-    artifact_dir: Path, unit: Unit, source_hash: str, verify: bool = False
+    artifact_dir: Path, unit: Unit[Any], source_hash: str, verify: bool = False
 ) -> tuple[dict[str, Any] | None, str]:
     """(manifest, '') when the artifact can be reused as is; else (None, why not — '' when there is nothing
     to say, e.g. no artifact yet or the inputs changed, which is an ordinary rebuild)."""

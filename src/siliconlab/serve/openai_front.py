@@ -54,8 +54,9 @@ async def embed(backend: Backend, request: EmbeddingsRequest, left: Any = None) 
     limit = backend.options.max_texts
     if len(items) > limit:
         raise ApiError(400, f"'input' holds {len(items)} items; at most {limit} per call (--max-texts)", param="input")
-    if isinstance(items[0], str):
-        vectors, tokens = await _embed_texts(backend, request.model, items, left)
+    texts = [item for item in items if isinstance(item, str)]  # the model allows all texts or all token ids
+    if texts:
+        vectors, tokens = await _embed_texts(backend, request.model, texts, left)
     else:
         vectors, tokens = await _embed_ids(backend, request.model, items, left)
     data = [{"object": "embedding", "index": i, "embedding": _encode(v, request.encoding_format)}

@@ -70,7 +70,7 @@ class OpenVinoCpuDecoder(GenerativeUnit):
     engine = "openvino"
     device = "cpu"
     precision = "fp32"
-    requires = ("openvino", "onnx", "torch", "transformers")
+    requires: ClassVar[tuple[str, ...]] = ("openvino", "onnx", "torch", "transformers")
     recipe = "decoder-explicit-kv-1"
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
@@ -98,7 +98,7 @@ class OpenVinoCpuInt8Decoder(OpenVinoCpuDecoder):
     agreement_min = INT8_AGREEMENT_MIN
     cosine_min = INT8_COSINE_MIN
     exact_free_run = False
-    requires: ClassVar[tuple[str, ...]] = ("openvino", "onnx", "nncf", "torch", "transformers")
+    requires = ("openvino", "onnx", "nncf", "torch", "transformers")
     recipe = "decoder-nncf-int8-asym-1"
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
