@@ -203,3 +203,10 @@ def test_modules_are_short() -> None:
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def test_monitor_stands_alone() -> None:
+    """The sensors import no other siliconlab module (docs/architecture.md): bench and the CLI read them, and a
+    recording or the dashboard runs without the model stack."""
+    outside = sorted(f"{a} -> {b}" for a, b in imports(module_files()) if component(a) == "monitor" != component(b))
+    assert outside == []
