@@ -7,6 +7,7 @@ from typing import Any
 
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
+from siliconlab.tasks.embedding import EmbeddingPipeline
 from siliconlab.tasks.pipeline import ClassifierPipeline, Loaded, Pipeline
 
 #: Built-in task model names and what they do (any local directory works too: its config says which task).
@@ -33,7 +34,6 @@ def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, th
 def _load(name: str, unit: str, cache: Path | None, threads: int | None) -> Pipeline:
     if name == "chat-retrieval":
         from siliconlab.tasks.chat import RetrievalChat
-        from siliconlab.tasks.embedding import EmbeddingPipeline
 
         embedder = _load("minilm", unit, cache, threads)
         assert isinstance(embedder, EmbeddingPipeline)  # minilm is an embedding model
