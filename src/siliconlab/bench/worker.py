@@ -259,12 +259,13 @@ def main(job_path: str, mode: str) -> int:
     unit = _unit_from(job["unit_class"]) if job.get("unit_class") else get_unit(job["unit"])
     if mode == "convert":
         outcome = Converter(resolve(job["model"]), Path(job["cache_dir"]), job["threads"]).convert_unit(unit)
-        artifact_dir = str(outcome.artifact_dir) if outcome.ok else None
+        built = str(outcome.artifact_dir) if outcome.ok else None
         send({"type": "converted", "status": outcome.status, "error": outcome.error, "manifest": outcome.manifest,
-              "artifact_dir": artifact_dir})  # fmt: skip
+              "artifact_dir": built})  # fmt: skip
         return 0
+    artifact_dir = Path(job["artifact_dir"])
     started = time.perf_counter()
-    runner, manifest = load_artifact(Path(job["artifact_dir"]), unit, job["threads"])
+    runner, manifest = load_artifact(artifact_dir, unit, job["threads"])
     load_s = time.perf_counter() - started
     tokenizer = AutoTokenizer.from_pretrained(artifact_dir, trust_remote_code=False)
     send({"type": "loaded", "load_s": load_s})
