@@ -17,6 +17,7 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)

@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from siliconlab.units.torch.cuda_generate import DEFAULT_COMPILE_MODE, CudaGraphGenerator, StaticCacheDecoder
+from siliconlab.units.torch.cuda_generate import DEFAULT_COMPILE_MODE, CudaGraphGenerator
+from siliconlab.units.torch.static_cache import StaticCacheDecoder
 
 SMOKE = os.environ.get("SMOKE") == "1"
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,6 +1,8 @@
 """siliconlab: run a transformer on the fastest compute unit of the machine it is on."""
 
-__version__ = "0.1.0"
+from siliconlab.version import __version__
+
+__all__ = ["__version__", "load"]
 
 
 def load(name: str = "minilm", unit: str = "best", **options):  # noqa: ANN201 - returns a tasks.Pipeline

@@ -21,15 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab.errors import SiliconlabError
+from siliconlab.errors import ServeError, SiliconlabError
 
-
-class ServeError(SiliconlabError):
-    """The server refused or failed a request; `status` is Triton's (e.g. '400', 'StatusCode.UNAVAILABLE')."""
-
-    def __init__(self, message: str, status: str | None = None):
-        super().__init__(message)
-        self.status = status
+__all__ = ["Client", "ServeError"]
 
 
 class Client:

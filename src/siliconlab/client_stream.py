@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab.errors import SiliconlabError
+from siliconlab.errors import ServeError, SiliconlabError
 
 
 def request_body(message: Any, max_tokens: int | None) -> dict[str, Any]:
@@ -32,8 +32,6 @@ def request_body(message: Any, max_tokens: int | None) -> dict[str, Any]:
 
 
 def grpc_stream(client: Any, model: str, message: Any, max_tokens: int | None) -> Iterator[tuple[str, Any]]:
-    from siliconlab.client import ServeError
-
     module = client._module
     inputs = []
     for name, value in request_body(message, max_tokens).items():
@@ -82,8 +80,6 @@ def http_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
     """POST /v2/models/<model>/generate_stream: each `data:` event is one response as JSON."""
     import urllib.error
     import urllib.request
-
-    from siliconlab.client import ServeError
 
     body = request_body(message, max_tokens)
     if isinstance(body.get("text"), bytes):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from siliconlab.convert import Converter
-from siliconlab.convert.store import lock_path
 from siliconlab.models import resolve
+from siliconlab.store import lock_path
 from siliconlab.units import get_unit
 
 UNIT = "onnxruntime-cpu-fp32"

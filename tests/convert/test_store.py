@@ -13,10 +13,9 @@ from typer.testing import CliRunner
 
 from siliconlab.cli import app
 from siliconlab.convert import Converter, load_artifact
-from siliconlab.convert.integrity import LAST_USED
-from siliconlab.convert.store import list_cache, prune, select_for_prune
 from siliconlab.errors import UsageError
 from siliconlab.models import resolve
+from siliconlab.store import LAST_USED, list_cache, prune, select_for_prune
 from siliconlab.units import get_unit
 
 UNIT = "onnxruntime-cpu-fp32"

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from siliconlab.serve.openai_backend import Backend
 from siliconlab.serve.openai_chat import stream_pieces
-from siliconlab.serve.openai_front import Backend
 
 
 class Output:

@@ -529,8 +529,8 @@ def test_kserve_with_odd_bodies_is_a_4xx_never_a_5xx_with_a_traceback(http: http
 
 
 def test_huge_n_negative_max_tokens_and_odd_chat_values_are_400() -> None:
+    from siliconlab.serve.openai_backend import ApiError, Backend
     from siliconlab.serve.openai_chat import ChatRequest, check_request
-    from siliconlab.serve.openai_front import ApiError, Backend
 
     backend = Backend("127.0.0.1:1", 8, {}, {"tiny": 100})
     hi = [{"role": "user", "content": "hi"}]

@@ -16,7 +16,7 @@ from siliconlab.errors import UsageError
 from siliconlab.units import registry
 from siliconlab.units.base import FP32_AGREEMENT_MIN, FP32_COSINE_MIN, HALF_AGREEMENT_MIN
 from siliconlab.units.torch.cuda_decoder import GraphDecoderRunner, step_kind
-from siliconlab.units.torch.cuda_generate import StaticCacheDecoder
+from siliconlab.units.torch.static_cache import StaticCacheDecoder
 
 HAS_CUDA = torch.cuda.is_available()
 GPU_UNITS = ("torch-cuda-bf16", "torch-cuda-fp16", "torch-cuda-fp32")

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from siliconlab.errors import SiliconlabError, UsageError
-from siliconlab.units.torch.cuda_generate import CudaGraphGenerator, StaticCacheDecoder, availability
+from siliconlab.units.torch.cuda_generate import CudaGraphGenerator, availability
+from siliconlab.units.torch.static_cache import StaticCacheDecoder
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device here")

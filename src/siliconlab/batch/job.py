@@ -10,13 +10,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
 from siliconlab.batch.io import Chunk, Format, format_of, fsync_replace
 from siliconlab.batch.journal import Journal, errors_path, fingerprint, input_digest, parts_dir
 from siliconlab.errors import UsageError
 from siliconlab.paths import claim, shared_mode
+
+if TYPE_CHECKING:
+    from siliconlab.batch.npy import NpyOutput
 
 try:
     import fcntl
@@ -276,7 +279,12 @@ def usable_rows(chunk: Chunk) -> tuple[list[int], list[Any]]:
 
 
 def commit_chunk(
-    handler: Format, journal: Journal, chunk: Chunk, usable: list[int], outcome: Any, node: str | None = None
+    handler: Format | NpyOutput,
+    journal: Journal,
+    chunk: Chunk,
+    usable: list[int],
+    outcome: Any,
+    node: str | None = None,
 ) -> tuple[int, int]:
     """Commit one answered chunk: part files (temp, fsync, rename), then the journal line; (kept, errors).
     `outcome` is the `task.Outcome` of the usable rows, computed here or on a Ray actor."""
@@ -294,7 +302,7 @@ def commit_chunk(
 
 
 def complete(
-    options: JobOptions, handler: Format, journal: Journal, identity: tuple[int, int, int, int]
+    options: JobOptions, handler: Format | NpyOutput, journal: Journal, identity: tuple[int, int, int, int]
 ) -> Path | None:
     """Every chunk is committed: check the input did not change under the job, then assemble (the commit
     point), then remove the parts; returns the errors file."""

@@ -80,7 +80,8 @@ class Journal:
                 "(its content differs): pass --overwrite to discard them and start over"
             )
         if state.get("version") != VERSION or state.get("fingerprint") != print_:
-            was = state.get("command") if isinstance(state.get("command"), dict) else {}
+            recorded = state.get("command")
+            was: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
             raise UsageError(
                 f"{folder} holds an unfinished job from a different command or input "
                 f"(model {was.get('model')!r}, input {was.get('input')!r}); rerun that exact command to finish it, "

@@ -57,7 +57,8 @@ def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: O
     runner = task_runner(
         options.model, journal.unit if journal else options.unit, options.tokens_per_batch, options.threads
     )
-    handler = open_format(options.input, options.text_field, runner.task, runner.labels)
+    reader = open_format(options.input, options.text_field, runner.task, runner.labels)
+    handler: Format | NpyOutput = reader
     if options.out.suffix.lower() == ".npy":
         handler = NpyOutput(handler)
     if journal is None:

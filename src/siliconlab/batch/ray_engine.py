@@ -13,6 +13,7 @@ Why not Ray Data: its blocks are not our chunks, so results (int8 units quantise
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -231,7 +232,8 @@ def _spawn(slots: list[Slot], options: JobOptions, unit: str) -> tuple[list[Any]
     import ray
     from ray.exceptions import GetTimeoutError
 
-    remote = ray.remote(max_restarts=0, max_task_retries=0)(ChunkActor)
+    # Any: ray's stubs type the decorated class as the class itself or a function, never as an actor class
+    remote: Any = ray.remote(max_restarts=0, max_task_retries=0)(ChunkActor)
     actors = [
         remote.options(**slot.options()).remote(options.model, unit, options.tokens_per_batch, slot.threads)
         for slot in slots
@@ -287,7 +289,7 @@ def _start_ray(address: str | None) -> None:
     kwargs: dict[str, Any] = {"address": address} if address else local
     for attempt in (1, 2):
         try:
-            ray.init(log_to_driver=False, logging_level="WARNING", configure_logging=False, **kwargs)
+            ray.init(log_to_driver=False, logging_level=logging.WARNING, configure_logging=False, **kwargs)
             return
         except Exception as exc:  # Ray raises bare Exception / ConnectionError when it cannot start or connect
             ray.shutdown()

@@ -103,7 +103,7 @@ def plan(nodes: list[Node], unit: str, gpu: bool, actors: int | None = None) -> 
             raise UsageError(f"the Ray cluster has no node with a whole CPU ({shape})")
         capacity = {n.node_id: 1 for n in hosts}
     counts = dict(capacity) if actors is None else _spread(hosts, actors, gpu)
-    slots = []
+    slots: list[Slot] = []
     for node in hosts:
         count = counts.get(node.node_id, 0)
         if not count:

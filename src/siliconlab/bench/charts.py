@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from siliconlab.bench.report import contention_notes, device_names, speedup_text  # noqa: E402
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -29,18 +30,6 @@ def _save(fig: Any, path: Path) -> Path:
 
 def workload_label(row: dict[str, Any]) -> str:
     return row.get("workload_label") or f"B{row['batch']} S{row['seq']}"
-
-
-def device_names(result: dict[str, Any]) -> str:
-    """What ran the rows: the GPU's name for CUDA rows, the CPU's for CPU rows (both when mixed)."""
-    machine = result.get("machine", {})
-    devices = {row.get("device", "cpu") for row in result["results"]}
-    names = []
-    if devices & {"cuda", "gpu"} and machine.get("gpus"):
-        names.append(", ".join(gpu["name"] for gpu in machine["gpus"]))
-    if devices - {"cuda", "gpu"} or not names:
-        names.append(str(machine.get("cpu", "unknown CPU")))
-    return " + ".join(names)
 
 
 def by_workload(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -60,8 +49,6 @@ def latency_bars(result: dict[str, Any], path: Path) -> Path | None:
     """One panel per workload, one bar per unit: p50 bar, whisker up to p90, and the table's speedup cell — with
     its flags: "unstable (a–b)" where the rounds disagree, "!" on a unit measured under contention (the notes
     under the table are printed under the chart too) — the chart to post."""
-    from siliconlab.bench.report import contention_notes, speedup_text
-
     groups = by_workload(result["results"])
     if not groups:
         return None
@@ -170,18 +157,18 @@ def throughput_vs_batch(result: dict[str, Any], path: Path) -> Path | None:
 
 def utilisation_timeline(result: dict[str, Any], path: Path) -> Path | None:
     """bench --monitor: one panel per unit, its CPU and GPU use over the run's time, only while it ran."""
-    from siliconlab.monitor.plot import draw_panels
+    from siliconlab.monitor.plot import Panel, Series, draw_panels
 
     units = (result.get("monitor") or {}).get("units") or {}
     cores = float(result.get("machine", {}).get("cores_logical") or 1)
-    panels: list[tuple[str, str, dict[str, tuple[Sequence[float], Sequence[float]]]]] = []
+    panels: list[Panel] = []
     for unit, timeline in units.items():
         t, series = timeline["t"], timeline["series"]
 
         def scaled(key: str, factor: float = 1.0, series: dict[str, list] = series) -> list[float]:
             return [math.nan if v is None else v * factor for v in series[key]]
 
-        lines: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
+        lines: Series = {}
         if "procs.own_cores" in series:
             lines["bench processes, % of all cores"] = (t, scaled("procs.own_cores", 100 / cores))
         if "cpu.busy_pct" in series:

@@ -7,6 +7,7 @@ same run. It answers "how close to the limit are we", with the limit measured, n
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -23,7 +24,7 @@ def encoder_flops(config: Any, batch: int, seq: int) -> float:
     return 2.0 * layers * batch * per_layer
 
 
-def _best_rate(step, flops: float, seconds: float) -> float:
+def _best_rate(step: Callable[[], Any], flops: float, seconds: float) -> float:
     step()
     samples: list[float] = []
     started = time.perf_counter()

@@ -149,9 +149,24 @@ def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(result["results"], key=key)
 
 
-def title_of(result: dict[str, Any]) -> str:
-    from siliconlab.bench.charts import device_names
+def device_names(result: dict[str, Any]) -> str:
+    """What ran the rows: the GPU's name for CUDA rows, the CPU's for CPU rows (both when mixed)."""
+    machine = result.get("machine", {})
+    devices = {row.get("device", "cpu") for row in result["results"]}
+    names = []
+    if devices & {"cuda", "gpu"} and machine.get("gpus"):
+        names.append(", ".join(gpu["name"] for gpu in machine["gpus"]))
+    if devices - {"cuda", "gpu"} or not names:
+        names.append(str(machine.get("cpu", "unknown CPU")))
+    return " + ".join(names)
 
+
+def _energy_reasons(result: dict[str, Any]) -> list[str]:
+    """Why energy is n/a, once per reason, over every row."""
+    return sorted({reason for r in result["results"] if (reason := (r.get("energy") or {}).get("reason"))})
+
+
+def title_of(result: dict[str, Any]) -> str:
     machine = result["machine"]
     return (
         f"{result['model']} on {device_names(result)} ({machine['cores_physical']} CPU cores), "
@@ -199,8 +214,7 @@ def print_table(result: dict[str, Any], console: Console, wide: bool = False) ->
         console.print(f"[yellow]{note}[/]", highlight=False)
     for failure in result["failures"]:
         console.print(f"[red]{failure['unit']} failed[/]: {failure['error']}", highlight=False)
-    energy_reasons = {str((r.get("energy") or {}).get("reason") or "") for r in result["results"]} - {""}
-    for reason in sorted(energy_reasons):
+    for reason in _energy_reasons(result):
         console.print(f"energy n/a: {reason}", highlight=False)
 
 
@@ -249,7 +263,7 @@ def markdown(result: dict[str, Any], charts: list[Path]) -> str:
             tried = ", ".join(f"B{s['batch']}: {s['p90_ms']:.1f} ms" for s in row.get("searched", []))
             verdict = "" if row.get("within_budget", True) else " — even batch 1 exceeds the budget"
             lines.append(f"- {row['unit']} S{row['seq']} ≤ {row['budget_ms']:g} ms: {tried}{verdict}")
-    reasons = sorted({str((r.get("energy") or {}).get("reason") or "") for r in result["results"]} - {""})
+    reasons = _energy_reasons(result)
     if reasons:
         lines += ["", "Energy n/a: " + "; ".join(reasons)]
     lines += _load_lines(result)

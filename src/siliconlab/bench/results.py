@@ -7,11 +7,11 @@ import statistics
 from datetime import datetime, timezone
 from typing import Any
 
-from siliconlab import __version__
 from siliconlab.bench.floor import floor_key
 from siliconlab.bench.machine import machine_info
 from siliconlab.bench.plan import BenchPlan
 from siliconlab.units.base import Unit
+from siliconlab.version import __version__
 
 RESULT_SCHEMA = "siliconlab.bench/5"  # 5: one loop for every model kind: settings.kind; generation rows gain
 # latency_ms (TTFT or decode step), iterations, runs, cold_ms, rounds, speedup, contention, load_s, gpu_memory_mb

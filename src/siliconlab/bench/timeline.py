@@ -64,9 +64,9 @@ def row_monitor(samples: Sequence[Sample], spans: Sequence[Span], reference_mhz:
     counters = sorted({k for s in samples for k in s.values if k.endswith("energy_j")})
     for key in counters:
         edges = [(counter_at(samples, key, t0), counter_at(samples, key, t1)) for t0, t1 in spans]
-        known = [(a, b) for a, b in edges if a is not None and b is not None]
-        if edges and len(known) == len(edges):
-            energy[key] = round(sum(b - a for a, b in known), 3)
+        deltas = [b - a for a, b in edges if a is not None and b is not None]
+        if edges and len(deltas) == len(edges):
+            energy[key] = round(sum(deltas), 3)
     throttles = sorted({name for s in inside for k, v in s.values.items() if k.endswith(".throttle")
                         for name in throttle_names(int(v) & SLOWDOWN_MASK)})  # fmt: skip
     summary: dict[str, Any] = {"samples": len(inside), "seconds": round(sum(t1 - t0 for t0, t1 in spans), 3),

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from siliconlab import __version__
 from siliconlab.cli import (
     batch,
     bench,
@@ -29,6 +28,7 @@ from siliconlab.cli import (
 )
 from siliconlab.cli.common import console
 from siliconlab.cli.help import Command, Group
+from siliconlab.version import __version__
 
 app = typer.Typer(
     cls=Group,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
 from siliconlab.cli.common import console, err, handles_errors
 from siliconlab.errors import SiliconlabError, UsageError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 ENGINES = ("local", "ray")
 
@@ -133,7 +136,7 @@ class _Bar:
             TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=err, transient=False,
         )  # fmt: skip
-        self.task = None
+        self.task: TaskID | None = None
         self.started_rows = 0
         return self
 
@@ -150,6 +153,7 @@ class _Bar:
 
         if self.task is None:
             self.start(0.0, "rows", 0)
+        assert self.task is not None  # start() added it
         elapsed = time.perf_counter() - self.begin
         rate = f"{(rows - self.started_rows) / elapsed:.1f}" if elapsed > 0 and rows > self.started_rows else "-"
         self.progress.update(self.task, completed=position, rows=rows, rate=rate)

@@ -21,7 +21,7 @@ CacheOption = Annotated[Path, typer.Option("--cache", help="The artifact cache (
 def ls(cache: CacheOption = DEFAULT_CACHE) -> None:
     """List every converted artifact: model, unit, size on disk, last use (conversion, reuse or load)."""
     from siliconlab.convert.integrity import human_bytes
-    from siliconlab.convert.store import list_cache
+    from siliconlab.store import list_cache
 
     entries = list_cache(cache)
     if not entries:
@@ -50,8 +50,8 @@ def prune(
 ) -> None:
     """Remove artifacts matching every filter given (at least one filter, or --all)."""
     from siliconlab.convert.integrity import human_bytes
-    from siliconlab.convert.store import list_cache, select_for_prune
-    from siliconlab.convert.store import prune as prune_entries
+    from siliconlab.store import list_cache, select_for_prune
+    from siliconlab.store import prune as prune_entries
 
     chosen = select_for_prune(list_cache(cache), older_than, model, unit, everything)
     for entry in chosen:

@@ -71,7 +71,7 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (as rich's stderr console does): a stream captured or
     replaced after the handler was made (test runners, servers redirecting) still gets the lines."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

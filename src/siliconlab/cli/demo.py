@@ -97,15 +97,15 @@ def demo(
     if web:  # the chat tab offers both modes; --chat-model picks the one selected at first
         from siliconlab.demo.web import serve
 
-        serve(session, keys, skipped, host=host, port=port, share=share, results=results, generative=generative,
-              chat_mode=chat_model)  # fmt: skip
+        serve(session, keys, skipped, host=host, port=port, share=share, results=results, err=err,
+              generative=generative, chat_mode=chat_model)  # fmt: skip
         return
-    generative = generative if chat_model == "smollm2-chat" else None
+    chosen_mode = generative if chat_model == "smollm2-chat" else None
     from siliconlab.demo.terminal import interactive, run_texts
 
     if text:
-        code = run_texts(session, keys, text, console, err, as_json, generative)
+        code = run_texts(session, keys, text, console, err, as_json, chosen_mode)
         if code:
             raise typer.Exit(code)
         return
-    interactive(session, keys, console, err, generative)
+    interactive(session, keys, console, err, chosen_mode)

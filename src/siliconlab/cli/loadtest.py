@@ -119,6 +119,7 @@ def _run(
         if server is not None:
             url = server.url(protocol)
             err.print(f"serving {target} at {url} (log: {log_path})", highlight=False)
+        assert url is not None  # given, or the managed server's
         plan = LoadPlan(url=url, model=served, **plan_args)
         record: dict[str, Any] = {"header": report.header(url, served, protocol, managed, _plan_dict(plan))}
         table = _table(record["header"])

@@ -142,12 +142,13 @@ def chat(
 
     A generative model streams its reply as it is written, then prints time to first token and tokens/s."""
     from siliconlab.tasks import load
+    from siliconlab.tasks.generate import GenerativeChat
 
     bot = load(model, unit=unit)
     if "reply" not in getattr(bot, "methods", ()):
         raise UsageError(f"'{model}' is not a chat model: choose chat-retrieval, smollm2-chat or a causal-LM folder")
     answer = (lambda m: _stream(bot, m, max_new_tokens)) if "stream" in bot.methods else (lambda m: _answer(bot, m))
-    if "stream" in bot.methods:
+    if isinstance(bot, GenerativeChat):
         bot.check_max_new_tokens(max_new_tokens)  # bad option: one line before any prompt
     if text is not None:
         answer(text)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from siliconlab.convert.manifest import MANIFEST, write_json_atomic
+from siliconlab.store import LAST_USED
 
 #: Bookkeeping files that live in the artifact folder but are not part of the artifact.
-LAST_USED = ".last_used"
 VERIFIED = ".verified"
 _NOT_SHIPPED = {MANIFEST, LAST_USED, VERIFIED}
 

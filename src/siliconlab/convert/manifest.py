@@ -10,8 +10,8 @@ from typing import Any
 
 from siliconlab.errors import SiliconlabError
 from siliconlab.paths import current_umask, shared_mode  # noqa: F401 - re-exported
+from siliconlab.store import MANIFEST, directory_bytes  # noqa: F401 - re-exported: the store names the file
 
-MANIFEST = "manifest.json"
 SCHEMA_VERSION = 2  # 2: "files" (size + sha256 of every shipped file)
 
 
@@ -49,7 +49,3 @@ def read_manifest(artifact_dir: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "unit" not in manifest or "source_hash" not in manifest:
         raise SiliconlabError(f"{path} is not a siliconlab manifest: delete the folder and convert again")
     return manifest
-
-
-def directory_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

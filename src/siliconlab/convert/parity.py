@@ -157,6 +157,7 @@ def label_parity(runner: Runner, model: LoadedModel, reference: Reference) -> tu
     alone = getattr(runner, "tokens_per_call", None) == 1
     got = batched_logits(runner, model, reference.agreement_texts or [], batch=1 if alone else 32)
     expected = reference.agreement_logits
+    assert got is not None and expected is not None  # a classifier reference carries its agreement logits
     agreement = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean())
     diff = np.abs(_softmax(got) - _softmax(expected)).max(axis=1)
     return agreement, float(diff.mean()), float(diff.max())

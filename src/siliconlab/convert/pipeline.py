@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from siliconlab import __version__
 from siliconlab.convert.integrity import check_files, file_records
 from siliconlab.convert.kinds import ParityGate, gate_for
 from siliconlab.convert.manifest import (
@@ -28,7 +27,6 @@ from siliconlab.convert.manifest import (
     read_manifest,
     write_json_atomic,
 )
-from siliconlab.convert.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.cpu_features import detect as detect_cpu
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
@@ -36,7 +34,9 @@ from siliconlab.models.base import ModelSource
 from siliconlab.models.kinds import kind_of
 from siliconlab.models.remote_code import refuse_remote_code
 from siliconlab.paths import share_tree
+from siliconlab.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.units.base import Availability, Runner, Unit
+from siliconlab.version import __version__
 
 
 @dataclass
@@ -75,7 +75,7 @@ def base_versions() -> dict[str, str]:
 
 
 def _reuse_check(
-    artifact_dir: Path, unit: Unit, source_hash: str, verify: bool = False
+    artifact_dir: Path, unit: Unit[Any], source_hash: str, verify: bool = False
 ) -> tuple[dict[str, Any] | None, str]:
     """(manifest, '') when the artifact can be reused as is; else (None, why not — '' when there is nothing
     to say, e.g. no artifact yet or the inputs changed, which is an ordinary rebuild)."""

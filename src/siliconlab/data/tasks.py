@@ -15,10 +15,8 @@ from functools import lru_cache
 import pandas as pd
 
 from siliconlab.data import movie_reviews, sms_spam
+from siliconlab.data.split import held_out_digest, is_test, text_hash  # noqa: F401 - is_test re-exported
 from siliconlab.errors import UsageError
-
-#: Percent of texts (by content hash) held out for evaluation; never used for training, calibration or parity.
-TEST_PERCENT = 20
 
 
 @dataclass(frozen=True)
@@ -59,19 +57,6 @@ TASKS: dict[str, TaskData] = {
 }
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _bucket(digest: str) -> int:
-    return int(digest[:8], 16) % 100
-
-
-def is_test(text: str) -> bool:
-    """Is this text in some task's held-out split? (Parity and calibration texts must not be.)"""
-    return _bucket(text_hash(text)) < TEST_PERCENT
-
-
 @lru_cache(maxsize=4)
 def labelled(task: str) -> pd.DataFrame:
     """Columns text, label (a name from TASKS[task].labels), hash, split ('train'|'test'); de-duplicated."""
@@ -80,7 +65,7 @@ def labelled(task: str) -> pd.DataFrame:
     frame = TASKS[task].rows()
     frame = frame[frame["text"].str.strip().astype(bool)].drop_duplicates("text").reset_index(drop=True)
     frame["hash"] = frame["text"].map(text_hash)
-    frame["split"] = ["test" if _bucket(h) < TEST_PERCENT else "train" for h in frame["hash"]]
+    frame["split"] = ["test" if held_out_digest(h) else "train" for h in frame["hash"]]
     return frame
 
 

@@ -91,10 +91,10 @@ class Round:
         return next((r for r in self.results if r.answer is not None), None)
 
     def compare(self) -> None:
-        reference = next((r for r in self.results if r.unit == REFERENCE and r.answer is not None), None)
+        reference = next((r.answer for r in self.results if r.unit == REFERENCE and r.answer is not None), None)
         for result in self.results:
             if reference is not None and result.answer is not None:
-                result.agrees = result.answer.key == reference.answer.key
+                result.agrees = result.answer.key == reference.key
 
     def as_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "text": self.text, "results": [r.as_dict() for r in self.results]}
@@ -200,8 +200,8 @@ class DemoSession:
                 if not samples:
                     continue
                 median = statistics.median(samples)
-                enough = ref_median is not None and len(samples) >= MIN_SPEEDUP_SAMPLES
-                speedup = ref_median / median if enough else None
+                enough = len(samples) >= MIN_SPEEDUP_SAMPLES
+                speedup = ref_median / median if ref_median is not None and enough else None
                 rows.append({"scenario": key, "unit": unit, "answers": len(samples), "median_ms": median,
                              "speedup_vs_fp32": speedup})  # fmt: skip
         return rows

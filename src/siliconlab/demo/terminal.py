@@ -39,7 +39,7 @@ def round_table(current: Round) -> Table:
         else:
             filled = max(1, round(BAR_WIDTH * result.ms / slowest)) if slowest else 1
             bar = Text("█" * filled, style="cyan" if result.unit != REFERENCE else "magenta")
-            answer = Text(result.answer.short, overflow="fold")
+            answer = Text(result.answer.short if result.answer else "", overflow="fold")
             table.add_row(result.unit, f"{result.ms:.1f}", bar, answer, _agrees(result.agrees))
     return table
 
@@ -47,7 +47,7 @@ def round_table(current: Round) -> Table:
 def answer_block(current: Round) -> Text:
     """The default (first) unit's full answer, shown above the table."""
     first = current.first
-    if first is None:
+    if first is None or first.answer is None:
         return Text("no unit answered", style="red")
     head = Text(f"{SCENARIOS[current.scenario].title} ", style="bold")
     head.append(f"({first.unit}): ", style="dim")

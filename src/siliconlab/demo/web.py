@@ -12,12 +12,15 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siliconlab.demo import benchtab
 from siliconlab.demo.scenarios import SCENARIOS, examples
 from siliconlab.demo.session import MAX_CHARS, DemoSession, Round
 from siliconlab.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 log = logging.getLogger("siliconlab")
 
@@ -49,7 +52,7 @@ def _outputs(current: Round | None, session: DemoSession, key: str, message: str
     if current is None:
         return message, None, _frame([]), [], _summary_rows(session, key)
     first = current.first
-    if first is None:
+    if first is None or first.answer is None:
         errors = "; ".join(f"{r.unit}: {r.error}" for r in current.results if r.error)
         answer = f"**No unit answered yet.** {errors}"
         scores = None
@@ -257,11 +260,11 @@ def serve(
     port: int,
     share: bool,
     results: Path,
+    err: Console,
     generative: Any = None,
     chat_mode: str = "chat-retrieval",
 ) -> None:
-    """Load every scenario's units, then serve the page until Ctrl-C."""
-    from siliconlab.cli.common import err
+    """Load every scenario's units, then serve the page until Ctrl-C; progress lines go to `err` (the CLI's)."""
     from siliconlab.demo.terminal import _loading
 
     for key in keys:

@@ -7,10 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    import torch
+from typing import Any, Literal
 
 Task = Literal["embedding", "classification"]
 
@@ -40,12 +37,23 @@ def head_for_outputs(output_names: Iterable[str]) -> Head:
     return CLASSIFIER_HEAD if "logits" in output_names else EMBEDDING_HEAD
 
 
+#: A Hugging Face model or one of its layers, read by attribute (`config`, `save_pretrained`, `.self.query`, ...).
+#: torch types every module attribute as `Tensor | Module`, so these are duck-typed rather than `nn.Module`.
+HfModule = Any
+
+#: Padded tokens per runner call when a pipeline runs a list of texts on a CPU unit (tasks/pipeline.py cuts the
+#: list into length-sorted groups within it). Measured on the 2-core VM, 32 real texts (median 24 tokens) per
+#: call: budgets of 128-512 tokens were the fastest for every CPU unit, 2-2.6x faster than one padded batch of
+#: 32 (docs/tasks.md). A runner whose answer for a text depends on its batch neighbours sets 1 (each text alone).
+CPU_TOKENS_PER_CALL = 256
+
+
 @dataclass
 class LoadedModel:
     """A fresh fp32 PyTorch model in eval mode with its tokenizer: the reference every unit is checked against."""
 
     name: str
-    model: torch.nn.Module
+    model: HfModule
     tokenizer: Any
     task: Task
     max_length: int
@@ -77,6 +85,11 @@ class ModelSource(ABC):
     purpose: str
     architecture_only: bool = False
     spec: str = ""
+
+    @property
+    @abstractmethod
+    def config(self) -> Any:
+        """The Hugging Face config, read without loading the weights."""
 
     @abstractmethod
     def load(self, attn_implementation: str = "sdpa") -> LoadedModel:

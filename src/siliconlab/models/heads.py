@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from siliconlab.models.base import HEAD_FILE, HEAD_KEY, head_spec  # noqa: F401 - re-exported
+from siliconlab.models.base import HEAD_FILE, HEAD_KEY, HfModule, head_spec  # noqa: F401 - re-exported
 from siliconlab.models.wrapper import mean_pool_normalize
 
 
@@ -37,7 +37,7 @@ class MeanPoolClassifier(nn.Module):
     pooling = "mean"
 
     def __init__(
-        self, bert: nn.Module, labels: list[str], weight: torch.Tensor | None = None, bias=None, truncation="head"
+        self, bert: HfModule, labels: list[str], weight: torch.Tensor | None = None, bias=None, truncation="head"
     ):
         super().__init__()
         self.bert = bert

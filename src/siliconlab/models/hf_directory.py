@@ -59,8 +59,8 @@ def load_hf_model(path: Path, attn_implementation: str = "sdpa") -> Any:
 
     from siliconlab.models.heads import MeanPoolClassifier, head_spec
 
-    kwargs = {"attn_implementation": attn_implementation, "use_safetensors": True, "dtype": torch.float32,
-              "trust_remote_code": False}  # fmt: skip
+    kwargs: dict[str, Any] = {"attn_implementation": attn_implementation, "use_safetensors": True,
+                              "dtype": torch.float32, "trust_remote_code": False}  # fmt: skip
     config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     if head_spec(config) is not None:
         return MeanPoolClassifier.from_pretrained(path, **kwargs).eval()

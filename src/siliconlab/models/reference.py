@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siliconlab.models.base import OUTPUT_NAMES
+from siliconlab.models.base import CPU_TOKENS_PER_CALL, OUTPUT_NAMES, HfModule
 from siliconlab.models.hf_directory import load_hf_model, task_of
 from siliconlab.models.wrapper import EncoderWithHead
 
@@ -19,13 +19,11 @@ from siliconlab.models.wrapper import EncoderWithHead
 class TorchRunner:
     """Runs any (input_ids, attention_mask) -> outputs PyTorch module: the baseline, or a rewrite under check."""
 
-    def __init__(self, module: torch.nn.Module, device: str = "cpu", output_names: tuple[str, ...] | None = None):
-        from siliconlab.units.base import CPU_TOKENS_PER_CALL
-
+    def __init__(self, module: HfModule, device: str = "cpu", output_names: tuple[str, ...] | None = None):
         self.module = module.eval()
         self.device = device
         self.output_names = output_names or OUTPUT_NAMES[module.task]
-        #: padded tokens per pipeline call on a CPU (units/base.py); a GPU takes whole batches
+        #: padded tokens per pipeline call on a CPU (models/base.py); a GPU takes whole batches
         self.tokens_per_call = CPU_TOKENS_PER_CALL if device == "cpu" else None
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:

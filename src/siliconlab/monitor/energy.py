@@ -9,6 +9,7 @@ background sampler polls (`energy_j`, cumulative joules with wrap handling), rea
 from __future__ import annotations
 
 import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from siliconlab.monitor import nvml
@@ -75,7 +76,7 @@ class PowermetricsMeter(EnergyMeter):
     def __init__(self, interval_ms: int = 100):
         super().__init__("")
         self.interval_ms = interval_ms
-        self._context = None
+        self._context: AbstractContextManager[EnergyMeasurement] | None = None
         self._measurement: EnergyMeasurement | None = None
 
     def start(self) -> None:

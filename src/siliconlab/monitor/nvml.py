@@ -189,6 +189,7 @@ class NvmlEnergy(Source):
     def read(self) -> dict[str, float]:
         if self._last_mj is None:
             self.open()
+        assert self._last_mj is not None  # open() read it
         now = self._read_mj()
         self._joules += energy_delta_joules(self._last_mj, now)
         self._last_mj = now

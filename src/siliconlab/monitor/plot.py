@@ -28,7 +28,7 @@ def _pick(data: dict[str, list[float]], keys: Sequence[tuple[str, str]]) -> Seri
 def _matching(data: dict[str, list[float]], pattern: str, label: str) -> list[tuple[str, str]]:
     regex = re.compile(pattern)
     found = sorted((key for key in data if regex.fullmatch(key)), key=lambda k: [int(n) for n in re.findall(r"\d+", k)])
-    return [(key, label.format(*regex.fullmatch(key).groups())) for key in found]
+    return [(key, label.format(*match.groups())) for key in found if (match := regex.fullmatch(key))]
 
 
 def panels_for(data: dict[str, list[float]]) -> list[Panel]:

@@ -66,6 +66,11 @@ class Recorder:
             self._writer.writerow(row)
             self._handle.flush()
 
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
     def _rewrite(self) -> None:
         """(Re)write the whole CSV with the current columns; later rows are appended to it."""
         if self._handle is not None:
@@ -87,12 +92,10 @@ class Recorder:
             pq.write_table(table, tmp)
             tmp.replace(self.path)
         elif self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            self._close()
         elif not self.rows:  # nothing sampled: still leave a file with the header, so the run is visible
             self._rewrite()
-            self._handle.close()
-            self._handle = None
+            self._close()
         return self.path
 
 

@@ -116,8 +116,8 @@ class MonitorRun:
 
     def _view(self, sampler: Sampler, procs: Any) -> View:
         latest = sampler.samples[-1] if sampler.samples else None
-        gpus = {int(s.name[3:]): s.device_name for s in sampler.sources if s.name.startswith("gpu") and
-                getattr(s, "device_name", "")}  # fmt: skip
+        gpus = {int(s.name[3:]): device for s in sampler.sources
+                if s.name.startswith("gpu") and (device := getattr(s, "device_name", ""))}  # fmt: skip
         summary_cost = latest.cost_s * 1e3 if latest else 0.0
         watching = ""
         if self.child is not None:

@@ -138,7 +138,8 @@ class HttpGateway:
                 raise ValueError("not an object")
         except (ValueError, RecursionError) as exc:
             return await _answer(send, 400, f"the body is not a JSON object ({type(exc).__name__})")
-        parameters = request.get("parameters") if isinstance(request.get("parameters"), dict) else {}
+        given = request.get("parameters")
+        parameters: dict[str, Any] = given if isinstance(given, dict) else {}
         request["parameters"] = {**parameters, "authorization": key.decode("latin-1")}
         content = json.dumps(request).encode()
         sent = False
@@ -272,6 +273,7 @@ class GrpcGateway:
                                                                   timeout=context.time_remaining())  # fmt: skip
                 except grpc.aio.AioRpcError as exc:
                     await context.abort(exc.code(), exc.details() or "")
+                    raise  # abort() raises; were it ever to return, the upstream error still goes up
 
         return call
 

@@ -56,6 +56,7 @@ def check_stream_request(request: Request) -> tuple[Any, int | None]:
     if (messages is None) == (text is None):
         raise BadRequest("give exactly one of the inputs 'text' (one message) and 'messages' (JSON conversation)")
     chosen = messages if messages is not None else text
+    assert chosen is not None  # exactly one of them was given (checked above)
     if chosen.size != 1:
         raise BadRequest(f"input '{'messages' if messages is not None else 'text'}' must hold one element, "
                          f"got {chosen.size}")  # fmt: skip

@@ -16,7 +16,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from pydantic import BaseModel, StrictInt
 
 from siliconlab.errors import UsageError
 from siliconlab.serve.generative import STREAM_KEY, caller_key, stop_by_key
-from siliconlab.serve.openai_front import ApiError, Backend
+from siliconlab.serve.openai_backend import ApiError, Backend
 
 #: Why generation stopped (the pipeline's words) -> OpenAI's finish_reason.
 FINISH = {"end of reply": "stop", "length": "length"}
@@ -78,7 +78,7 @@ def check_request(backend: Backend, request: ChatRequest) -> tuple[list[dict[str
 
 
 async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, str]],
-                        max_tokens: int | None) -> AsyncIterator[tuple[str, Any]]:  # fmt: skip
+                        max_tokens: int | None) -> AsyncGenerator[tuple[str, Any], None]:  # fmt: skip
     """("piece", text) ... then ("stats", dict), from Triton's streaming model; an error raises ApiError.
     Closing this iterator early stops the request (the server stops generating)."""
     from tritonclient.grpc import aio as grpcclient
@@ -202,7 +202,7 @@ async def complete(backend: Backend, request: ChatRequest) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": "".join(pieces).strip()},
-                "finish_reason": FINISH.get(stats.get("stopped"), "stop"),
+                "finish_reason": FINISH.get(str(stats.get("stopped")), "stop"),
                 "logprobs": None,
             }
         ],  # fmt: skip
@@ -220,7 +220,7 @@ async def chunks(backend: Backend, request: ChatRequest) -> AsyncIterator[str]:
     return _events(request, stream, first)
 
 
-async def _events(request: ChatRequest, stream: AsyncIterator[tuple[str, Any]],
+async def _events(request: ChatRequest, stream: AsyncGenerator[tuple[str, Any], None],
                   first: tuple[str, Any]) -> AsyncIterator[str]:  # fmt: skip
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": request.model}  # fmt: skip

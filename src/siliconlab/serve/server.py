@@ -24,6 +24,7 @@ from typing import Any
 from siliconlab.errors import SiliconlabError
 from siliconlab.serve.binding import CODE_KEY, ERROR_KEY, Binding
 from siliconlab.serve.config import ServeOptions, free_port
+from siliconlab.serve.generative import StreamInfer
 
 #: Appended to the generated model.py: a response carrying the reserved keys becomes that request's error,
 #: with the code the callable chose (INVALID_ARG -> HTTP 400 / gRPC INVALID_ARGUMENT, INTERNAL -> 500).
@@ -166,6 +167,7 @@ class Server:
                 self._bind(triton, binding)
                 customize_model_store(Path(workspace.model_store_path) / binding.name, binding, cancel_dir)
                 if binding.decoupled:
+                    assert isinstance(binding.infer, StreamInfer)  # decoupled: a generative model's stream
                     binding.infer.cancel_dir = cancel_dir
             triton.run()
             if self._guarded:

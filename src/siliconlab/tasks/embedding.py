@@ -82,7 +82,8 @@ class EmbeddingPipeline(Pipeline):
         if tensor:
             import torch
 
-            answers = [torch.from_numpy(a) for a in answers]
+            tensors = [torch.from_numpy(a) for a in answers]
+            return tensors[0] if single else tensors
         return answers[0] if single else answers
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
@@ -101,6 +102,7 @@ class EmbeddingPipeline(Pipeline):
         """The width of a sentence embedding (384 for MiniLM), measured once on a probe text."""
         if getattr(self, "_dimension", None) is None:
             result, _ = self.run_texts(["width probe"], "sentence_embedding")
+            assert result is not None  # one text, and it was not refused
             self._dimension = int(result.shape[1])
         return self._dimension
 

@@ -169,8 +169,8 @@ def evaluate(
     model: str, units: list[str], data: EvalData, cache: Path | None = None, threads: int | None = None, on_row=None
 ) -> dict[str, Any]:
     """Rows per unit (reference first), with accuracy deltas and flags; failures are reported, not raised."""
-    from siliconlab import __version__
     from siliconlab.bench.machine import machine_info
+    from siliconlab.version import __version__
 
     ordered = [REFERENCE_UNIT] + [u for u in units if u != REFERENCE_UNIT]
     rows, failures = [], []

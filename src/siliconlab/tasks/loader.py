@@ -92,6 +92,7 @@ def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loa
     outcome = Converter(source, cache, threads).convert_unit(unit)
     if not outcome.ok:
         raise SiliconlabError(outcome.error or f"conversion for {unit.name} failed")
+    assert outcome.artifact_dir is not None  # ok: converted or reused, so the folder exists
     runner, _ = load_artifact(outcome.artifact_dir, unit, threads)
     tokenizer = AutoTokenizer.from_pretrained(outcome.artifact_dir, trust_remote_code=False)
     head = head_for_outputs(runner.output_names)

@@ -313,8 +313,8 @@ class ClassifierPipeline(Pipeline):
         labels = self.loaded.labels or [f"LABEL_{i}" for i in range(logits.shape[1] if logits is not None else 0)]
         answers: list[dict[str, Any]] = []
         for index in range(len(items)):
-            if index in errors:
-                answers.append({"label": None, "score": None, "scores": {}, "error": errors[index]})
+            if index in errors or logits is None:  # no logits at all: every text was refused
+                answers.append({"label": None, "score": None, "scores": {}, "error": errors.get(index, "not run")})
                 continue
             probs = softmax(logits[index].astype(np.float64))
             best = int(probs.argmax())

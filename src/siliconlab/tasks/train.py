@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from siliconlab import __version__
 from siliconlab.errors import UsageError
 from siliconlab.paths import shared_mode
+from siliconlab.version import __version__
 
 #: Training rows per task by default (stratified, by content hash): small enough to embed in minutes on two
 #: cores. The committed sentiment head was fitted on the whole training split instead (`--rows 26681`: 43 min
@@ -69,7 +69,8 @@ def cross_validated(x: np.ndarray, y: np.ndarray, classes: int, l2: float) -> fl
     scores = []
     for fold in range(FOLDS):
         held, kept = rows[fold::FOLDS], np.setdiff1d(rows, rows[fold::FOLDS])
-        scores.append(accuracy(*fit_logistic(x[kept], y[kept], classes, l2), x[held], y[held]))
+        weight, bias = fit_logistic(x[kept], y[kept], classes, l2)
+        scores.append(accuracy(weight, bias, x[held], y[held]))
     return float(np.mean(scores))
 
 

@@ -11,7 +11,11 @@ import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol
+
+from typing_extensions import TypeVar
+
+from siliconlab.models.base import CPU_TOKENS_PER_CALL  # noqa: F401 - re-exported: the runners' default budget
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,7 +68,11 @@ class Runner(Protocol):
         ...
 
 
-class Unit(ABC):
+#: What a unit's load() returns: a `Runner` for encoder units (the default), a `DecoderRunner` for decoder units.
+RunnerT = TypeVar("RunnerT", covariant=True, default=Runner)
+
+
+class Unit(ABC, Generic[RunnerT]):
     #: The model kind the unit runs (models/kinds.py); with `name`, its key in the registry (units/registry.py).
     kind: ClassVar[Kind] = "encoder"
     name: ClassVar[str]
@@ -131,7 +139,7 @@ class Unit(ABC):
         """Write the artifact for `model` into out_dir (which exists and is empty)."""
 
     @abstractmethod
-    def load(self, artifact_dir: Path, threads: int) -> Runner:
+    def load(self, artifact_dir: Path, threads: int) -> RunnerT:
         """Load an artifact folder written by convert()."""
 
     def describe(self) -> dict[str, Any]:
@@ -150,13 +158,6 @@ class Unit(ABC):
             "timing_reason": "" if timed.ok else timed.reason,
             "convertible": available.ok or self.conversion_availability().ok,
         }
-
-
-#: Padded tokens per runner call when a pipeline runs a list of texts on a CPU unit (tasks/pipeline.py cuts the
-#: list into length-sorted groups within it). Measured on the 2-core VM, 32 real texts (median 24 tokens) per
-#: call: budgets of 128-512 tokens were the fastest for every CPU unit, 2-2.6x faster than one padded batch of
-#: 32 (docs/tasks.md). A runner whose answer for a text depends on its batch neighbours sets 1 (each text alone).
-CPU_TOKENS_PER_CALL = 256
 
 
 class CpuRunnerMixin:
@@ -224,7 +225,7 @@ class GreedyDecoderMixin:
         return None
 
 
-class GenerativeUnit(Unit):
+class GenerativeUnit(Unit["DecoderRunner"]):
     """A decoder unit: convert() writes the artifact, load() returns a DecoderRunner (not an encoder Runner)."""
 
     kind: ClassVar[Kind] = "decoder"  # encoder-decoder (T5) units say "seq2seq"
@@ -235,7 +236,7 @@ class GenerativeUnit(Unit):
     exact_free_run: ClassVar[bool] = True
 
     @abstractmethod
-    def load(self, artifact_dir: Path, threads: int) -> DecoderRunner:  # type: ignore[override]
+    def load(self, artifact_dir: Path, threads: int) -> DecoderRunner:
         """Load an artifact folder written by convert()."""
 
     def converted_runner(self, conversion: Conversion) -> DecoderRunner | None:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from siliconlab import __version__
+from siliconlab.version import __version__
 
 
 def header(target: str, model: str, protocol: str, managed: bool, plan: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from siliconlab.models.base import HEADS, Task
+from siliconlab.models.base import HEADS, HfModule, Task
 from siliconlab.units.coreml.fp16 import MASK_VALUE, pooled_unit_vector
 
 #: fp16 cannot represent BERT's 1e-12; 1e-7 is what Apple's reference implementation uses.
@@ -39,7 +39,7 @@ def conv_from_linear(linear: nn.Linear) -> nn.Conv2d:
     conv = nn.Conv2d(linear.in_features, linear.out_features, kernel_size=1, bias=linear.bias is not None)
     with torch.no_grad():
         conv.weight.copy_(linear.weight[:, :, None, None])
-        if linear.bias is not None:
+        if linear.bias is not None and conv.bias is not None:  # the conv has a bias exactly when the linear has
             conv.bias.copy_(linear.bias)
     return conv
 
@@ -68,7 +68,7 @@ class LayerNormANE(nn.Module):
 
 
 class AttentionANE(nn.Module):
-    def __init__(self, hf_attention: nn.Module, num_heads: int):
+    def __init__(self, hf_attention: HfModule, num_heads: int):
         super().__init__()
         self_attn, out = hf_attention.self, hf_attention.output
         self.num_heads = num_heads
@@ -96,7 +96,7 @@ class AttentionANE(nn.Module):
 
 
 class FeedForwardANE(nn.Module):
-    def __init__(self, hf_layer: nn.Module):
+    def __init__(self, hf_layer: HfModule):
         super().__init__()
         self.up = conv_from_linear(hf_layer.intermediate.dense)
         self.down = conv_from_linear(hf_layer.output.dense)
@@ -107,7 +107,7 @@ class FeedForwardANE(nn.Module):
 
 
 class LayerANE(nn.Module):
-    def __init__(self, hf_layer: nn.Module, num_heads: int):
+    def __init__(self, hf_layer: HfModule, num_heads: int):
         super().__init__()
         self.attention = AttentionANE(hf_layer.attention, num_heads)
         self.ffn = FeedForwardANE(hf_layer)
@@ -128,7 +128,7 @@ def _check_supported(config) -> None:
 class AneBert(nn.Module):
     """(input_ids, attention_mask) -> (token_states, sentence_embedding) or (logits,), ANE layout inside."""
 
-    def __init__(self, hf_model: nn.Module, task: Task):
+    def __init__(self, hf_model: HfModule, task: Task):
         super().__init__()
         has_classifier = HEADS[task].classifier
         bert = hf_model.bert if has_classifier else hf_model

@@ -35,7 +35,7 @@ from siliconlab.units.coreml import MIN_MACOS, PREDICTION_NEEDS_MACOS, _macos_ve
 if TYPE_CHECKING:
     import torch
 
-    from siliconlab.models.base import LoadedModel
+    from siliconlab.models.base import HfModule, LoadedModel
 
 PACKAGE = "decoder.mlpackage"
 #: The cache's length is fixed at conversion: the model's context, capped so the states stay small.
@@ -43,11 +43,18 @@ MAX_CACHE = 2048
 MASK_VALUE = -1e4  # finite in fp16, and exp() of it underflows to 0
 
 
-def stateful_llama(model: torch.nn.Module, max_len: int) -> torch.nn.Module:
-    """The traceable module: Hugging Face Llama layers around a KV cache held in two registered buffers."""
+def stateful_llama(model: HfModule, max_len: int) -> HfModule:
+    """The traceable module: Hugging Face Llama layers around a KV cache held in two registered buffers (read by
+    name: `keyCache`, `valueCache`)."""
     import torch
 
     class StatefulLlama(torch.nn.Module):
+        #: registered buffers (torch types module attributes loosely): the cache and the rotary tables
+        keyCache: torch.Tensor  # noqa: N815 - the Core ML state's name
+        valueCache: torch.Tensor  # noqa: N815
+        cos: torch.Tensor
+        sin: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             config = model.config
@@ -155,7 +162,7 @@ class CoreMLEngine:
 class TorchStatefulEngine:
     """The traced module in PyTorch fp32, each state a pair of cache tensors swapped into its buffers."""
 
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, module: HfModule):
         self.module = module
 
     def new_state(self) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from siliconlab.models.base import HEADS, LoadedModel
+from siliconlab.models.base import HEADS, HfModule, LoadedModel
 from siliconlab.paths import shared_mode
 from siliconlab.units.coreml.fp16 import MASK_VALUE, pooled_unit_vector
 
@@ -51,7 +51,7 @@ class CoreMLBertWrapper(torch.nn.Module):
     The mask and the pooling follow units/coreml/fp16.py so the fp16 program stays finite; the mask takes the
     model's dtype so the module also runs in fp16 in PyTorch (how the tests check that arithmetic)."""
 
-    def __init__(self, model: torch.nn.Module, task: str):
+    def __init__(self, model: HfModule, task: str):
         super().__init__()
         self.model = model
         self.task = task

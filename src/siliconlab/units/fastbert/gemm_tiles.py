@@ -53,5 +53,6 @@ def choose(m: int, n: int, k: int, sms: int, split: bool = False) -> GemmConfig 
     else:
         block_n = 64 if m_tiles * _cdiv(n, 64) * 2 >= sms else 32
     block_k = _block_k(k // splits)
+    assert block_k is not None  # k has a block size, and k // splits keeps it (splits divide k into whole blocks)
     iterations = k // splits // block_k
     return GemmConfig(block_m, block_n, block_k, splits, stages=max(2, min(4, iterations)))

@@ -74,6 +74,9 @@ class _NoShortAttention:
     def supports(seq: int, head_dim: int) -> bool:
         return False
 
+    def attention(self, qkv: torch.Tensor, mask: torch.Tensor, batch: int, seq: int, heads: int) -> torch.Tensor:
+        raise NotImplementedError("supports() is False everywhere: the short-attention kernel is never asked")
+
 
 def short_attention_kernels(device: torch.device) -> Any:
     """cuda_attention on a CUDA device with triton; elsewhere an object that supports nothing."""
@@ -114,14 +117,16 @@ class Dense:
         weight = linear.weight.detach().to(device=device, dtype=torch.float32)
         self.bias = linear.bias.detach().to(device=device, dtype=dtype)
         self.fp8 = fp8
+        self.scale: torch.Tensor | None = None
         if fp8:
             self.weight, self.scale = fp8_math.quantize_rows(weight)
         else:
-            self.weight, self.scale = weight.to(dtype), None
+            self.weight = weight.to(dtype)
 
     def __call__(self, x: torch.Tensor, x_q=None, x_scale=None, bias: bool = False) -> torch.Tensor:
         b = self.bias if bias else None
         if self.fp8:
+            assert self.scale is not None  # quantize_rows gave it with the fp8 weight
             return fp8_math.scaled_linear(x_q, x_scale, self.weight, self.scale, bias=b, out_dtype=x.dtype)
         return F.linear(x, self.weight, b)
 
@@ -211,7 +216,7 @@ class FastBert:
         )
         self.eps = eps
         self.layers = [Layer(layer, self.dtype, self.device, fp8, eps) for layer in bert.encoder.layer]
-        self.head = None
+        self.head: tuple[torch.Tensor, ...] = ()
         #: "cls": HF's pooler + classifier; "mean": siliconlab's head on the normalised mean (models/heads.py).
         self.pooling = getattr(hf_model, "pooling", "cls") if self.classifier else None
         if self.classifier:

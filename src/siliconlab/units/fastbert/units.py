@@ -141,6 +141,7 @@ class GraphRunner(CudaRunnerMixin):
         if len(pieces) == 1:
             return dict(zip(self.output_names, to_host(self._launch(input_ids, attention_mask, seq, 0))))
         main = torch.cuda.current_stream()
+        assert self.copy_stream is not None  # more than one piece only on CUDA (self.chunks is 1 elsewhere)
         hosts: list[torch.Tensor] = []
         for slot, (start, stop) in enumerate(pieces):
             outputs = self._launch(input_ids[start:stop], attention_mask[start:stop], seq, slot)

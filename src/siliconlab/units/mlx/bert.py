@@ -15,6 +15,8 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from siliconlab.units.mlx.weights import load_safetensors
+
 MASK_VALUE = -1e9
 
 
@@ -152,10 +154,11 @@ def load_weights(model: nn.Module, folder: Path) -> None:
     allowed; a missing one is an error, never a silently random weight)."""
     weights: dict[str, mx.array] = {}
     for path in sorted(folder.glob("*.safetensors")):
-        weights.update(mx.load(str(path)))
+        weights.update(load_safetensors(path))
     from mlx.utils import tree_flatten
 
-    wanted = {name for name, _ in tree_flatten(model.parameters())}
+    flat = tree_flatten(model.parameters())
+    wanted = set(flat) if isinstance(flat, dict) else {name for name, _ in flat}
     missing = sorted(wanted - set(weights))
     if missing:
         raise ValueError(f"{len(missing)} weight(s) missing from {folder}: {', '.join(missing[:5])}")

@@ -17,6 +17,8 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from siliconlab.units.mlx.weights import load_safetensors
+
 CHUNK = 256
 
 
@@ -75,8 +77,8 @@ class LlamaAttention(nn.Module):
         q = self.q_proj(x).reshape(batch, steps, self.heads, self.head_dim).transpose(0, 2, 1, 3)
         k = self.k_proj(x).reshape(batch, steps, self.kv_heads, self.head_dim).transpose(0, 2, 1, 3)
         v = self.v_proj(x).reshape(batch, steps, self.kv_heads, self.head_dim).transpose(0, 2, 1, 3)
-        rope = {"traditional": False, "base": self.rope_base, "scale": 1.0, "offset": cache.offset}
-        q, k = mx.fast.rope(q, self.head_dim, **rope), mx.fast.rope(k, self.head_dim, **rope)
+        q, k = (mx.fast.rope(x, self.head_dim, traditional=False, base=self.rope_base, scale=1.0, offset=cache.offset)
+                for x in (q, k))  # fmt: skip
         k, v = cache.update(k, v)
         out = mx.fast.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(self.head_dim), mask=_mask(steps))
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(batch, steps, -1))
@@ -252,11 +254,11 @@ def build(config: dict[str, Any], folder: Path) -> nn.Module:
     model = ARCHITECTURES[config["model_type"]](config)
     weights: dict[str, mx.array] = {}
     for path in sorted(folder.glob("*.safetensors")):
-        weights.update(mx.load(str(path)))
+        weights.update(load_safetensors(path))
     if config["model_type"] == "gpt2":  # transformers keeps GPT-2's causal-mask buffers out of newer checkpoints
         weights = {key: value for key, value in weights.items() if not key.endswith((".attn.bias", ".masked_bias"))
                    and key != "lm_head.weight"}  # fmt: skip
-    elif model.tied:  # type: ignore[attr-defined]
+    elif model.tied:
         weights.pop("lm_head.weight", None)
     model.load_weights(list(weights.items()), strict=True)
     model.eval()

@@ -9,6 +9,7 @@ are (fp32). On Linux the `mlx[cpu]` wheel links a reference BLAS: it is here for
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,7 @@ class MlxDecoder(GenerativeUnit):
         model.model.save_pretrained(out_dir, safe_serialization=True)
         graph = {"format": "safetensors", "attention": "mx.fast.scaled_dot_product_attention",
                  "cache": "preallocated KV, 256-position chunks", "device": str(mx.default_device())}  # fmt: skip
-        return Conversion(graph=graph, library_versions={"mlx": mx.__version__})
+        return Conversion(graph=graph, library_versions={"mlx": version("mlx")})
 
     def load(self, artifact_dir: Path, threads: int) -> MlxDecoderRunner:
         return MlxDecoderRunner(artifact_dir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,7 +114,7 @@ class MlxUnit(Unit):
                 "attention": "mx.fast.scaled_dot_product_attention",
                 "device": str(mx.default_device()),
             },
-            library_versions={"mlx": mx.__version__},
+            library_versions={"mlx": version("mlx")},
         )
 
     def load(self, artifact_dir: Path, threads: int) -> MlxRunner:

@@ -117,7 +117,7 @@ def prune_constant_work(graph: Any) -> int:
             continue
         shape = producers.get(expand.input[1])
         whole = shape is not None and all(a.name == "start" and a.i == 0 for a in shape.attribute)
-        if whole and shape.op_type == "Shape" and shape.input[0] == node.input[0]:
+        if whole and shape is not None and shape.op_type == "Shape" and shape.input[0] == node.input[0]:
             node.input[1] = expand.input[0]
     removed = 0
     while True:

@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from siliconlab.units.base import INT8_COSINE_MIN, Conversion, Unit
 from siliconlab.units.onnxruntime.cpu import ARTIFACT, OrtRunner, export_fused, ort_versions
@@ -201,8 +201,11 @@ class OnnxRuntimeCpuInt8(Unit):
         # lookup in fp32.
         plain_path = out_dir / "plain.onnx"
         fused_path.rename(plain_path)
-        history = [{"smoothquant": False, "fp32_nodes": [], "calibration_cosine_min": round(trial(plain_path, []), 6)}]
-        chosen, exclude, smoothed = plain_path, [], None
+        history: list[dict[str, Any]] = [
+            {"smoothquant": False, "fp32_nodes": [], "calibration_cosine_min": round(trial(plain_path, []), 6)}
+        ]
+        chosen, smoothed = plain_path, None
+        exclude: list[str] = []
         if history[-1]["calibration_cosine_min"] < CALIBRATION_TARGET:
             pristine = onnx.ModelProto()
             pristine.CopyFrom(graph)
@@ -233,8 +236,10 @@ class OnnxRuntimeCpuInt8(Unit):
                 smoothed = smooth(pristine, maxima, SMOOTH_ALPHA, skip=exclude + fixed)
                 onnx.save(pristine, str(chosen))
         _quantize(chosen, fused_path, exclude + fixed)
-        head_record = _finish_head(fused_path, head, correction_feeds, fp32_logits) if head else None
+        head_record: dict[str, Any] | None = None
         if head:
+            assert fp32_logits is not None  # measured above for every classifier head
+            head_record = _finish_head(fused_path, head, correction_feeds, fp32_logits)
             head_record["fallback"] = _fallback_margin(fused_path, out_dir / FALLBACK, correction_feeds)
             (out_dir / FALLBACK_MARGIN).write_text(json.dumps(head_record["fallback"]))
         for leftover in (plain_path, out_dir / "smoothed.onnx", fused_path.with_suffix(".trial.onnx")):

@@ -25,7 +25,7 @@ from siliconlab.units.onnxruntime.decoder import OPSET, _versions
 if TYPE_CHECKING:
     import torch
 
-    from siliconlab.models.base import LoadedModel
+    from siliconlab.models.base import HfModule, LoadedModel
 
 ENCODER, DECODER = "encoder.onnx", "decoder.onnx"
 
@@ -35,7 +35,7 @@ def _shape(config: Any) -> tuple[int, int, int]:
     return int(config.num_decoder_layers or config.num_layers), int(config.num_heads), int(config.d_kv)
 
 
-def _wrappers(model: torch.nn.Module, layers: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+def _wrappers(model: HfModule, layers: int) -> tuple[torch.nn.Module, torch.nn.Module]:
     import torch
     from transformers import DynamicCache, EncoderDecoderCache
 

@@ -16,7 +16,7 @@ import contextlib
 import io
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class OpenVinoCpuDecoder(GenerativeUnit):
     engine = "openvino"
     device = "cpu"
     precision = "fp32"
-    requires = ("openvino", "onnx", "torch", "transformers")
+    requires: ClassVar[tuple[str, ...]] = ("openvino", "onnx", "torch", "transformers")
     recipe = "decoder-explicit-kv-1"
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:

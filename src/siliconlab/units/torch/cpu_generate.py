@@ -17,13 +17,13 @@ from siliconlab.units.base import Conversion, GenerativeUnit, TokenCallback
 if TYPE_CHECKING:
     import torch
 
-    from siliconlab.models.base import LoadedModel
+    from siliconlab.models.base import HfModule, LoadedModel
 
 
 class TorchDecoderRunner:
     """A `*ForCausalLM` module behind the DecoderRunner protocol."""
 
-    def __init__(self, model: torch.nn.Module, max_length: int, static_cache: bool = True):
+    def __init__(self, model: HfModule, max_length: int, static_cache: bool = True):
         self.model = model.eval()
         self.max_length = max_length
         self.static_cache = static_cache

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
 
     from siliconlab.models.base import LoadedModel
-    from siliconlab.units.torch.cuda_generate import StaticCacheDecoder
+    from siliconlab.units.torch.static_cache import StaticCacheDecoder
 
 #: Cache slots per sequence: the context a chat may use on this unit (models with a longer context are capped;
 #: the chat task truncates prompts to it). Each batch size gets its own cache of this length.
@@ -90,6 +90,7 @@ class GraphDecoderRunner:
     def _prefill(self, ids: np.ndarray, reserve: int) -> Any:
         self.decoder.prefill(ids, _reserve=reserve)
         slot = self.decoder._current
+        assert slot is not None  # prefill() just set it
         key = (ids.shape[0], slot.mask is not None)
         self._epochs[key] = self._epochs.get(key, 0) + 1
         return slot, GraphState(key, self._epochs[key], ids.shape[1])

@@ -32,8 +32,8 @@ def fusable(model: Any) -> str | None:
         return f"model_type {getattr(config, 'model_type', None)!r} is not 'llama'"
     if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
         return "projection biases are not supported"
-    if getattr(config, "hidden_act", None) != "silu":
-        return f"hidden_act {config.hidden_act!r} is not 'silu'"
+    if (act := getattr(config, "hidden_act", None)) != "silu":
+        return f"hidden_act {act!r} is not 'silu'"
     rotary = getattr(getattr(model, "model", None), "rotary_emb", None)
     if rotary is None or getattr(rotary, "rope_type", "default") not in _STATIC_ROPE:
         return f"rotary embedding type {getattr(rotary, 'rope_type', None)!r} is not supported"

@@ -19,6 +19,8 @@ from siliconlab.units.torch.cpu_generate import TorchCpuFp32Decoder, TorchDecode
 if TYPE_CHECKING:
     import torch
 
+    from siliconlab.models.base import HfModule
+
 
 def decoder_start_id(config: Any, generation_config: Any = None) -> int:
     """The token the decoder starts from, where Hugging Face generate looks for it (T5: its pad id, 0)."""
@@ -33,7 +35,7 @@ def decoder_start_id(config: Any, generation_config: Any = None) -> int:
 class TorchSeq2SeqRunner(TorchDecoderRunner):
     """A `*ForConditionalGeneration` module behind the DecoderRunner protocol."""
 
-    def __init__(self, model: torch.nn.Module, max_length: int, static_cache: bool = True):
+    def __init__(self, model: HfModule, max_length: int, static_cache: bool = True):
         super().__init__(model, max_length, static_cache)
         self.start_id = decoder_start_id(model.config, model.generation_config)
         model.generation_config.decoder_start_token_id = self.start_id  # generate() needs it set explicitly

@@ -1,5 +1,8 @@
 """The artifact store on disk (OUT/<model>/<unit>/): conversion locks, last-use stamps, listing and pruning.
 
+It sits at the bottom (beside paths.py) because more than the converter builds into it: a model source such as
+smollm2-chat converts its GGUF file into the store under the same lock.
+
 Locks are `fcntl.flock` on a lock file in the model folder, one per unit: a second convert of the same
 model+unit waits for the first and then reuses its artifact instead of converting again. flock is POSIX-only
 (Linux, macOS); where fcntl is missing (Windows) converts run unlocked, as before. Locks on network file
@@ -15,8 +18,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from siliconlab.convert.integrity import LAST_USED
-from siliconlab.convert.manifest import MANIFEST, directory_bytes
 from siliconlab.errors import UsageError
 from siliconlab.log import log
 
@@ -27,6 +28,14 @@ except ImportError:  # pragma: no cover - Windows
 
 #: Per-model folder where units of one engine share work (e.g. one CoreML package for four compute units).
 SHARED_FOLDER = ".shared"
+#: What marks a finished artifact folder (convert/manifest.py writes and reads it).
+MANIFEST = "manifest.json"
+#: Touched on every load, so `cache prune` can drop what was not used for a while.
+LAST_USED = ".last_used"
+
+
+def directory_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def lock_path(model_dir: Path, unit: str) -> Path:
