@@ -76,11 +76,11 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from siliconlab.batch.bucketing import DEFAULT_TOKENS_PER_BATCH
     from siliconlab.batch.task import TaskRunner
     from siliconlab.bench.floor import encoder_flops
     from siliconlab.bench.machine import default_threads, machine_info
     from siliconlab.models.minilm import minilm_directory
+    from siliconlab.tasks.bucketing import DEFAULT_TOKENS_PER_BATCH
 
     threads = default_threads()
     torch.set_num_threads(threads)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from siliconlab.batch.bucketing import arrival_batches, padded_tokens, plan_batches
+from siliconlab.tasks.bucketing import arrival_batches, padded_tokens, plan_batches
 
 
 def test_plan_keeps_every_row_once_within_budget() -> None:

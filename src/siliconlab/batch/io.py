@@ -204,7 +204,8 @@ def _cell(value: Any) -> str:
 
 def open_format(path: Path, text_field: str, task: Task, labels: list[str] | None = None) -> Format:
     """The reader/writer for `path`, checked against the text field (and the task's result column names)."""
-    kinds = {"jsonl": JsonlFormat, "csv": CsvFormat, "parquet": ParquetFormat}
+    kinds: dict[str, type[JsonlFormat | CsvFormat | ParquetFormat]] = {"jsonl": JsonlFormat, "csv": CsvFormat,
+                                                                       "parquet": ParquetFormat}  # fmt: skip
     handler = kinds[format_of(path, "--input")](path, text_field, task, labels)
     handler.check()
     return handler

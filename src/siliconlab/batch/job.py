@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
 from siliconlab.batch.io import Chunk, Format, format_of, fsync_replace
 from siliconlab.batch.journal import Journal, errors_path, fingerprint, input_digest, parts_dir
 from siliconlab.errors import UsageError
 from siliconlab.paths import claim, shared_mode
+from siliconlab.tasks.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
 
 if TYPE_CHECKING:
     from siliconlab.batch.npy import NpyOutput

@@ -60,7 +60,7 @@ def _run_locked(options: JobOptions, on_progress: OnProgress | None, on_start: O
     reader = open_format(options.input, options.text_field, runner.task, runner.labels)
     handler: Format | NpyOutput = reader
     if options.out.suffix.lower() == ".npy":
-        handler = NpyOutput(handler)
+        handler = NpyOutput(reader)
     if journal is None:
         journal = Journal.create(options.out, resume.stamp, resume.command, runner.unit)
     result = JobResult(options.out, runner.unit)

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from siliconlab.batch.bucketing import DEFAULT_TOKENS_PER_BATCH, arrival_batches, plan_batches
 from siliconlab.errors import UsageError
+from siliconlab.tasks.bucketing import DEFAULT_TOKENS_PER_BATCH, arrival_batches, plan_batches
 
 if TYPE_CHECKING:
     from siliconlab.tasks.task import Task

@@ -45,7 +45,7 @@ def converter(kind: ModelKind, source: ModelSource, cache_dir: Path, threads: in
     return Converter(source, cache_dir, threads)
 
 
-def load(kind: ModelKind, artifact_dir: Path, unit: Unit, threads: int) -> tuple[Any, dict[str, Any]]:
+def load(kind: ModelKind, artifact_dir: Path, unit: Unit[Any], threads: int) -> tuple[Any, dict[str, Any]]:
     """Load a converted artifact: (runner, facts the timing process reports: max_length, executed_precision)."""
     from siliconlab.convert.pipeline import executed_precision, load_artifact
 

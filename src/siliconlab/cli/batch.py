@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from siliconlab.batch.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
 from siliconlab.cli.common import console, err, handles_errors
 from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.tasks.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
 
 if TYPE_CHECKING:
     from rich.progress import TaskID

@@ -23,4 +23,4 @@ class GenerativeConverter(Converter):
 def load_decoder(artifact_dir: Path, unit: GenerativeUnit, threads: int) -> DecoderRunner:
     """load_artifact's runner: a decoder artifact loads like any other (manifest, remote code refused, one line)."""
     runner, _ = load_artifact(artifact_dir, unit, threads)
-    return runner  # type: ignore[return-value]
+    return runner

@@ -35,7 +35,7 @@ from siliconlab.models.kinds import kind_of
 from siliconlab.models.remote_code import refuse_remote_code
 from siliconlab.paths import share_tree
 from siliconlab.store import SHARED_FOLDER, touch_last_used, unit_lock
-from siliconlab.units.base import Availability, Runner, Unit
+from siliconlab.units.base import Availability, RunnerT, Unit
 from siliconlab.version import __version__
 
 
@@ -300,7 +300,7 @@ def executed_precision(runner: Any, unit: Unit) -> str:
     return str(getattr(runner, "executed_precision", None) or unit.compute_precision or unit.precision)
 
 
-def load_artifact(artifact_dir: Path, unit: Unit, threads: int) -> tuple[Runner, dict[str, Any]]:
+def load_artifact(artifact_dir: Path, unit: Unit[RunnerT], threads: int) -> tuple[RunnerT, dict[str, Any]]:
     """Load a converted artifact, turning any failure into one clear line (never a traceback). An artifact whose
     configs ask to run code (edited after conversion: siliconlab never writes one) is refused first."""
     manifest = read_manifest(artifact_dir)

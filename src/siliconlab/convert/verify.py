@@ -71,7 +71,7 @@ def artifact_kind(folder: Path, manifest: dict[str, Any]) -> Kind:
     from siliconlab.models.kinds import KINDS, generation_kind
 
     if manifest.get("kind") in KINDS:
-        return manifest["kind"]  # type: ignore[no-any-return]
+        return manifest["kind"]
     if manifest.get("task") != "generation":
         return "encoder"
     try:

@@ -10,7 +10,7 @@ from siliconlab.models.base import OUTPUT_NAMES, LoadedModel, ModelSource
 from siliconlab.models.bert_base import BertBaseSource
 from siliconlab.models.generative import CausalDirectorySource, gpt2_source, t5_small_source
 from siliconlab.models.hf_directory import HFDirectorySource
-from siliconlab.models.kinds import KINDS, Kind, generative_source, is_generative, kind_of
+from siliconlab.models.kinds import KINDS, Kind, is_generative, kind_of
 from siliconlab.models.minilm import MiniLMSource
 from siliconlab.models.smollm2 import SmolLM2Source
 from siliconlab.models.task_models import TaskModelSource
@@ -83,3 +83,13 @@ __all__ = [
     "kind_of",
     "resolve",
 ]
+
+
+def generative_source(name: str) -> ModelSource | None:
+    """The source when `name` is a generative model known without the network (a built-in such as smollm2-chat,
+    gpt2, t5-small, or a local causal / encoder-decoder folder); None otherwise, hub ids included (resolving one
+    downloads it: the encoder path resolves it, after checking its other input)."""
+    if name in BUILTIN or Path(name).expanduser().is_dir():
+        source = resolve(name)
+        return source if is_generative(source) else None
+    return None

@@ -49,17 +49,3 @@ def is_generative(source: Any) -> bool:
 def kind_of(source: Any) -> Kind:
     """The kind of a model source: a generative source is a decoder unless its config is encoder-decoder."""
     return generation_kind(source.config) if is_generative(source) else "encoder"
-
-
-def generative_source(name: str) -> Any:
-    """The source when `name` is a generative model known without the network (a built-in such as smollm2-chat,
-    gpt2, t5-small, or a local causal / encoder-decoder folder); None otherwise, hub ids included (resolving one
-    downloads it: the encoder path resolves it, after checking its other input)."""
-    from pathlib import Path
-
-    from siliconlab.models import BUILTIN, resolve
-
-    if name in BUILTIN or Path(name).expanduser().is_dir():
-        source = resolve(name)
-        return source if is_generative(source) else None
-    return None

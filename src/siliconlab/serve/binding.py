@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class Binding:
     name: str
     inputs: list[Spec]
     outputs: list[Spec]
-    infer: Callable[[list[Request]], list[Response]]
+    infer: ModelCallable
     parameters: dict[str, str] = field(default_factory=dict)
     #: the siliconlab model and unit behind it, for the startup lines and `GET /v1/models`
     model: str = ""
@@ -66,12 +66,21 @@ class Binding:
     openai_embeddings: bool = False
 
 
-def batched(name: str, check: Callable[[Request], list[Any]], run: Callable[[list[Any]], Rows]) -> Callable:
+class ModelCallable(Protocol):
+    """What Triton calls for one model: requests in, responses out (a streaming model yields them: generative.py).
+    `keys` are the server's API keys, set by Server.start and checked again by the model."""
+
+    keys: tuple[str, ...]
+
+    def __call__(self, requests: list[Any]) -> Any: ...
+
+
+def batched(name: str, check: Callable[[Request], list[Any]], run: Callable[[list[Any]], Rows]) -> ModelCallable:
     """A Triton callable: `check` each request into items (or BadRequest), `run` all items at once."""
 
     def infer(requests: list[Any]) -> list[Response]:
         try:
-            allowed = [key_given(request, infer.keys) for request in requests]
+            allowed = [key_given(request, model.keys) for request in requests]
             return answer([dict(request.items()) for request in requests], allowed)
         except Exception:  # a bug of ours must not leak a traceback to the clients either
             log.exception("model %s failed outside the model call", name)
@@ -102,8 +111,9 @@ def batched(name: str, check: Callable[[Request], list[Any]], run: Callable[[lis
                                                           "INTERNAL")  # fmt: skip
         return [r if r is not None else error_response("no answer was produced", "INTERNAL") for r in responses]
 
-    infer.keys = ()  # type: ignore[attr-defined]  # the server's API keys, set by Server.start
-    return infer
+    model = cast(ModelCallable, infer)  # the function, with the attribute `keys` (read by infer when called)
+    model.keys = ()  # the server's API keys, set by Server.start
+    return model
 
 
 NO_KEY = "missing or wrong API key: send 'Authorization: Bearer <key>'"

@@ -232,7 +232,7 @@ class Pipeline:
             size = min(BATCH, max_rows or BATCH)
             order = sorted(range(len(lengths)), key=lambda i: (int(lengths[i]), i))
             return [order[start : start + size] for start in range(0, len(order), size)]
-        from siliconlab.batch.bucketing import plan_batches
+        from siliconlab.tasks.bucketing import plan_batches
 
         groups = plan_batches([int(n) for n in lengths], budget)
         if max_rows is None:

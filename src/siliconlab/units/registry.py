@@ -8,7 +8,7 @@ family's folder and one line in its kind's list here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from siliconlab.errors import UsageError
 from siliconlab.units.base import Unit
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 #: The baseline of every kind: fp32 PyTorch on the CPU, runs everywhere.
 BASELINE = "torch-cpu-fp32"
 
-_UNITS: dict[Kind, tuple[type[Unit], ...]] = {
+_UNITS: dict[Kind, tuple[type[Unit[Any]], ...]] = {
     "encoder": (
         TorchCpuFp32,
         OnnxRuntimeCpuFp32,
