@@ -111,3 +111,28 @@ def test_a_hung_generation_unit_hits_the_deadline(tiny_llama: Path, artifact_cac
     assert len(result["failures"]) == 1 and "did not answer in time" in result["failures"][0]["error"]
     assert [r["unit"] for r in result["results"]] == ["onnxruntime-cpu-fp32"] * 2
     assert all("contention" in r for r in result["results"]) and result["machine_load"]
+
+
+def test_bench_of_a_generative_model_leaves_the_ranking_that_unit_best_reads(
+    tiny_llama: Path, tmp_path: Path, artifact_cache: Path
+) -> None:
+    """The chain a user relies on: `bench MODEL` of a decoder writes the batch-1 decode ranking, and
+    `unit="best"` then tries the units in that order (not the kind's default order)."""
+    from siliconlab.bench.machine import machine_info
+    from siliconlab.convert.pipeline import model_folder_name
+    from siliconlab.tasks.best import RECORD, ranked_units
+
+    args = ["bench", str(tiny_llama), "--units", "torch-cpu-fp32,onnxruntime-cpu-fp32", "--quick", "--threads", "1",
+            "--batch", "1", "--seq", "16", "--min-iters", "3", "--warmup", "0", "--no-charts", "--out",
+            str(tmp_path), "--cache", str(artifact_cache)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    model_dir = artifact_cache / model_folder_name(resolve(str(tiny_llama)))
+    record = json.loads((model_dir / RECORD).read_text())
+    assert record["metric"] == "decode_tokens_per_s"
+    rates = {row["unit"]: row["decode_tokens_per_s"] for row in record["rows"]}
+    assert set(rates) == {"torch-cpu-fp32", "onnxruntime-cpu-fp32"} and min(rates.values()) > 0
+    order, why = ranked_units(model_dir, machine_info(), kind="decoder")
+    stable = [row["unit"] for row in record["rows"] if row["stable"] and row["parity_passed"]]
+    assert order == sorted(stable, key=lambda unit: -rates[unit])
+    assert ("fastest stable unit in the bench" in why) == bool(stable)
