@@ -26,15 +26,20 @@ from siliconlab.batch.journal import Journal
 from siliconlab.batch.npy import NpyOutput
 from siliconlab.batch.task import TaskRunner
 
-_RUNNERS: dict[tuple[str, str, int | None], TaskRunner] = {}
+_RUNNERS: dict[tuple[str | None, str, str, int | None], TaskRunner] = {}
 
 
 def task_runner(model: str, unit: str, budget: int, threads: int | None = None) -> TaskRunner:
-    """A loaded model, kept per (model, unit, threads) so several jobs in one process load it once."""
-    key = (model, unit, threads)
+    """A loaded model, kept per (claiming task, model, unit, threads) so several jobs in one process load it
+    once; the task is in the key because a task registered later may claim a model already loaded as another."""
+    from siliconlab.tasks.registry import task_claiming
+
+    claimed = task_claiming(model)
+    task = claimed.name if claimed is not None else None
+    key = (task, model, unit, threads)
     if key not in _RUNNERS:
         runner = TaskRunner(model, unit, budget, threads)
-        _RUNNERS[key] = _RUNNERS[(model, runner.unit, threads)] = runner
+        _RUNNERS[key] = _RUNNERS[(task, model, runner.unit, threads)] = runner
     runner = _RUNNERS[key]
     runner.budget = budget
     return runner
