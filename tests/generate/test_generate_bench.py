@@ -121,6 +121,7 @@ def test_bench_of_a_generative_model_leaves_the_ranking_that_unit_best_reads(
     from siliconlab.bench.machine import machine_info
     from siliconlab.convert.pipeline import model_folder_name
     from siliconlab.tasks.best import RECORD, ranked_units
+    from siliconlab.units.registry import default_order
 
     args = ["bench", str(tiny_llama), "--units", "torch-cpu-fp32,onnxruntime-cpu-fp32", "--quick", "--threads", "1",
             "--batch", "1", "--seq", "16", "--min-iters", "3", "--warmup", "0", "--no-charts", "--out",
@@ -134,5 +135,7 @@ def test_bench_of_a_generative_model_leaves_the_ranking_that_unit_best_reads(
     assert set(rates) == {"torch-cpu-fp32", "onnxruntime-cpu-fp32"} and min(rates.values()) > 0
     order, why = ranked_units(model_dir, machine_info(), kind="decoder")
     stable = [row["unit"] for row in record["rows"] if row["stable"] and row["parity_passed"]]
-    assert order == sorted(stable, key=lambda unit: -rates[unit])
-    assert ("fastest stable unit in the bench" in why) == bool(stable)
+    if stable:  # a quick bench on a busy machine may measure no stable row: then the default order, said so
+        assert order == sorted(stable, key=lambda unit: -rates[unit]) and "fastest stable unit" in why
+    else:
+        assert order == default_order("decoder") and "no stable, parity-passing unit" in why
