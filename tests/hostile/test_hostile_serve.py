@@ -153,6 +153,18 @@ def test_tritons_grpc_is_a_unix_socket_other_local_users_cannot_reach(served: An
     assert other.returncode == 3, other.stderr[-300:]
 
 
+def test_the_python_backends_shared_memory_regions_are_private(served: Any) -> None:
+    """Every request's tensors pass through `/dev/shm/pytrtion<pid>-*`, which Triton's Python backend creates 0644."""
+    import os
+
+    from siliconlab.serve.server import private_regions
+
+    regions = sorted(Path("/dev/shm").glob(f"pytrtion{os.getpid()}-*"))
+    assert len(regions) >= 2, regions  # minilm and minilm-ids
+    assert all(region.stat().st_mode & 0o777 == 0o600 for region in regions), [oct(r.stat().st_mode) for r in regions]
+    assert private_regions() == regions
+
+
 # -- 5: API keys ------------------------------------------------------------------------------------------------
 
 

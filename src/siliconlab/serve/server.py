@@ -183,6 +183,7 @@ class Server:
                     assert isinstance(binding.infer, StreamInfer)  # decoupled: a generative model's stream
                     binding.infer.cancel_dir = cancel_dir
             triton.run()
+            private_regions()
             if self._guarded:
                 from siliconlab.serve.gateway import Gateway
 
@@ -291,6 +292,18 @@ def _sealed_triton() -> Any:
             self._log_level_checker = NoLogCheck()
 
     return SealedTriton
+
+
+def private_regions() -> list[Path]:
+    """Make this process's Python-backend shared memory regions (`/dev/shm/pytrtion<pid>-*`: every request's
+    tensors pass through them) 0600. Triton's backend creates them 0644 whatever the umask, and names them at
+    random, so they cannot be made private before they exist: a local user who opened one during start-up keeps
+    that handle. Done before the gateway takes requests; the regions created at start-up are all there is."""
+    regions = sorted(Path("/dev/shm").glob(f"pytrtion{os.getpid()}-*"))
+    for region in regions:
+        with contextlib.suppress(FileNotFoundError):
+            region.chmod(0o600)
+    return regions
 
 
 def _backend_stubs() -> list[Any]:
