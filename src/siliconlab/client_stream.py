@@ -36,7 +36,7 @@ def grpc_stream(client: Any, model: str, message: Any, max_tokens: int | None) -
     inputs = []
     for name, value in request_body(message, max_tokens).items():
         if name == "max_tokens":
-            array, dtype = np.array([value], dtype=np.int32), "INT32"
+            array, dtype = np.array([value], dtype=np.int64), "INT64"
         else:
             array, dtype = np.array([value.encode("utf-8") if isinstance(value, str) else value], dtype=object), "BYTES"
         tensor = module.InferInput(name, [1], dtype)

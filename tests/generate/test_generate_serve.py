@@ -106,6 +106,7 @@ def test_curl_generate_stream_is_server_sent_events(served: Any) -> None:
         (b"caf\xc3", 4, "not valid UTF-8"),
         ("hello", 0, "between 1 and 127"),
         ("hello", 100_000, "between 1 and 127"),
+        ("hello", 2**40, "between 1 and 127, got 1099511627776"),  # as sent: no int32 wrap to 0
         ([{"role": "robot", "content": "hi"}], 4, "role must be one of"),
         ([], 4, "non-empty"),
         ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}], 4, "last message"),

@@ -58,7 +58,7 @@ def test_the_private_port_stream_needs_the_key_too(served: Any) -> None:
     private = f"http://127.0.0.1:{served[0]._triton_ports[0]}/v2/models/tiny/generate_stream"
     refused = httpx.post(private, json={"text": QUESTION, "max_tokens": 3}, timeout=60)
     assert "API key" in refused.text and '"text"' not in refused.text
-    keyless = Client(f"127.0.0.1:{served[0]._triton_ports[1]}", protocol="grpc")
+    keyless = Client(served[0].triton_grpc_url, protocol="grpc")
     with keyless as client, pytest.raises(ServeError, match="API key"):
         list(client.stream_chat(QUESTION, model="tiny", max_tokens=3))
 

@@ -379,6 +379,31 @@ def test_a_number_too_long_to_read_is_a_row_error(tiny_bert: Path, tmp_path: Pat
     assert error["row"] == 1 and "not valid JSON" in error["reason"]
 
 
+def test_numbers_in_other_fields_are_written_back_as_they_were_written(tiny_bert: Path, tmp_path: Path) -> None:
+    """A float would turn 1e-400 into 0.0, 1E5 into 100000.0 and cut 20 digits to 17: the fields come back as text."""
+    fields = ['"a": 1e-400', '"b": [1E5, 0.1, -0.0, 1.0e0, 0.10000000000000000001]', '"c": {"d": 2.5e-320}',
+              '"e": 123456789012345678901234567890', '"f": 3.14']  # fmt: skip
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"text": "row {i}", {field}}}\n' for i, field in enumerate(fields)))
+    out = tmp_path / "out.jsonl"
+    result = _batch(tiny_bert, source, out, "--chunk-rows", "2")
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == len(fields) and not (tmp_path / "out.jsonl.errors.jsonl").exists()
+    for line, field in zip(lines, fields):
+        assert field in line, (field, line[:200])
+        json.loads(line)  # still JSON
+
+
+def test_a_number_as_the_text_is_a_row_error_not_a_crash(tiny_bert: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"text": "ok"}\n{"text": 1E5}\n')
+    result = _batch(tiny_bert, source, tmp_path / "out.jsonl")
+    assert result.exit_code == 0, result.output
+    (error,) = _read(tmp_path / "out.jsonl.errors.jsonl")
+    assert error["row"] == 1 and "must be a string, got float" in error["reason"]
+
+
 def test_a_row_the_model_answers_with_nan_goes_to_the_errors_file(tiny_bert: Path, tmp_path: Path) -> None:
     """A unit that returns NaN for one text (a broken artifact, an overflow): that row is an errors-file row,
     never `NaN` in the JSONL output."""

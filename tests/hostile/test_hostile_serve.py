@@ -114,7 +114,7 @@ def test_triton_admin_grpc_apis_are_refused(served: Any, port: str) -> None:
     from tritonclient.grpc import service_pb2 as pb
 
     server = served[0]
-    address = server.grpc_url if port == "public" else f"127.0.0.1:{server._triton_ports[1]}"
+    address = server.grpc_url if port == "public" else server.triton_grpc_url
     metadata = [("authorization", f"Bearer {KEY}"), ("triton-grpc-protocol-siliconlab-admin-api", "off")]
     calls = [("RepositoryIndex", pb.RepositoryIndexRequest(), pb.RepositoryIndexResponse),
              ("RepositoryModelUnload", pb.RepositoryModelUnloadRequest(model_name="minilm"),
@@ -129,6 +129,40 @@ def test_triton_admin_grpc_apis_are_refused(served: Any, port: str) -> None:
         assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.PERMISSION_DENIED), method
     assert _grpc_call(address, "ModelReady", pb.ModelReadyRequest(name="minilm"), pb.ModelReadyResponse,
                       metadata).ready  # fmt: skip
+
+
+def test_tritons_grpc_is_a_unix_socket_other_local_users_cannot_reach(served: Any) -> None:
+    """A raw HTTP/2 client can send the restriction header (line feed included) that a local user reads in /proc:
+    behind the gateway, Triton's gRPC is therefore no TCP port but a Unix socket in a folder only we may enter."""
+    import os
+    import subprocess
+
+    server = served[0]
+    socket_path = server._grpc_socket
+    assert server.triton_grpc_url == f"unix:{socket_path}:{server._triton_ports[1]}"
+    assert socket_path.parent.stat().st_mode & 0o777 == 0o700
+    triton = next(p for p in psutil.Process().children(recursive=True) if "tritonserver" in " ".join(p.cmdline()[:1]))
+    tcp = {c.laddr.port for c in triton.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    assert server._triton_ports[1] not in tcp and server._triton_ports[0] in tcp
+    if os.geteuid() != 0:
+        return  # only root can act as another user here; the folder's mode above is the guarantee
+    probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\n"
+             "except PermissionError:\n    sys.exit(3)\n")  # fmt: skip
+    other = subprocess.run(["/usr/bin/python3", "-c", probe, f"{socket_path}:{server._triton_ports[1]}"], user="nobody",
+                           capture_output=True, timeout=30)  # fmt: skip
+    assert other.returncode == 3, other.stderr[-300:]
+
+
+def test_the_python_backends_shared_memory_regions_are_private(served: Any) -> None:
+    """Every request's tensors pass through `/dev/shm/pytrtion<pid>-*`, which Triton's Python backend creates 0644."""
+    import os
+
+    from siliconlab.serve.server import private_regions
+
+    regions = sorted(Path("/dev/shm").glob(f"pytrtion{os.getpid()}-*"))
+    assert len(regions) >= 2, regions  # minilm and minilm-ids
+    assert all(region.stat().st_mode & 0o777 == 0o600 for region in regions), [oct(r.stat().st_mode) for r in regions]
+    assert private_regions() == regions
 
 
 # -- 5: API keys ------------------------------------------------------------------------------------------------
@@ -165,17 +199,16 @@ def test_inference_on_tritons_private_ports_needs_the_key_too(served: Any) -> No
     """Another local user can reach Triton's loopback ports past the gateway: the models check the key themselves."""
     from siliconlab.client import Client, ServeError
 
-    http_port, grpc_port = served[0]._triton_ports
-    private = f"http://127.0.0.1:{http_port}/v2/models/minilm/infer"
+    private = f"http://127.0.0.1:{served[0]._triton_ports[0]}/v2/models/minilm/infer"
     refused = httpx.post(private, json=TEXT_BODY, timeout=30)
     assert refused.status_code == 400 and "API key" in refused.json()["error"]
     ids = httpx.post(private.replace("minilm", "minilm-ids"), json=_ids_body([[101, 102]], [1, 2]), timeout=30)
     assert ids.status_code == 400 and "API key" in ids.json()["error"]
     assert httpx.post(private, json=TEXT_BODY, headers=AUTH, timeout=30).status_code == 200
-    wrong = Client(f"127.0.0.1:{grpc_port}", protocol="grpc", api_key="not-the-key-0123456789")
+    wrong = Client(served[0].triton_grpc_url, protocol="grpc", api_key="not-the-key-0123456789")
     with wrong as client, pytest.raises(ServeError, match="API key"):
         client.embed("hello")
-    with Client(f"127.0.0.1:{grpc_port}", protocol="grpc", api_key=KEY) as client:
+    with Client(served[0].triton_grpc_url, protocol="grpc", api_key=KEY) as client:
         assert client.embed("hello").shape == (1, 384)
 
 
@@ -517,15 +550,25 @@ def test_wrong_content_types_and_odd_bodies_are_a_json_4xx(served: Any, content_
 
 
 def test_kserve_with_odd_bodies_is_a_4xx_never_a_5xx_with_a_traceback(http: httpx.Client) -> None:
-    bodies = [b"", b"{", b"null", b'{"inputs": []}', b'{"inputs": [{"name": "text", "shape": [1, 1], "datatype": '
-              b'"BYTES", "data": [1, 2, 3]}]}', b'{"inputs": [{"name": "text", "shape": [-1, 1], "datatype": "BYTES",'
-              b' "data": ["a"]}]}', b'{"inputs": [{"name": "text", "shape": [99999999999, 1], "datatype": "BYTES", '
-              b'"data": ["a"]}]}']  # fmt: skip
+    bodies = [b"", b"{", b"null", b"[]", b'{"inputs": 5}', b'{"inputs": []}', b'{"inputs": [{"name": "text", "shape": '
+              b'[1, 1], "datatype": "BYTES", "data": [1, 2, 3]}]}', b'{"inputs": [{"name": "text", "shape": [-1, 1], '
+              b'"datatype": "BYTES", "data": ["a"]}]}', b'{"inputs": [{"name": "text", "shape": [99999999999, 1], '
+              b'"datatype": "BYTES", "data": ["a"]}]}', json.dumps({**TEXT_BODY, "outputs": 3}).encode()]  # fmt: skip
     for body in bodies:
         reply = http.post("/v2/models/minilm/infer", content=body, headers={**AUTH, "Content-Type": "text/plain"})
-        assert reply.status_code < 600 and "Traceback" not in reply.text and 'File "/' not in reply.text, body
-        assert reply.status_code != 200, body
+        assert reply.status_code == 400, (body, reply.status_code, reply.text)
+        assert "\n" not in reply.text.strip() and reply.json()["error"], body
     assert http.post("/v2/models/minilm/infer", json=TEXT_BODY, headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808", "-9223372036854775809", "18446744073709551616", "1.5",
+                                   "true", '"101"'])  # fmt: skip
+def test_kserve_int64_values_triton_cannot_parse_are_400_through_the_gateway(http: httpx.Client, value: str) -> None:
+    body = json.dumps(_ids_body([[101, 102]], [1, 2])).replace("102", value).encode()
+    reply = http.post("/v2/models/minilm-ids/infer", content=body, headers=AUTH)
+    assert reply.status_code == 400, (value, reply.status_code, reply.text)
+    assert reply.json()["error"].startswith("the body is not a valid KServe request: Unable to parse 'data'")
+    assert http.post("/v2/models/minilm-ids/infer", json=_ids_body([[101, 102]], [1, 2]), headers=AUTH).is_success
 
 
 def test_huge_n_negative_max_tokens_and_odd_chat_values_are_400() -> None:

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,11 +35,44 @@ class Unwritable(ValueError):
     """A JSON value that reads but cannot be written back as JSON (1e400 reads as inf, written `Infinity`)."""
 
 
-def _finite_float(literal: str) -> float:
+class Number:
+    """A JSON number whose text a float would change (`1e-400` reads as 0.0, `1E5` as 100000.0, 20 digits as 17):
+    kept as written, so the row's other fields go out as they came in."""
+
+    __slots__ = ("literal",)
+
+    def __init__(self, literal: str):
+        self.literal = literal
+
+    def __float__(self) -> float:
+        return float(self.literal)
+
+
+def _finite_float(literal: str) -> float | Number:
     value = float(literal)
     if not math.isfinite(value):
         raise Unwritable(f"the number {literal[:40]} is beyond float range (it would be written back as {value})")
-    return value
+    return value if repr(value) == literal else Number(literal)
+
+
+#: Where a `Number` goes in the JSON text before its literal replaces it: random per process, so no input holds it.
+_SLOT = f"siliconlab-number-{secrets.token_hex(16)}-"
+
+
+def dumps_row(row: dict[str, Any]) -> str:
+    """One row as ASCII JSON, every `Number` as its literal; never NaN or Infinity (ValueError)."""
+    literals: list[str] = []
+
+    def slot(value: Any) -> str:
+        if not isinstance(value, Number):
+            raise TypeError(f"{type(value).__name__} is not JSON")
+        literals.append(value.literal)
+        return f"{_SLOT}{len(literals) - 1}"
+
+    line = json.dumps(row, allow_nan=False, default=slot)
+    for index, literal in enumerate(literals):
+        line = line.replace(f'"{_SLOT}{index}"', literal, 1)
+    return line
 
 
 def _no_constant(literal: str) -> float:
@@ -101,7 +135,8 @@ class JsonlFormat(Format):
                 f"line {number} already has a field named like a result ({', '.join(self.result_columns)})"
             )
         chunk.rows.append(row if local not in chunk.problems else None)
-        chunk.texts.append(row.get(self.text_field) if local not in chunk.problems else None)
+        text = row.get(self.text_field) if local not in chunk.problems else None
+        chunk.texts.append(float(text) if isinstance(text, Number) else text)  # a number is not a text: refused
 
     def write_part(self, path: Path, chunk: Chunk, good: list[int], columns: dict[str, list[Any]]) -> None:
         with open(path, "w", encoding="utf-8") as target:
@@ -111,7 +146,7 @@ class JsonlFormat(Format):
                     value = values[position]
                     row[name] = value.tolist() if hasattr(value, "tolist") else value
                 try:  # ASCII: no raw U+2028 for readers that split lines on it; never NaN/Infinity (not JSON)
-                    line = json.dumps(row, allow_nan=False)
+                    line = dumps_row(row)
                 except ValueError as exc:  # the Ray engine's Arrow reader can turn 1e400 into inf
                     raise SiliconlabError(
                         f"row {chunk.start + local} holds a number JSON cannot write ({exc}): fix it in the input"

@@ -14,6 +14,8 @@ Why not Ray Data: its blocks are not our chunks, so results (int8 units quantise
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -287,6 +289,8 @@ def _start_ray(address: str | None) -> None:
 
     local = {"num_cpus": default_threads(), "include_dashboard": False}
     kwargs: dict[str, Any] = {"address": address} if address else local
+    if not address:
+        _local_auth()
     for attempt in (1, 2):
         try:
             ray.init(log_to_driver=False, logging_level=logging.WARNING, configure_logging=False, **kwargs)
@@ -296,3 +300,16 @@ def _start_ray(address: str | None) -> None:
             if attempt == 2:
                 where = f"at {address}" if address else "locally"
                 raise SiliconlabError(f"Ray could not start {where}: {str(exc).splitlines()[0][:300]}") from None
+
+
+def _local_auth() -> None:
+    """A local Ray listens on every interface (its gRPC servers bind the wildcard address; no setting of Ray 2.60
+    binds them to loopback), so its token authentication must stay on: RAY_AUTH_MODE other than `token` is
+    refused. The token is a fresh one in this process's environment, which its Ray processes inherit and only its
+    user can read — not Ray's default `~/.ray/auth_token`, which Ray writes 0644 under umask 022."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None and mode.strip().lower() != "token":
+        raise UsageError(f"RAY_AUTH_MODE={mode} would start the local Ray without authentication while it listens "
+                         "on every interface: unset it (token authentication is then on)")  # fmt: skip
+    if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)

@@ -56,7 +56,26 @@ class Guard:
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
             return await receive()  # after the body: the disconnect, when the client leaves
 
-        return await self.app(scope, replay, send)
+        return await _unless_cut(self.app, scope, replay, send)
+
+
+async def _unless_cut(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Run the request; one still unanswered when the drain timeout cuts it (uvicorn cancels its task) gets a JSON
+    503 instead of uvicorn's plain-text 500. A reply already streaming can only be ended."""
+    started = False
+
+    async def watched(message: dict[str, Any]) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, watched)
+    except asyncio.CancelledError:
+        if started:
+            raise
+        await _error(send, 503, "the server is shutting down: this request was cut at the drain timeout; send it "
+                     "again", "server_shutting_down", kind="server_error")  # fmt: skip
 
 
 async def _too_large(send: Any, limit: int) -> None:
@@ -64,8 +83,8 @@ async def _too_large(send: Any, limit: int) -> None:
                  "request_too_large")  # fmt: skip
 
 
-async def _error(send: Any, status: int, message: str, code: str, extra: list[Any] | None = None) -> None:
-    kind = "invalid_request_error"
+async def _error(send: Any, status: int, message: str, code: str, extra: list[Any] | None = None,
+                 kind: str = "invalid_request_error") -> None:  # fmt: skip
     body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"connection", b"close"), *(extra or [])]  # fmt: skip

@@ -35,6 +35,10 @@ GENERATE_BYTES = 4 * 1024 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
+#: How Triton's HTTP frontend (2.51) begins the message of a 500 that is a body it could not parse.
+UNPARSED = ("failed to parse the request JSON buffer", "Unable to parse ")
+
+
 class TooLarge(Exception):
     """A body over MAX_BODY_BYTES: 413."""
 
@@ -190,10 +194,17 @@ class HttpGateway:
         except httpx.HTTPError as exc:
             return await _answer(send, 502, f"Triton did not answer: {type(exc).__name__}")
         try:
+            chunks: Any = reply.aiter_raw()
+            if reply.status_code == 500:  # Triton's 500s are one line of JSON
+                raw = b"".join([chunk async for chunk in chunks])
+                unparsed = _unparsed(raw)
+                if unparsed is not None:
+                    return await _answer(send, 400, unparsed)
+                chunks = _once(raw)
             kept = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.multi_items()
                     if k.lower() not in DROPPED]  # fmt: skip
             await send({"type": "http.response.start", "status": reply.status_code, "headers": kept})
-            async for chunk in reply.aiter_raw():
+            async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
@@ -212,6 +223,20 @@ class HttpGateway:
                 await self.client.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _unparsed(body: bytes) -> str | None:
+    """Triton's message when its 500 is a body it could not parse (truncated JSON, shape -1, an INT64 value out of
+    range, a wrong JSON type): the client's fault, so a 400; None for any other 500."""
+    with contextlib.suppress(ValueError, AttributeError):
+        message = json.loads(body).get("error")
+        if isinstance(message, str) and message.startswith(UNPARSED):
+            return f"the body is not a valid KServe request: {message}"
+    return None
+
+
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    yield content
 
 
 async def _answer(send: Any, status: int, message: str, extra: list[Any] | None = None) -> None:

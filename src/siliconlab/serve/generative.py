@@ -45,7 +45,7 @@ MAX_MESSAGES_BYTES = 1024 * 1024
 STREAM_INPUTS = [
     Spec("text", bytes, (1,), optional=True),
     Spec("messages", bytes, (1,), optional=True),
-    Spec("max_tokens", np.int32, (1,), optional=True),
+    Spec("max_tokens", np.int64, (1,), optional=True),  # int64: 2^40 is named as sent, not wrapped to 0
 ]
 STREAM_OUTPUTS = [Spec("text", bytes, (1,)), Spec("stats", bytes, (1,))]
 

@@ -89,8 +89,8 @@ async def stream_pieces(backend: Backend, model: str, messages: list[dict[str, s
     tensor.set_data_from_numpy(np.array([json.dumps(messages).encode()], dtype=object))
     inputs = [tensor]
     if max_tokens is not None:
-        limit = grpcclient.InferInput("max_tokens", [1], "INT32")
-        limit.set_data_from_numpy(np.array([max_tokens], dtype=np.int32))
+        limit = grpcclient.InferInput("max_tokens", [1], "INT64")
+        limit.set_data_from_numpy(np.array([max_tokens], dtype=np.int64))
         inputs.append(limit)
 
     cancel_dir = backend.cancel_dirs.get(model)

@@ -5,8 +5,8 @@ the Python-backend stub in between is the model file of PyTriton's model store. 
 the stub must load the libpython of the interpreter running us (under pyenv it would otherwise pick Debian's
 and fail), and PyTriton answers a whole batch with one error (a traceback at that), so the model file gets
 a small patch that turns one request's error into that request's own error (see models.py). Triton's admin
-APIs are off for everyone (`RESTRICTED_OFF`), and with API keys or `gateway` Triton binds loopback on private
-ports behind serve/gateway.py, which checks keys and drains.
+APIs are off for everyone (`RESTRICTED_OFF`), and with API keys or `gateway` Triton sits behind serve/gateway.py,
+which checks keys and drains: its HTTP on a private loopback port, its gRPC on a Unix socket only this user reaches.
 """
 
 from __future__ import annotations
@@ -122,6 +122,10 @@ class Server:
         #: with API keys (or --gateway), Triton binds loopback on private ports behind the gateway (serve/gateway.py)
         self._guarded = bool(options.api_keys) or options.gateway
         self._triton_ports = (free_port(), free_port()) if self._guarded else (options.http_port, options.grpc_port)
+        #: behind the gateway, Triton's gRPC listens on a Unix socket in a folder only this user may enter (set by
+        #: start): its admin APIs, which a raw HTTP/2 client could reach with the restriction header from /proc,
+        #: are then out of other local users' reach; Triton's HTTP port stays loopback TCP (HTTP/1.1 cannot send it)
+        self._grpc_socket: Path | None = None
 
     @property
     def http_url(self) -> str:
@@ -139,9 +143,11 @@ class Server:
 
     @property
     def triton_grpc_url(self) -> str:
-        """Triton's own gRPC address (the OpenAI front's upstream: it checks keys itself)."""
-        host = "127.0.0.1" if self._guarded else _connect_host(self.options.host)
-        return f"{_url_host(host)}:{self._triton_ports[1]}"
+        """Triton's own gRPC address (the gateway's and the OpenAI front's upstream): `unix:<socket>:<port>` behind
+        the gateway (gRPC takes everything after `unix:` as the socket's path), else host:port."""
+        if self._grpc_socket is not None:
+            return f"unix:{self._grpc_socket}:{self._triton_ports[1]}"
+        return f"{_url_host(_connect_host(self.options.host))}:{self._triton_ports[1]}"
 
     def start(self) -> None:
         from pytriton.triton import TritonLifecyclePolicy, TritonSecurityConfig
@@ -154,6 +160,13 @@ class Server:
         os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
         logging.getLogger("pytriton").setLevel(logging.WARNING)
         workspace = Workspace()
+        if self._guarded:
+            private = Path(workspace.path) / "grpc"
+            private.mkdir(mode=0o700)
+            private.chmod(0o700)  # whatever the umask
+            self._grpc_socket = private / "triton"
+            if len(f"{self._grpc_socket}:{self._triton_ports[1]}") > 100:  # a socket path holds at most 107 bytes
+                raise SiliconlabError(f"the temporary folder's path is too long for a Unix socket: {workspace.path}")
         policy = TritonLifecyclePolicy(launch_triton_on_startup=False, local_model_store=True)
         triton = _sealed_triton()(config=self._triton_config(), workspace=workspace, triton_lifecycle_policy=policy,
                                   security_config=TritonSecurityConfig(restricted_endpoints=[]))  # fmt: skip
@@ -170,12 +183,13 @@ class Server:
                     assert isinstance(binding.infer, StreamInfer)  # decoupled: a generative model's stream
                     binding.infer.cancel_dir = cancel_dir
             triton.run()
+            private_regions()
             if self._guarded:
                 from siliconlab.serve.gateway import Gateway
 
                 o = self.options
                 self.gateway = Gateway(o.host, o.http_port, o.grpc_port, f"http://127.0.0.1:{self._triton_ports[0]}",
-                                       f"127.0.0.1:{self._triton_ports[1]}", o.api_keys)  # fmt: skip
+                                       self.triton_grpc_url, o.api_keys)  # fmt: skip
                 self.gateway.start()
         except Exception as exc:
             self.stop()
@@ -189,8 +203,9 @@ class Server:
 
         o = self.options
         host = "127.0.0.1" if self._guarded else o.host
+        grpc_host = f"unix:{self._grpc_socket}" if self._grpc_socket is not None else host
         http_port, grpc_port = self._triton_ports
-        return TritonConfig(http_address=host, http_port=http_port, grpc_address=host, grpc_port=grpc_port,
+        return TritonConfig(http_address=host, http_port=http_port, grpc_address=grpc_host, grpc_port=grpc_port,
                             metrics_address=host, metrics_port=o.metrics_port, allow_metrics=True,
                             allow_gpu_metrics=Path("/dev/nvidiactl").exists(),  # else DCGM prints an NVML error
                             exit_timeout_secs=o.drain_timeout_s, log_file=self.log_file, log_verbose=o.log_verbose,
@@ -277,6 +292,18 @@ def _sealed_triton() -> Any:
             self._log_level_checker = NoLogCheck()
 
     return SealedTriton
+
+
+def private_regions() -> list[Path]:
+    """Make this process's Python-backend shared memory regions (`/dev/shm/pytrtion<pid>-*`: every request's
+    tensors pass through them) 0600. Triton's backend creates them 0644 whatever the umask, and names them at
+    random, so they cannot be made private before they exist: a local user who opened one during start-up keeps
+    that handle. Done before the gateway takes requests; the regions created at start-up are all there is."""
+    regions = sorted(Path("/dev/shm").glob(f"pytrtion{os.getpid()}-*"))
+    for region in regions:
+        with contextlib.suppress(FileNotFoundError):
+            region.chmod(0o600)
+    return regions
 
 
 def _backend_stubs() -> list[Any]:
