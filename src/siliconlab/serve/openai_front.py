@@ -45,9 +45,9 @@ async def embed(backend: Backend, request: EmbeddingsRequest, left: Any = None) 
         raise ApiError(404, f"model '{request.model}' is not served here (embedding models: {known})",
                        param="model", code="model_not_found")  # fmt: skip
     width = backend.embedding_models[request.model]
-    if request.dimensions is not None and request.dimensions != width:
-        raise ApiError(400, f"'{request.model}' has {width} dimensions; 'dimensions' cannot change that",
-                       param="dimensions")  # fmt: skip
+    if request.dimensions is not None and not 1 <= request.dimensions <= width:
+        raise ApiError(400, f"'dimensions' must be 1 to {width} (the size of '{request.model}'), got "
+                       f"{request.dimensions}", param="dimensions")  # fmt: skip
     items = [request.input] if isinstance(request.input, str) or _is_ids(request.input) else list(request.input)
     if not items:
         raise ApiError(400, "'input' is empty: give a text, a list of texts, or token ids", param="input")
@@ -56,20 +56,36 @@ async def embed(backend: Backend, request: EmbeddingsRequest, left: Any = None) 
         raise ApiError(400, f"'input' holds {len(items)} items; at most {limit} per call (--max-texts)", param="input")
     texts = [item for item in items if isinstance(item, str)]  # the model allows all texts or all token ids
     if texts:
-        vectors, tokens = await _embed_texts(backend, request.model, texts, left)
+        out, tokens = await run_texts(backend, request.model, texts, left)
     else:
-        vectors, tokens = await _embed_ids(backend, request.model, items, left)
+        out, tokens = await _embed_ids(backend, request.model, items, left)
+    vectors = shorten(out["embedding"], request.dimensions)
     data = [{"object": "embedding", "index": i, "embedding": _encode(v, request.encoding_format)}
             for i, v in enumerate(vectors)]  # fmt: skip
     return {"object": "list", "data": data, "model": request.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
 
 
+def shorten(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
+    """OpenAI's `dimensions`: the first N components, L2-normalised again. Matryoshka-trained models keep most
+    of their quality this way; MiniLM is not one (docs/serving.md measures what it loses)."""
+    if dimensions is None or dimensions >= vectors.shape[1]:
+        return vectors
+    head = np.asarray(vectors[:, :dimensions], dtype=np.float32)
+    norms = np.linalg.norm(head, axis=1, keepdims=True)
+    return head / np.maximum(norms, np.finfo(np.float32).tiny)  # an all-zero head stays zero, never NaN
+
+
 def _is_ids(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, int) for v in value)
 
 
-async def _embed_texts(backend: Backend, model: str, texts: list[str], left: Any) -> tuple[np.ndarray, int]:
+Outputs = tuple[dict[str, np.ndarray], int]
+
+
+async def run_texts(backend: Backend, model: str, texts: list[str], left: Any = None,
+                    outputs: tuple[str, ...] = ("embedding", "tokens")) -> Outputs:  # fmt: skip
+    """Texts through a text model, in chunks of the batch limit: each output concatenated, and the tokens read."""
     for index, text in enumerate(texts):
         try:
             check_text(text, "input" if len(texts) == 1 else f"input[{index}]")
@@ -77,10 +93,10 @@ async def _embed_texts(backend: Backend, model: str, texts: list[str], left: Any
             raise ApiError(400, str(exc), param="input") from None
     chunks = [texts[i : i + backend.max_batch] for i in range(0, len(texts), backend.max_batch)]
     calls = ((model, {"text": np.array([[t.encode()] for t in chunk], dtype=object)}) for chunk in chunks)
-    return await _in_turn(backend, calls, left)
+    return await _in_turn(backend, calls, left, outputs)
 
 
-async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -> tuple[np.ndarray, int]:
+async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -> Outputs:
     def fine(v: Any) -> bool:
         return type(v) is int and 0 <= v < INT64  # bool is an int subclass: true/false are not token ids
 
@@ -93,37 +109,38 @@ async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -
                        param="input")  # fmt: skip
     arrays = (np.array([row], dtype=np.int64) for row in rows)
     calls = ((f"{model}-ids", {"input_ids": ids, "attention_mask": np.ones_like(ids)}) for ids in arrays)
-    return await _in_turn(backend, calls, left)
+    return await _in_turn(backend, calls, left, ("embedding", "tokens"))
 
 
-async def _in_turn(backend: Backend, calls: Any, left: Any) -> tuple[np.ndarray, int]:
+async def _in_turn(
+    backend: Backend, calls: Any, left: Any, outputs: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], int]:
     """Run the calls two at a time (one queued while one runs), stopping when the client has left or the tokens
     read pass the limit: abandoned work never reaches Triton's queue, and a call still queued there is cancelled
     (its gRPC call, which Triton's batcher then drops) when this request is."""
     limit = backend.options.max_request_tokens
-    vectors, tokens, pending = [], 0, []
+    results: list[dict[str, np.ndarray]] = []
+    tokens, pending = 0, []
     try:
         for model, inputs in calls:
             if left is not None and await left():
                 raise ApiError(499, "the client closed the connection", "server_error")
-            pending.append(asyncio.ensure_future(backend.infer(model, inputs, ["embedding", "tokens"])))
+            pending.append(asyncio.ensure_future(backend.infer(model, inputs, list(outputs))))
             while len(pending) >= 2 or (pending and tokens > limit):
-                result = await pending.pop(0)
-                vectors.append(result["embedding"])
-                tokens += int(result["tokens"].sum())
+                results.append(await pending.pop(0))
+                tokens += int(results[-1]["tokens"].sum())
             if tokens > limit:
                 break
         while pending:
-            result = await pending.pop(0)
-            vectors.append(result["embedding"])
-            tokens += int(result["tokens"].sum())
+            results.append(await pending.pop(0))
+            tokens += int(results[-1]["tokens"].sum())
     finally:
         for task in pending:
             task.cancel()
     if tokens > limit:
         raise ApiError(400, f"'input' holds more than {limit} tokens; at most {limit} per call (--max-request-tokens)",
                        param="input")  # fmt: skip
-    return np.concatenate(vectors), tokens
+    return {name: np.concatenate([r[name] for r in results]) for name in outputs}, tokens
 
 
 def _encode(vector: np.ndarray, encoding: str) -> Any:
@@ -163,14 +180,16 @@ def embeddings_router(backend: Backend) -> Any:
     return router
 
 
-def routers(backend: Backend) -> list[Any]:
-    """Every route group of the front: models, embeddings, chat completions (serve/openai_chat.py)."""
+def routers(backend: Backend, tei: tuple[Any, Any] = (None, None)) -> list[Any]:
+    """Every route group of the front: models, embeddings, chat completions (serve/openai_chat.py), and TEI's
+    routes (serve/tei.py) over `tei`, the (embedding, classifier) models they use."""
     from siliconlab.serve.openai_chat import chat_router
+    from siliconlab.serve.tei import tei_router
 
-    return [models_router(backend), embeddings_router(backend), chat_router(backend)]
+    return [models_router(backend), embeddings_router(backend), chat_router(backend), tei_router(backend, *tei)]
 
 
-def build_app(backend: Backend) -> Any:
+def build_app(backend: Backend, tei: tuple[Any, Any] = (None, None)) -> Any:
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -186,7 +205,7 @@ def build_app(backend: Backend) -> Any:
     app = FastAPI(
         title="siliconlab OpenAI-compatible front", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
-    for router in routers(backend):
+    for router in routers(backend, tei):
         app.include_router(router)
 
     @app.exception_handler(ApiError)
@@ -217,7 +236,9 @@ def build_app(backend: Backend) -> Any:
         body = ApiError(500, "the server failed on this request; its log says why", "server_error").body()
         return AsciiJSON(body, status_code=500)
 
-    return Guard(app, backend.options.api_keys, backend.options.max_request_bytes)
+    from siliconlab.serve.tei import TEI_PATHS
+
+    return Guard(app, backend.options.api_keys, backend.options.max_request_bytes, TEI_PATHS)
 
 
 def AsciiJSON(body: Any, status_code: int) -> Any:  # noqa: N802 - a response class, built on first use
@@ -241,6 +262,10 @@ class Front:
         chats = {b.name: int(b.parameters["max_tokens_limit"]) for b in bindings if b.decoupled}
         stops = {b.name: b.infer.cancel_dir for b in bindings if b.decoupled and b.infer.cancel_dir is not None}
         self.backend = Backend(server.triton_grpc_url, server.options.max_batch, widths, chats, stops, server.options)
+        from siliconlab.serve.tei import tei_models
+
+        #: the models TEI's /embed and /predict use (serve/tei.py)
+        self.tei = tei_models(bindings)
         self.host, self.port = host, port
         self.url = f"http://{_url_host(host)}:{port}"
         self._drain_s = server.options.drain_timeout_s
@@ -250,7 +275,7 @@ class Front:
     def start(self, timeout_s: float = 20.0) -> None:
         import uvicorn
 
-        config = uvicorn.Config(build_app(self.backend), host=self.host, port=self.port, log_level="warning",
+        config = uvicorn.Config(build_app(self.backend, self.tei), host=self.host, port=self.port, log_level="warning",
                                 timeout_graceful_shutdown=self._drain_s)  # fmt: skip
         self._uvicorn = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._uvicorn.run, name="openai-front", daemon=True)
