@@ -174,7 +174,7 @@ def info(backend: Backend, model: TeiModel) -> dict[str, Any]:
         kind: dict[str, Any] = {"classifier": {"id2label": {str(i): label for i, label in ids.items()},
                                                "label2id": {label: i for i, label in ids.items()}}}  # fmt: skip
     else:
-        kind = {"embedding": {"pooling": "mean"}}
+        kind = {"embedding": {"pooling": "mean"}}  # every embedding model here mean-pools (models/base.py)
     dtype = next((d for d in ("fp32", "fp16", "bf16", "int8", "int4") if d in model.unit), "unknown")
     max_batch = backend.max_batch
     return {"model_id": model.name, "model_sha": None, "model_dtype": dtype.replace("fp", "float"),
