@@ -8,7 +8,6 @@ OpenAI's JSON shape. Routes are grouped by `routers()`; `/v1/chat/completions` i
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import threading
 import time
@@ -19,10 +18,11 @@ import numpy as np
 from fastapi import Request  # at module level: FastAPI resolves the endpoint's annotations from these globals
 from pydantic import BaseModel, StrictInt, StrictStr
 
-from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.errors import SiliconlabError
 from siliconlab.serve.front_guard import Guard
-from siliconlab.serve.openai_backend import ApiError, Backend
-from siliconlab.text import check_text
+from siliconlab.serve.openai_backend import ApiError, AsciiJSON, Backend, Outputs, in_turn, run_texts, shorten
+
+__all__ = ["AsciiJSON", "Front", "build_app", "embed", "routers", "run_texts", "shorten"]  # the moved names stay here
 
 #: Token ids travel as int64: anything outside cannot even be a tensor (the model's vocabulary is checked there).
 INT64 = 2**63
@@ -66,34 +66,8 @@ async def embed(backend: Backend, request: EmbeddingsRequest, left: Any = None) 
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
 
 
-def shorten(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
-    """OpenAI's `dimensions`: the first N components, L2-normalised again. Matryoshka-trained models keep most
-    of their quality this way; MiniLM is not one (docs/serving.md measures what it loses)."""
-    if dimensions is None or dimensions >= vectors.shape[1]:
-        return vectors
-    head = np.asarray(vectors[:, :dimensions], dtype=np.float32)
-    norms = np.linalg.norm(head, axis=1, keepdims=True)
-    return head / np.maximum(norms, np.finfo(np.float32).tiny)  # an all-zero head stays zero, never NaN
-
-
 def _is_ids(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, int) for v in value)
-
-
-Outputs = tuple[dict[str, np.ndarray], int]
-
-
-async def run_texts(backend: Backend, model: str, texts: list[str], left: Any = None,
-                    outputs: tuple[str, ...] = ("embedding", "tokens")) -> Outputs:  # fmt: skip
-    """Texts through a text model, in chunks of the batch limit: each output concatenated, and the tokens read."""
-    for index, text in enumerate(texts):
-        try:
-            check_text(text, "input" if len(texts) == 1 else f"input[{index}]")
-        except UsageError as exc:
-            raise ApiError(400, str(exc), param="input") from None
-    chunks = [texts[i : i + backend.max_batch] for i in range(0, len(texts), backend.max_batch)]
-    calls = ((model, {"text": np.array([[t.encode()] for t in chunk], dtype=object)}) for chunk in chunks)
-    return await _in_turn(backend, calls, left, outputs)
 
 
 async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -> Outputs:
@@ -109,38 +83,7 @@ async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -
                        param="input")  # fmt: skip
     arrays = (np.array([row], dtype=np.int64) for row in rows)
     calls = ((f"{model}-ids", {"input_ids": ids, "attention_mask": np.ones_like(ids)}) for ids in arrays)
-    return await _in_turn(backend, calls, left, ("embedding", "tokens"))
-
-
-async def _in_turn(
-    backend: Backend, calls: Any, left: Any, outputs: tuple[str, ...]
-) -> tuple[dict[str, np.ndarray], int]:
-    """Run the calls two at a time (one queued while one runs), stopping when the client has left or the tokens
-    read pass the limit: abandoned work never reaches Triton's queue, and a call still queued there is cancelled
-    (its gRPC call, which Triton's batcher then drops) when this request is."""
-    limit = backend.options.max_request_tokens
-    results: list[dict[str, np.ndarray]] = []
-    tokens, pending = 0, []
-    try:
-        for model, inputs in calls:
-            if left is not None and await left():
-                raise ApiError(499, "the client closed the connection", "server_error")
-            pending.append(asyncio.ensure_future(backend.infer(model, inputs, list(outputs))))
-            while len(pending) >= 2 or (pending and tokens > limit):
-                results.append(await pending.pop(0))
-                tokens += int(results[-1]["tokens"].sum())
-            if tokens > limit:
-                break
-        while pending:
-            results.append(await pending.pop(0))
-            tokens += int(results[-1]["tokens"].sum())
-    finally:
-        for task in pending:
-            task.cancel()
-    if tokens > limit:
-        raise ApiError(400, f"'input' holds more than {limit} tokens; at most {limit} per call (--max-request-tokens)",
-                       param="input")  # fmt: skip
-    return {name: np.concatenate([r[name] for r in results]) for name in outputs}, tokens
+    return await in_turn(backend, calls, left, ("embedding", "tokens"))
 
 
 def _encode(vector: np.ndarray, encoding: str) -> Any:
@@ -239,16 +182,6 @@ def build_app(backend: Backend, tei: tuple[Any, Any] = (None, None)) -> Any:
     from siliconlab.serve.tei import TEI_PATHS
 
     return Guard(app, backend.options.api_keys, backend.options.max_request_bytes, TEI_PATHS)
-
-
-def AsciiJSON(body: Any, status_code: int) -> Any:  # noqa: N802 - a response class, built on first use
-    """A JSON response escaped to ASCII: a lone surrogate echoed from the request stays valid JSON (Starlette's own
-    JSONResponse encodes UTF-8 and fails on it, answering a plain-text 500)."""
-    import json
-
-    from fastapi.responses import Response
-
-    return Response(json.dumps(body, ensure_ascii=True), status_code=status_code, media_type="application/json")
 
 
 class Front:

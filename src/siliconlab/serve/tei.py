@@ -2,7 +2,7 @@
 `POST /tokenize`, `GET /info`, in TEI's request and response shapes.
 
 Many clients (TEI's own, LangChain's and LlamaIndex's TEI integrations) call these rather than OpenAI's API. Like
-the OpenAI routes they hold no model: texts go to the same Triton models (serve/openai_front.py's `run_texts`), so
+the OpenAI routes they hold no model: texts go to the same Triton models (serve/openai_backend.py's `run_texts`), so
 batching, the queue and the request limits are shared. A TEI server serves one model; this front may serve
 several, so `/embed` uses the first embedding model served and `/predict` the first classifier (`tei_models`).
 Errors come in TEI's shape, `{"error": ..., "error_type": ...}`, with TEI's status codes.
@@ -19,7 +19,7 @@ from fastapi import Request  # at module level: FastAPI resolves the endpoint's 
 from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, ValidationError
 
 from siliconlab.errors import UsageError
-from siliconlab.serve.openai_backend import ApiError, Backend
+from siliconlab.serve.openai_backend import ApiError, AsciiJSON, Backend, run_texts, shorten
 from siliconlab.text import check_text
 
 #: The paths this module answers: the guard (serve/front_guard.py) asks for the key on them and answers in TEI's shape.
@@ -101,8 +101,6 @@ class TokenizeRequest(BaseModel):
 
 async def embed(backend: Backend, model: TeiModel, request: EmbedRequest, left: Any = None) -> list[list[float]]:
     """TEI's `/embed`: one vector per input, always a list of lists; `dimensions` as OpenAI's (first N, renormed)."""
-    from siliconlab.serve.openai_front import shorten
-
     if not request.normalize:
         raise TeiError(400, f"'{model.name}' answers L2-normalised vectors only; 'normalize': false is not served")
     if request.dimensions is not None and not 1 <= request.dimensions <= model.width:
@@ -209,8 +207,6 @@ async def _run(backend: Backend, model: TeiModel, texts: list[str], truncate: bo
                left: Any, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:  # fmt: skip
     """The texts through the model; a text longer than the model's window is a 413 unless `truncate` (TEI's
     default is to refuse), and only the right end can be cut (the models keep the first tokens)."""
-    from siliconlab.serve.openai_front import run_texts
-
     out, _ = await run_texts(backend, model.name, texts, left, (*outputs, "tokens", "truncated"))
     cut = [i for i, flag in enumerate(out["truncated"].reshape(-1)) if flag]
     if cut and not truncate:
@@ -290,7 +286,6 @@ async def _answer(http: Request, work: Any) -> Any:
     (Triton's full queue is TEI's 429 Overloaded, a failure in the model its 424 Backend)."""
     from siliconlab.log import log
     from siliconlab.serve.openai_chat import unless_disconnected
-    from siliconlab.serve.openai_front import AsciiJSON
 
     try:
         return AsciiJSON(await unless_disconnected(http, work), status_code=200)
