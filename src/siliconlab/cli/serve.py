@@ -169,6 +169,10 @@ def _print_ready(server: Any, bindings: list[Any], front: Any) -> None:
     if front is not None:
         console.print(f"  OpenAI   {front.url}/v1  (POST /v1/embeddings, /v1/chat/completions; GET /v1/models)",
                       highlight=False)  # fmt: skip
+        embedder, classifier = front.tei
+        if embedder is not None or classifier is not None:
+            routes = [r for r, m in (("/embed", embedder), ("/predict", classifier)) if m is not None]
+            console.print(f"  TEI      {front.url}  (POST {', '.join(routes)}, /tokenize; GET /info)", highlight=False)
     if any(b.decoupled for b in bindings):
         console.print(f"  stream   {server.http_url}/v2/models/<model>/generate_stream (SSE) or gRPC stream_infer",
                       highlight=False)  # fmt: skip

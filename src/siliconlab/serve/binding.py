@@ -64,6 +64,8 @@ class Binding:
     decoupled: bool = False
     #: answers OpenAI's /v1/embeddings (a text in, an `embedding` vector out)
     openai_embeddings: bool = False
+    #: the text model's tokenizer, for the TEI front's /tokenize (serve/tei.py); None where texts do not go in
+    tokenizer: Any = None
 
 
 class ModelCallable(Protocol):

@@ -100,7 +100,7 @@ def text_binding(name: str, pipeline: Any, task: Task) -> Binding:
         if column.kind == "map":  # the class names, in the order of the `scores` vector (client.py reads them)
             params["labels"] = ",".join(column.keys)
     return Binding(name, TEXT_IN, outputs, batched(name, check, run), params, pipeline.model, pipeline.unit,
-                   task.name, openai_embeddings=task.openai_embeddings)  # fmt: skip
+                   task.name, openai_embeddings=task.openai_embeddings, tokenizer=loaded.tokenizer)  # fmt: skip
 
 
 def embedding_binding(name: str, pipeline: Any) -> Binding:

@@ -8,7 +8,6 @@ OpenAI's JSON shape. Routes are grouped by `routers()`; `/v1/chat/completions` i
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import threading
 import time
@@ -19,10 +18,11 @@ import numpy as np
 from fastapi import Request  # at module level: FastAPI resolves the endpoint's annotations from these globals
 from pydantic import BaseModel, StrictInt, StrictStr
 
-from siliconlab.errors import SiliconlabError, UsageError
+from siliconlab.errors import SiliconlabError
 from siliconlab.serve.front_guard import Guard
-from siliconlab.serve.openai_backend import ApiError, Backend
-from siliconlab.text import check_text
+from siliconlab.serve.openai_backend import ApiError, AsciiJSON, Backend, Outputs, in_turn, run_texts, shorten
+
+__all__ = ["AsciiJSON", "Front", "build_app", "embed", "routers", "run_texts", "shorten"]  # the moved names stay here
 
 #: Token ids travel as int64: anything outside cannot even be a tensor (the model's vocabulary is checked there).
 INT64 = 2**63
@@ -45,9 +45,9 @@ async def embed(backend: Backend, request: EmbeddingsRequest, left: Any = None) 
         raise ApiError(404, f"model '{request.model}' is not served here (embedding models: {known})",
                        param="model", code="model_not_found")  # fmt: skip
     width = backend.embedding_models[request.model]
-    if request.dimensions is not None and request.dimensions != width:
-        raise ApiError(400, f"'{request.model}' has {width} dimensions; 'dimensions' cannot change that",
-                       param="dimensions")  # fmt: skip
+    if request.dimensions is not None and not 1 <= request.dimensions <= width:
+        raise ApiError(400, f"'dimensions' must be 1 to {width} (the size of '{request.model}'), got "
+                       f"{request.dimensions}", param="dimensions")  # fmt: skip
     items = [request.input] if isinstance(request.input, str) or _is_ids(request.input) else list(request.input)
     if not items:
         raise ApiError(400, "'input' is empty: give a text, a list of texts, or token ids", param="input")
@@ -56,9 +56,10 @@ async def embed(backend: Backend, request: EmbeddingsRequest, left: Any = None) 
         raise ApiError(400, f"'input' holds {len(items)} items; at most {limit} per call (--max-texts)", param="input")
     texts = [item for item in items if isinstance(item, str)]  # the model allows all texts or all token ids
     if texts:
-        vectors, tokens = await _embed_texts(backend, request.model, texts, left)
+        out, tokens = await run_texts(backend, request.model, texts, left)
     else:
-        vectors, tokens = await _embed_ids(backend, request.model, items, left)
+        out, tokens = await _embed_ids(backend, request.model, items, left)
+    vectors = shorten(out["embedding"], request.dimensions)
     data = [{"object": "embedding", "index": i, "embedding": _encode(v, request.encoding_format)}
             for i, v in enumerate(vectors)]  # fmt: skip
     return {"object": "list", "data": data, "model": request.model,
@@ -69,18 +70,7 @@ def _is_ids(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, int) for v in value)
 
 
-async def _embed_texts(backend: Backend, model: str, texts: list[str], left: Any) -> tuple[np.ndarray, int]:
-    for index, text in enumerate(texts):
-        try:
-            check_text(text, "input" if len(texts) == 1 else f"input[{index}]")
-        except UsageError as exc:
-            raise ApiError(400, str(exc), param="input") from None
-    chunks = [texts[i : i + backend.max_batch] for i in range(0, len(texts), backend.max_batch)]
-    calls = ((model, {"text": np.array([[t.encode()] for t in chunk], dtype=object)}) for chunk in chunks)
-    return await _in_turn(backend, calls, left)
-
-
-async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -> tuple[np.ndarray, int]:
+async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -> Outputs:
     def fine(v: Any) -> bool:
         return type(v) is int and 0 <= v < INT64  # bool is an int subclass: true/false are not token ids
 
@@ -93,37 +83,7 @@ async def _embed_ids(backend: Backend, model: str, rows: list[Any], left: Any) -
                        param="input")  # fmt: skip
     arrays = (np.array([row], dtype=np.int64) for row in rows)
     calls = ((f"{model}-ids", {"input_ids": ids, "attention_mask": np.ones_like(ids)}) for ids in arrays)
-    return await _in_turn(backend, calls, left)
-
-
-async def _in_turn(backend: Backend, calls: Any, left: Any) -> tuple[np.ndarray, int]:
-    """Run the calls two at a time (one queued while one runs), stopping when the client has left or the tokens
-    read pass the limit: abandoned work never reaches Triton's queue, and a call still queued there is cancelled
-    (its gRPC call, which Triton's batcher then drops) when this request is."""
-    limit = backend.options.max_request_tokens
-    vectors, tokens, pending = [], 0, []
-    try:
-        for model, inputs in calls:
-            if left is not None and await left():
-                raise ApiError(499, "the client closed the connection", "server_error")
-            pending.append(asyncio.ensure_future(backend.infer(model, inputs, ["embedding", "tokens"])))
-            while len(pending) >= 2 or (pending and tokens > limit):
-                result = await pending.pop(0)
-                vectors.append(result["embedding"])
-                tokens += int(result["tokens"].sum())
-            if tokens > limit:
-                break
-        while pending:
-            result = await pending.pop(0)
-            vectors.append(result["embedding"])
-            tokens += int(result["tokens"].sum())
-    finally:
-        for task in pending:
-            task.cancel()
-    if tokens > limit:
-        raise ApiError(400, f"'input' holds more than {limit} tokens; at most {limit} per call (--max-request-tokens)",
-                       param="input")  # fmt: skip
-    return np.concatenate(vectors), tokens
+    return await in_turn(backend, calls, left, ("embedding", "tokens"))
 
 
 def _encode(vector: np.ndarray, encoding: str) -> Any:
@@ -163,14 +123,16 @@ def embeddings_router(backend: Backend) -> Any:
     return router
 
 
-def routers(backend: Backend) -> list[Any]:
-    """Every route group of the front: models, embeddings, chat completions (serve/openai_chat.py)."""
+def routers(backend: Backend, tei: tuple[Any, Any] = (None, None)) -> list[Any]:
+    """Every route group of the front: models, embeddings, chat completions (serve/openai_chat.py), and TEI's
+    routes (serve/tei.py) over `tei`, the (embedding, classifier) models they use."""
     from siliconlab.serve.openai_chat import chat_router
+    from siliconlab.serve.tei import tei_router
 
-    return [models_router(backend), embeddings_router(backend), chat_router(backend)]
+    return [models_router(backend), embeddings_router(backend), chat_router(backend), tei_router(backend, *tei)]
 
 
-def build_app(backend: Backend) -> Any:
+def build_app(backend: Backend, tei: tuple[Any, Any] = (None, None)) -> Any:
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -186,7 +148,7 @@ def build_app(backend: Backend) -> Any:
     app = FastAPI(
         title="siliconlab OpenAI-compatible front", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
-    for router in routers(backend):
+    for router in routers(backend, tei):
         app.include_router(router)
 
     @app.exception_handler(ApiError)
@@ -217,17 +179,9 @@ def build_app(backend: Backend) -> Any:
         body = ApiError(500, "the server failed on this request; its log says why", "server_error").body()
         return AsciiJSON(body, status_code=500)
 
-    return Guard(app, backend.options.api_keys, backend.options.max_request_bytes)
+    from siliconlab.serve.tei import TEI_PATHS
 
-
-def AsciiJSON(body: Any, status_code: int) -> Any:  # noqa: N802 - a response class, built on first use
-    """A JSON response escaped to ASCII: a lone surrogate echoed from the request stays valid JSON (Starlette's own
-    JSONResponse encodes UTF-8 and fails on it, answering a plain-text 500)."""
-    import json
-
-    from fastapi.responses import Response
-
-    return Response(json.dumps(body, ensure_ascii=True), status_code=status_code, media_type="application/json")
+    return Guard(app, backend.options.api_keys, backend.options.max_request_bytes, TEI_PATHS)
 
 
 class Front:
@@ -241,6 +195,10 @@ class Front:
         chats = {b.name: int(b.parameters["max_tokens_limit"]) for b in bindings if b.decoupled}
         stops = {b.name: b.infer.cancel_dir for b in bindings if b.decoupled and b.infer.cancel_dir is not None}
         self.backend = Backend(server.triton_grpc_url, server.options.max_batch, widths, chats, stops, server.options)
+        from siliconlab.serve.tei import tei_models
+
+        #: the models TEI's /embed and /predict use (serve/tei.py)
+        self.tei = tei_models(bindings)
         self.host, self.port = host, port
         self.url = f"http://{_url_host(host)}:{port}"
         self._drain_s = server.options.drain_timeout_s
@@ -250,7 +208,7 @@ class Front:
     def start(self, timeout_s: float = 20.0) -> None:
         import uvicorn
 
-        config = uvicorn.Config(build_app(self.backend), host=self.host, port=self.port, log_level="warning",
+        config = uvicorn.Config(build_app(self.backend, self.tei), host=self.host, port=self.port, log_level="warning",
                                 timeout_graceful_shutdown=self._drain_s)  # fmt: skip
         self._uvicorn = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._uvicorn.run, name="openai-front", daemon=True)
