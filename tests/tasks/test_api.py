@@ -153,6 +153,22 @@ def test_dynamic_int8_answers_do_not_depend_on_their_batch_neighbours(tiny_bert:
         assert np.array_equal(together[index], pipe.encode([text])[0])
 
 
+def test_a_list_runs_side_by_side_with_answers_identical_to_one_call_at_a_time(tiny_bert: Path, artifact_cache: Path):
+    """ONNX Runtime answers a list's independent calls on one single-threaded session per thread (units/onnxruntime/
+    cpu.py run_many): the same bits as each call alone on the unit's own session, in the caller's order."""
+    from siliconlab.text import tokenize
+
+    pipe = load(str(tiny_bert), unit="onnxruntime-cpu-int8", cache=artifact_cache, threads=2)
+    runner = pipe.loaded.runner
+    rows = [tokenize(pipe.loaded.tokenizer, [text], pipe.loaded.max_length)[0][0] for text in MIXED]
+    inputs = [(np.array([row], dtype=np.int64), np.ones((1, len(row)), dtype=np.int64)) for row in rows]
+    together = runner.run_many(inputs)
+    assert runner._side is not None  # the side-by-side sessions were used, not the one-at-a-time fallback
+    for (ids, mask), out in zip(inputs, together):
+        alone = runner.run(ids, mask)
+        assert all(np.array_equal(out[name], alone[name]) for name in alone)
+
+
 def test_load_shows_no_library_progress_bars_and_leaves_their_setting_alone(tiny_bert: Path, tmp_path: Path, capfd):
     """transformers' "Loading weights" bars are off while load() reads the model, and on again after."""
     from transformers.utils import logging as hf_logging

