@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from siliconlab.errors import SiliconlabError
-from siliconlab.log import log
 from siliconlab.models.base import HfModule, hash_files
 from siliconlab.models.generative import CausalDirectorySource
 
@@ -55,11 +54,13 @@ def converted_directory(cache: Path | None = None) -> Path:
     with unit_lock(root, f"smollm2-chat-{key}", "waiting for another process converting the SmolLM2 GGUF file"):
         if (target / "config.json").is_file():
             return target
-        log.warning("converting %s to fp32 safetensors once (about 35 s)", gguf.name)
+        from siliconlab.progress import stage
+
         root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(dir=root, prefix=".smollm2-tmp-"))
         try:
-            _convert(gguf, work)
+            with stage(f"smollm2-chat: dequantize {gguf.name} to fp32 (once)"):
+                _convert(gguf, work)
             work.chmod(0o755)
             work.rename(target)
         finally:

@@ -170,13 +170,22 @@ class OnnxRuntimeCpuInt8(Unit):
     requires = ("onnx", "onnxruntime")
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
+        from siliconlab.progress import advance, stage
+
+        with stage(f"{model.name} {self.name}: export + fuse ONNX"):
+            fused_path, fused = export_fused(model, out_dir)
+        with stage(f"{model.name} {self.name}: calibrate int8 (trials)", unit_name="trials"):
+            return self._calibrate(model, out_dir, fused_path, fused, advance)
+
+    def _calibrate(self, model: LoadedModel, out_dir: Path, fused_path: Path, fused: Any, advance: Any) -> Conversion:
+        """Quantize the fused graph, searching on calibration text for the cheapest accurate recipe (one
+        `advance` per trial graph measured)."""
         import onnx
 
         from siliconlab.data import calibration_texts
         from siliconlab.text import encode
         from siliconlab.units.onnxruntime.smoothquant import activation_channel_max, smooth
 
-        fused_path, fused = export_fused(model, out_dir)
         graph = onnx.load(str(fused_path))
         head = find_head(graph)
         fixed = head.exclude if head else []  # a classifier's head stays fp32 (module docstring of head.py)
@@ -194,6 +203,7 @@ class OnnxRuntimeCpuInt8(Unit):
 
         def trial(source: Path, exclude: list[str]) -> float:
             _quantize(source, fused_path.with_suffix(".trial.onnx"), exclude + fixed)
+            advance()
             return _min_cosine(_pooled(OrtRunner(fused_path.with_suffix(".trial.onnx"), 2), feeds, batch), reference)
 
         # Cheapest graph first: plain per-channel int8; then SmoothQuant (one Mul per MatMul, where it does not
