@@ -92,11 +92,14 @@ def stage(label: str, total: int | None = None, unit_name: str = "texts") -> Ite
             progress_log.info("%s: %.1f s%s", label, time.perf_counter() - current.started, counted)
 
 
-def expect(total: int) -> None:
-    """Set how much work the innermost open stage has (the code doing it knows; the one opening it may not)."""
+def expect(total: int, unit_name: str | None = None) -> None:
+    """Set how much work the innermost open stage has, and what it counts (the code doing it knows; the one
+    opening it may not)."""
     stages = _open.get()
     if stages:
         stages[-1].total = total
+        if unit_name:
+            stages[-1].unit_name = unit_name
         stages[-1].emit()
 
 

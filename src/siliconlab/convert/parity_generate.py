@@ -84,7 +84,7 @@ def reference_generation(model: LoadedModel, steps: int = STEPS, count: int = PR
 
     runner = Loop(model.model, model.max_length)
     prompts = parity_prompts(model, count)
-    expect(len(prompts))
+    expect(len(prompts), "prompts")
     continuations, logits = [], []
     for prompt in prompts:
         tokens = GreedyDecoderMixin.generate(runner, prompt, steps)[0]
@@ -102,7 +102,9 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def teacher_forced(runner: DecoderRunner, reference: GenerationReference) -> tuple[list[bool], list[float]]:
     """Per step: (argmax agrees with the reference's, logit cosine), feeding the reference's tokens."""
     agree, cosines = [], []
-    expect(2 * len(reference.prompts))  # teacher-forced here, then a free run each (check_generation_parity)
+    expect(
+        2 * len(reference.prompts), "prompt runs"
+    )  # teacher-forced here, then a free run each (check_generation_parity)
     for prompt, tokens, ref in zip(reference.prompts, reference.continuations, reference.logits):
         logits, cache = runner.prefill(prompt)
         for step in range(len(tokens)):
