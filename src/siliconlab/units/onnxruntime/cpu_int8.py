@@ -112,15 +112,20 @@ def _finish_head(path: Path, head: HeadSite, feeds: list[dict[str, np.ndarray]],
             "correction_texts": len(feeds)}  # fmt: skip
 
 
-def _fallback_margin(quantized: Path, fp32: Path, feeds: list[dict[str, np.ndarray]]) -> dict:
-    """Calibrate the fp32 re-check of near-ties (fallback.py) on the task's training texts, run one at a time."""
+def _fallback_margin(quantized: Path, fp32: np.ndarray, feeds: list[dict[str, np.ndarray]]) -> dict:
+    """Calibrate the fp32 re-check of near-ties (fallback.py) on the task's training texts, run one at a time;
+    `fp32` holds the fp32 graph's logits for the same texts, measured once before quantizing."""
     import numpy as np
 
-    def logits(path: Path) -> np.ndarray:
-        runner = OrtRunner(path, 2)
-        return np.stack([runner.run(f["input_ids"], f["attention_mask"])["logits"][0] for f in feeds])
+    runner = OrtRunner(quantized, 2)
+    return choose_margin(np.stack([runner.run(f["input_ids"], f["attention_mask"])["logits"][0] for f in feeds]), fp32)
 
-    return choose_margin(logits(quantized), logits(fp32))
+
+def _one_at_a_time(runner: OrtRunner, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """Logits per text, each run alone (as users send them; no padding neighbours)."""
+    import numpy as np
+
+    return np.stack([runner.run(f["input_ids"], f["attention_mask"])["logits"][0] for f in feeds])
 
 
 def _pooled(runner: OrtRunner, feeds: list[dict[str, np.ndarray]], batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -214,7 +219,9 @@ class OnnxRuntimeCpuInt8(Unit):
         batch = {"input_ids": ids, "attention_mask": mask}
         reference = _pooled(OrtRunner(fused_path, 2), feeds, batch)
         correction_feeds = [_feed(model, text) for text in _correction_texts(model.name, texts)] if head else []
-        fp32_logits = mean_logits(OrtRunner(fused_path, 2), correction_feeds) if head else None
+        # The fp32 graph's logits per correction text, once: their mean for the bias correction, each row for the
+        # near-tie margin (measured twice before issue 25's first-run work, ~7 s of a first `classify`).
+        fp32_rows = _one_at_a_time(OrtRunner(fused_path, 2), correction_feeds) if head else None
 
         def trial(source: Path, exclude: list[str]) -> float:
             _quantize(source, fused_path.with_suffix(".trial.onnx"), exclude + fixed)
@@ -267,9 +274,9 @@ class OnnxRuntimeCpuInt8(Unit):
         _quantize(chosen, fused_path, exclude + fixed)
         head_record: dict[str, Any] | None = None
         if head:
-            assert fp32_logits is not None  # measured above for every classifier head
-            head_record = _finish_head(fused_path, head, correction_feeds, fp32_logits)
-            head_record["fallback"] = _fallback_margin(fused_path, out_dir / FALLBACK, correction_feeds)
+            assert fp32_rows is not None  # measured above for every classifier head
+            head_record = _finish_head(fused_path, head, correction_feeds, fp32_rows.mean(axis=0))
+            head_record["fallback"] = _fallback_margin(fused_path, fp32_rows, correction_feeds)
             (out_dir / FALLBACK_MARGIN).write_text(json.dumps(head_record["fallback"]))
         for leftover in (plain_path, out_dir / "smoothed.onnx", fused_path.with_suffix(".trial.onnx")):
             leftover.unlink(missing_ok=True)
