@@ -115,6 +115,13 @@ def advance(steps: int = 1) -> None:
 SHOWN_AFTER_S = 0.5
 
 
+def _count(event: StageEvent) -> str:
+    """'8/308 texts', or '4 trials' for a stage that counts without knowing its total, or ''."""
+    if event.total:
+        return f"{event.done}/{event.total} {event.unit_name}"
+    return f"{event.done} {event.unit_name}" if event.done else ""
+
+
 class StageLines:
     """Not a terminal: one line per stage, when it finishes, with its measured time and count."""
 
@@ -124,7 +131,7 @@ class StageLines:
     def __call__(self, event: StageEvent) -> None:
         if not event.finished or event.elapsed_s < SHOWN_AFTER_S:
             return
-        counted = f" ({event.done}/{event.total} {event.unit_name})" if event.total else ""
+        counted = f" ({_count(event)})" if _count(event) else ""
         self.console.print(f"stage {event.label}: {event.elapsed_s:.1f} s{counted}", highlight=False, soft_wrap=True)
 
 
@@ -155,7 +162,7 @@ class StageBars:
             if task is None and event.finished:
                 return
             progress = self._started()
-            count = f"{event.done}/{event.total} {event.unit_name}" if event.total else ""
+            count = _count(event)
             if task is None:
                 task = self.tasks[event.stage_id] = progress.add_task(event.label, total=event.total, count=count)
             if not event.finished:
