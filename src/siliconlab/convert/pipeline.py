@@ -222,7 +222,8 @@ class Converter:
     def build_uninstalled(self, unit: Unit, work: Path) -> dict[str, Any]:
         """Build `unit`'s artifact into `work` and gate it, but install nothing whatever its parity: `eval` shows
         a failing unit's real accuracy from it (marked failing), and nothing else can ever load it."""
-        return self._build(unit, work, runnable=unit.availability())
+        with self._reporting():
+            return self._build(unit, work, runnable=unit.availability())
 
     def discard_if_empty(self) -> None:
         """Remove the model folder if it holds nothing but lock files (nothing was ever converted into it)."""
