@@ -9,8 +9,8 @@ through saturating int16 (vpmaddubsw). The fp32 exclusions are chosen on calibra
 parity sentences) and recorded in the manifest: greedily, among FFN down-projections and the embedding
 lookup, first fit — the lookup first, being free in time (a gather has no int8 arithmetic to speed up; only
 its table grows 4x), then the down-projections by their calibration input outliers, largest first; the
-first that reaches the target is kept (before issue 25 every candidate was tried each round: 9 trials
-instead of 4 on sentiment). On AMD Zen 5 (AVX-512 VNNI) 8-bit weights raised SmoothQuant's
+first that reaches the target is kept (before issue 25 every candidate was scored each round: 8 trial graphs
+on sentiment where 3 now reach the same choice). On AMD Zen 5 (AVX-512 VNNI) 8-bit weights raised SmoothQuant's
 calibration cosine on sentiment from 0.9871 to 0.9903, and one fp32 node sufficed instead of two.
 
 Speed at 19 tokens is per-node overhead as much as GEMM: SmoothQuant's 1/s folds into the attention node's
