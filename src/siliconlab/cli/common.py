@@ -42,8 +42,8 @@ CacheOption = Annotated[
     Path | None,
     typer.Option(
         "--cache",
-        help="Artifact store to read and convert into (default: $SILICONLAB_CACHE or ~/.cache/siliconlab/artifacts)",
-        show_default=False,
+        help="Artifact store to read and convert into.",
+        show_default="$SILICONLAB_CACHE or ~/.cache/siliconlab/artifacts",
     ),
 ]
 

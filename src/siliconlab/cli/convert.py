@@ -36,9 +36,8 @@ def convert(
             "--out",
             "-o",
             "--cache",
-            help="Artifacts go to OUT/<model>/<unit>/ (default: the store every command reads: $SILICONLAB_CACHE "
-            "or ~/.cache/siliconlab/artifacts).",
-            show_default=False,
+            help="Artifacts go to OUT/<model>/<unit>/: the store every command reads unless told otherwise.",
+            show_default="$SILICONLAB_CACHE or ~/.cache/siliconlab/artifacts",
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")] = False,

@@ -61,8 +61,8 @@ def demo(
         typer.Option(
             "--cache",
             "--artifacts",
-            help="The artifact store (default: $SILICONLAB_CACHE or ~/.cache/siliconlab/artifacts).",
-            show_default=False,
+            help="The artifact store.",
+            show_default="$SILICONLAB_CACHE or ~/.cache/siliconlab/artifacts",
         ),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads per unit (default: physical cores).")] = None,
