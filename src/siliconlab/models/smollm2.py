@@ -2,9 +2,9 @@
 
 The package is a plugin for the `llm` tool and declares llama-cpp-python and `llm` as dependencies, so it is
 installed with --no-deps and never imported here: only its folder is looked up. transformers reads the
-GGUF (Q4_1) and dequantizes it to fp32 (9-11 s on a 2-core Zen 4, the header parsed once: _gguf_read_once); that
-folder is saved once as safetensors in the artifact
-store (`.sources/`, listed by `cache ls` as the model's "source") and reloads in well under a second. The
+GGUF (Q4_1) and dequantizes it to fp32 (9-11 s on a 2-core Zen 4, its header parsed once: `_gguf_read_once`);
+that folder is saved once as safetensors in the artifact store (`.sources/`, listed by `cache ls` as the
+model's "source") and reloads in well under a second. The
 fp32 weights are the Q4_1 values exactly, so llama.cpp on the same file is a like-for-like peer.
 """
 
