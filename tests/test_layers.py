@@ -28,7 +28,20 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("convert",),
     ("units",),
     ("models",),
-    ("data", "text", "ops", "monitor", "store", "paths", "tables", "cpu_features", "errors", "log", "version"),
+    (
+        "data",
+        "text",
+        "ops",
+        "monitor",
+        "store",
+        "paths",
+        "progress",
+        "tables",
+        "cpu_features",
+        "errors",
+        "log",
+        "version",
+    ),
 )
 
 #: Most lines a module may have (house style): past it, a module holds more than one idea.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from siliconlab.cli.common import console, err, handles_errors
+from siliconlab.cli.common import CacheOption, console, err, handles_errors, use_cache
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.tasks.bucketing import DEFAULT_CHUNK_ROWS, DEFAULT_TOKENS_PER_BATCH
 
@@ -56,6 +56,7 @@ def batch(
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", hidden=True, help="Rows per commit and bucketing window.")
     ] = DEFAULT_CHUNK_ROWS,
+    cache: CacheOption = None,
 ) -> None:
     """Run a task model over a file: embeddings or labels for every row, length-bucketed, resumable after a crash."""
     from siliconlab.batch.job import JobOptions
@@ -68,6 +69,7 @@ def batch(
         raise UsageError("--actors needs --engine ray")
     if actors is not None and actors < 1:
         raise UsageError(f"--actors must be >= 1, got {actors}")
+    use_cache(cache)  # the actors' store too: they inherit $SILICONLAB_CACHE
     options = JobOptions(
         model, input_file, out, text_field, unit,
         tokens_per_batch, chunk_rows, overwrite,

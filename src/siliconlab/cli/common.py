@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,6 +35,42 @@ err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_CACHE = default_cache()
 
+#: The one artifact store every command reads and `convert` writes: --cache DIR, else $SILICONLAB_CACHE, else
+#: ~/.cache/siliconlab/artifacts. None means "the default", resolved when the command runs (so a test or a
+#: script that sets SILICONLAB_CACHE after import is honoured).
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        help="Artifact store to read and convert into.",
+        show_default="$SILICONLAB_CACHE or ~/.cache/siliconlab/artifacts",
+    ),
+]
+
+
+def cache_dir(cache: Path | None) -> Path:
+    """--cache, else $SILICONLAB_CACHE, else the default store; a file there is refused before any work."""
+    path = Path(cache) if cache is not None else default_cache()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--cache {path} is a file, not a folder")
+    return path
+
+
+def use_cache(cache: Path | None) -> Path:
+    """--cache for a command whose loads happen in other processes too (batch's Ray actors): it becomes
+    $SILICONLAB_CACHE for this process and every child, the variable's one meaning."""
+    path = cache_dir(cache)
+    if cache is not None:
+        os.environ["SILICONLAB_CACHE"] = str(path.resolve())
+    return path
+
+
+def stages() -> Any:
+    """The first run's stages on stderr while a command loads its model (siliconlab/progress.py)."""
+    from siliconlab.progress import shown_stages
+
+    return shown_stages(err)
+
 
 def _quiet_libraries() -> None:
     """Library progress bars and INFO chatter would bury our tables; our own warnings still show."""
@@ -54,6 +90,9 @@ def _quiet_libraries() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    # Stages are drawn by the commands that load a model (common.stages); elsewhere (bench workers, batch's own
+    # bar) a stage is not a log line.
+    logging.getLogger("siliconlab.progress").setLevel(logging.WARNING)
     for name in ("nncf", "onnxruntime", "transformers", "torch.onnx", "coremltools"):
         logging.getLogger(name).setLevel(logging.ERROR)
     # transformers reads these when it is imported; importing it here just to configure it would cost seconds

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siliconlab.cli.common import DEFAULT_CACHE, console, err, handles_errors, output_dir, print_wide, resolve_threads
+from siliconlab.cli.common import (
+    cache_dir,
+    console,
+    err,
+    handles_errors,
+    output_dir,
+    print_wide,
+    resolve_threads,
+    stages,
+)
 from siliconlab.errors import SiliconlabError
 
 #: The table `convert` prints by default fits 100 columns; `--wide` adds timings and the max abs error.
@@ -21,7 +30,16 @@ NUMERIC = ("seconds", "size", "cos min", "max abs")
 def convert(
     model: Annotated[str, typer.Argument(help="minilm, bert-base, a local HF model directory, or a hub id.")],
     units: Annotated[str, typer.Option("--units", "-u", help="Comma-separated unit names, or 'all'.")] = "all",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Artifacts go to OUT/<model>/<unit>/.")] = DEFAULT_CACHE,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            "--cache",
+            help="Artifacts go to OUT/<model>/<unit>/: the store every command reads unless told otherwise.",
+            show_default="$SILICONLAB_CACHE or ~/.cache/siliconlab/artifacts",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")] = False,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for parity runs.", show_default="physical cores")
@@ -51,7 +69,7 @@ def convert(
     from siliconlab.models import generative_source, resolve
     from siliconlab.units import select_units
 
-    output_dir(out)
+    out = output_dir(cache_dir(out))
     generative = generative_source(model)
     if generative is not None:
         _convert_decoders(generative, units, out, resolve_threads(threads), force)
@@ -93,7 +111,8 @@ def convert(
         suffix = f" — {outcome.error}" if outcome.error else ""
         err.print(f"  {outcome.unit}: {outcome.status}{suffix}", highlight=False)
 
-    with err.status(f"converting {source.name} for {len(selected)} unit(s)…"):
+    err.print(f"converting {source.name} for {len(selected)} unit(s) into {out}", highlight=False)
+    with stages():
         outcomes = convert_all(
             source, selected, out, resolve_threads(threads), force=force, on_done=report, verify=verify
         )
@@ -112,7 +131,7 @@ def _convert_decoders(source: Any, units: str, out: Path, threads: int, force: b
     converter = Converter(source, out, threads)
     failed = []
     for unit in registry.select(converter.kind, units):
-        with err.status(f"converting {source.name} for {unit.name}…"):
+        with stages():
             outcome = converter.convert_unit(unit, force=force)
         parity = outcome.manifest.get("parity") or {}
         if "agreement" not in parity and "converted_module" in parity:  # converted here, predicts elsewhere

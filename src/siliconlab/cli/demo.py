@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from siliconlab.cli.common import DEFAULT_CACHE, console, err, handles_errors
+from siliconlab.cli.common import cache_dir, console, err, handles_errors, stages
 from siliconlab.errors import UsageError
 
 SCENARIO_NAMES = ("sentiment", "spam", "chat", "search")
@@ -56,7 +56,15 @@ def demo(
     results: Annotated[
         Path, typer.Option("--results", help="--web: where bench results are read and the quick bench writes.")
     ] = Path("results"),
-    cache: Annotated[Path, typer.Option("--artifacts", "--cache", help="The artifact store.")] = DEFAULT_CACHE,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            "--artifacts",
+            help="The artifact store.",
+            show_default="$SILICONLAB_CACHE or ~/.cache/siliconlab/artifacts",
+        ),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads per unit (default: physical cores).")] = None,
     chat_model: Annotated[
         str,
@@ -90,7 +98,7 @@ def demo(
             if unit or units:
                 err.print(f"  [yellow]skipping {name}:[/] {why}", highlight=False)
         err.print(f"demo on {len(names)} unit(s): {', '.join(names)}", highlight=False)
-    session = DemoSession(names, cache=cache, threads=threads)
+    session = DemoSession(names, cache=cache_dir(cache), threads=threads)
     from siliconlab.demo.generative import GenerativeMode
 
     generative = GenerativeMode(session, max_new_tokens=max_new_tokens)
@@ -104,8 +112,10 @@ def demo(
     from siliconlab.demo.terminal import interactive, run_texts
 
     if text:
-        code = run_texts(session, keys, text, console, err, as_json, chosen_mode)
+        with stages():  # a unit's first run converts it when its turn comes: its stages show as they run
+            code = run_texts(session, keys, text, console, err, as_json, chosen_mode)
         if code:
             raise typer.Exit(code)
         return
-    interactive(session, keys, console, err, chosen_mode)
+    with stages():
+        interactive(session, keys, console, err, chosen_mode)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siliconlab.cli.common import console, err, handles_errors, output_dir
+from siliconlab.cli.common import CacheOption, cache_dir, console, err, handles_errors, output_dir, stages
 from siliconlab.errors import SiliconlabError, UsageError
 
 
@@ -32,17 +32,18 @@ def eval_command(
     text_field: Annotated[str, typer.Option(help="Text column of --data.")] = "text",
     label_field: Annotated[str, typer.Option(help="Label column of --data.")] = "label",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the JSON result.")] = Path("results"),
+    cache: CacheOption = None,
 ) -> None:
     """Accuracy, macro-F1, confusion matrix and ms per text for each unit.
 
     Each unit's accuracy delta against torch-cpu-fp32 is shown and flagged when more than 0.5 points below.
     """
     from siliconlab.data.tasks import TASKS
-    from siliconlab.paths import default_cache
     from siliconlab.tasks.eval import EVAL_RECORD, builtin_data, evaluate, file_data
 
     if limit < 1:
         raise UsageError(f"--limit must be >= 1, got {limit}")
+    store = cache_dir(cache)
     output_dir(out)
     if data is not None:
         dataset = file_data(data, text_field, label_field, limit)
@@ -60,12 +61,13 @@ def eval_command(
             highlight=False,
         )
 
-    result = evaluate(model, selected, dataset, on_row=on_row)
+    with stages():
+        result = evaluate(model, selected, dataset, cache=store, on_row=on_row)
     path = _write(result, out, model)
     if data is None:
         from siliconlab.convert.manifest import write_json_atomic
 
-        write_json_atomic(default_cache() / model / EVAL_RECORD, result)
+        write_json_atomic(store / model / EVAL_RECORD, result)
     _print(result)
     console.print(f"results: {path}", highlight=False)
     for failure in result["failures"]:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siliconlab.cli.common import console, err, handles_errors, int_list, output_dir
+from siliconlab.cli.common import CacheOption, cache_dir, console, err, handles_errors, int_list, output_dir
 from siliconlab.errors import UsageError
 
 
@@ -68,13 +68,24 @@ def loadtest(
     max_batch: Annotated[int | None, typer.Option("--max-batch", help="MODEL only: passed to serve.")] = None,
     max_queue_delay_us: Annotated[int | None, typer.Option("--max-queue-delay-us", help="MODEL only.")] = None,
     max_queue: Annotated[int | None, typer.Option("--max-queue", help="MODEL only: passed to serve.")] = None,
+    http_port: Annotated[
+        int | None, typer.Option("--http-port", help="MODEL only: the server's HTTP port.", show_default="a free one")
+    ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option("--grpc-port", help="MODEL only: the server's gRPC port.", show_default="a free one")
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", help="MODEL only: the server's metrics port.", show_default="a free one"),
+    ] = None,
+    cache: CacheOption = None,
 ) -> None:
     """Load a Triton server with real texts: per step throughput, p50/p90/p99, errors by kind, Triton's queue
     vs compute time; `--check` proves every answer. Given a MODEL, starts `siliconlab serve` on loopback
     ports itself, runs, and stops it. The load generator shares this machine's cores with a local server."""
     from siliconlab.data import real_text_stream
     from siliconlab.serve.loadtest.run import LoadPlan
-    from siliconlab.serve.loadtest.target import check_target, looks_like_url, normalise_url
+    from siliconlab.serve.loadtest.target import check_target, looks_like_url, normalise_url, server_ports
 
     if protocol not in ("http", "grpc"):
         raise UsageError(f"--protocol must be http or grpc, got '{protocol}'")
@@ -83,6 +94,12 @@ def loadtest(
     if out is not None:
         output_dir(out)
     managed = not looks_like_url(target)
+    asked_ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
+    if not managed and any(port is not None for port in asked_ports.values()):
+        named = ", ".join(option for option, port in asked_ports.items() if port is not None)
+        raise UsageError(f"{named}: only for a MODEL the load test serves itself; {target} is a server already")
+    if not managed and cache is not None:
+        raise UsageError(f"--cache: only for a MODEL the load test serves itself; {target} is a server already")
     plan_args: dict[str, Any] = dict(
         protocol=protocol, texts=("placeholder",),
         concurrency=tuple(int_list(concurrency, "--concurrency")) if concurrency else () if rate else (1, 2, 4, 8, 16),
@@ -97,14 +114,23 @@ def loadtest(
     LoadPlan(url="http://127.0.0.1:1", model=served, **plan_args).validate()  # bad options: before any server starts
     plan_args["texts"] = tuple(real_text_stream(texts))
     serve_args = _serve_args(unit, max_batch, max_queue_delay_us, max_queue)
-    record = _run(target, None if managed else url, served, plan_args, serve_args, out)
+    if cache is not None:
+        serve_args += ["--cache", str(cache_dir(cache))]
+    ports = server_ports(http_port, grpc_port, metrics_port) if managed else None
+    record = _run(target, None if managed else url, served, plan_args, serve_args, out, ports)
     rows = record["rows"]
     if check is not None and any(r["wrong"] or r["accepted_lost"] for r in rows):
         raise typer.Exit(1)
 
 
 def _run(
-    target: str, url: str | None, served: str, plan_args: dict[str, Any], serve_args: list[str], out: Path | None
+    target: str,
+    url: str | None,
+    served: str,
+    plan_args: dict[str, Any],
+    serve_args: list[str],
+    out: Path | None,
+    ports: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Start the server when given a MODEL (url None), run the plan with a live table, write the report."""
     import asyncio
@@ -115,7 +141,7 @@ def _run(
 
     managed, protocol, check = url is None, plan_args["protocol"], plan_args["check"]
     log_path = out / "serve.log" if out else Path(tempfile.gettempdir()) / f"siliconlab-loadtest-{os.getpid()}.log"
-    with ManagedServer(target, serve_args, log_path) if managed else (contextlib.nullcontext()) as server:
+    with ManagedServer(target, serve_args, log_path, ports=ports) if managed else (contextlib.nullcontext()) as server:
         if server is not None:
             url = server.url(protocol)
             err.print(f"serving {target} at {url} (log: {log_path})", highlight=False)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from siliconlab.cli.common import console, err, handles_errors
+from siliconlab.cli.common import CacheOption, console, err, handles_errors, stages
 from siliconlab.serve.config import (
     DRAIN_TIMEOUT_S,
     MAX_BATCH,
@@ -45,7 +45,7 @@ OpenaiPort = Annotated[
 ]
 Drain = Annotated[int, typer.Option("--drain-timeout", help="Seconds to finish in-flight requests on SIGTERM/Ctrl-C.")]
 Threads = Annotated[int | None, typer.Option("--threads", help="Threads per model (default: the machine's).")]
-Cache = Annotated[Path | None, typer.Option("--cache", help="Artifact store (default: ~/.cache/siliconlab).")]
+Cache = CacheOption
 KeyFile = Annotated[
     Path | None,
     typer.Option("--api-key-file", help="API keys, one per line, in a file only you can read (chmod 600); or set "
@@ -110,7 +110,8 @@ def serve(
     def loaded(name: str, pipeline: Any) -> None:
         err.print(f"loaded [bold]{name}[/] on {pipeline.unit}", highlight=False)
 
-    bindings = load_bindings(options.models, unit, cache, threads, on_loaded=loaded)
+    with stages():
+        bindings = load_bindings(options.models, unit, cache, threads, on_loaded=loaded)
     server = Server(options, bindings)
     err.print("starting Triton …")
     begin = time.perf_counter()

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siliconlab.cli.common import console, err, handles_errors
+from siliconlab.cli.common import CacheOption, cache_dir, console, err, handles_errors, stages
 from siliconlab.errors import UsageError
 
 UnitOption = Annotated[str, typer.Option("--unit", help="A unit name, or 'best' (fastest stable unit benched here).")]
@@ -56,12 +56,14 @@ def classify(
     input_file: Annotated[Path | None, typer.Option("--input", help="A file with one text per line.")] = None,
     unit: UnitOption = "best",
     as_json: JsonOption = False,
+    cache: CacheOption = None,
 ) -> None:
     """Classify texts with a task model: label, score and every class's probability, per text."""
     from siliconlab.tasks import load
 
     items = _texts(texts, input_file)
-    pipeline = load(model, unit=unit)
+    with stages():
+        pipeline = load(model, unit=unit, cache=cache_dir(cache))
     answers = pipeline.classify(items)
     if as_json:
         print(json.dumps({"model": model, "unit": pipeline.unit, "ms": pipeline.last_ms, "answers": answers}))
@@ -86,6 +88,7 @@ def embed(
     model: Annotated[str, typer.Option("--model", help="An embedding model.")] = "minilm",
     out: Annotated[Path | None, typer.Option("--out", help="Write the embeddings: .npy or .jsonl.")] = None,
     unit: UnitOption = "best",
+    cache: CacheOption = None,
 ) -> None:
     """Sentence embeddings (L2-normalised) for texts or a file of lines; --out writes them."""
     import numpy as np
@@ -95,7 +98,8 @@ def embed(
     items = _texts(texts, input_file)
     if out is not None and out.suffix not in (".npy", ".jsonl"):
         raise UsageError(f"--out must end in .npy or .jsonl, got '{out.name}'")
-    pipeline = load(model, unit=unit)
+    with stages():
+        pipeline = load(model, unit=unit, cache=cache_dir(cache))
     vectors = pipeline.encode(items)
     if out is not None:
         _write_embeddings(out, items, vectors)
@@ -137,6 +141,7 @@ def chat(
     max_new_tokens: Annotated[
         int | None, typer.Option("--max-new-tokens", help="Longest reply (generative models; default 128).")
     ] = None,
+    cache: CacheOption = None,
 ) -> None:
     """Chat in the terminal (a prompt loop; empty line, Ctrl-D or Ctrl-C to leave), or answer --text once.
 
@@ -144,7 +149,8 @@ def chat(
     from siliconlab.tasks import load
     from siliconlab.tasks.generate import GenerativeChat
 
-    bot = load(model, unit=unit)
+    with stages():
+        bot = load(model, unit=unit, cache=cache_dir(cache))
     if "reply" not in getattr(bot, "methods", ()):
         raise UsageError(f"'{model}' is not a chat model: choose chat-retrieval, smollm2-chat or a causal-LM folder")
     answer = (lambda m: _stream(bot, m, max_new_tokens)) if "stream" in bot.methods else (lambda m: _answer(bot, m))

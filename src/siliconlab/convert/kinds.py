@@ -9,6 +9,8 @@ the methods: importing this module costs no torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -102,6 +104,23 @@ class EncoderGate:
         return {}
 
 
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """PyTorch on one CPU thread inside, restored after. The generation gate is hundreds of one-token decode
+    steps, each a few hundred small ops: a second OpenMP thread gains little on them, and on a shared machine
+    every op's barrier waits for a descheduled thread — smollm2-chat's 24-step reference took 1.7 s per prompt
+    on one thread against 4.8-8.7 s on two (2-core AMD EPYC, other processes running; issue 25). Both the
+    reference and the unit under test run this way, so their reduction order is the same too."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class GenerationGate:
     """Teacher-forced greedy generation on fixed prompts: per-step argmax agreement, logit cosine, free run."""
 
@@ -116,7 +135,9 @@ class GenerationGate:
     def reference(self, source: ModelSource) -> Any:
         from siliconlab.convert.parity_generate import reference_generation
 
-        return reference_generation(source.load(), steps=self.steps, count=self.prompts)
+        model = source.load()
+        with single_threaded():
+            return reference_generation(model, steps=self.steps, count=self.prompts)
 
     def save_model_files(self, model: LoadedModel, work: Path) -> None:
         if model.tokenizer is not None:  # architecture-only models take random ids
@@ -128,7 +149,8 @@ class GenerationGate:
         from siliconlab.convert.parity_generate import check_generation_parity
 
         gates = (unit.agreement_min, threshold or unit.cosine_min, unit.exact_free_run)  # type: ignore[attr-defined]
-        return check_generation_parity(runner, reference, *gates).to_dict()
+        with single_threaded():
+            return check_generation_parity(runner, reference, *gates).to_dict()
 
     def check_converted(self, unit: Unit, conversion: Conversion, model: LoadedModel, reference: Any) -> dict | None:
         module_runner = unit.converted_runner(conversion)  # type: ignore[attr-defined]
@@ -137,7 +159,10 @@ class GenerationGate:
         from siliconlab.convert.parity_generate import check_generation_parity
         from siliconlab.units.base import FP32_AGREEMENT_MIN, FP32_COSINE_MIN
 
-        return check_generation_parity(module_runner, reference, FP32_AGREEMENT_MIN, FP32_COSINE_MIN, True).to_dict()
+        with single_threaded():
+            return check_generation_parity(
+                module_runner, reference, FP32_AGREEMENT_MIN, FP32_COSINE_MIN, True
+            ).to_dict()
 
     def summary(self, parity: dict[str, Any]) -> str:
         from siliconlab.convert.parity_generate import GenerationParity

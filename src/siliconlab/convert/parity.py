@@ -20,6 +20,7 @@ import torch
 from siliconlab.errors import UsageError
 from siliconlab.models.base import LoadedModel
 from siliconlab.models.wrapper import EncoderWithHead
+from siliconlab.progress import advance, expect
 from siliconlab.text import encode
 from siliconlab.units.base import Runner
 
@@ -110,12 +111,14 @@ def reference_outputs(model: LoadedModel, texts: list[str]) -> Reference:
             f"'{model.tokenizer.unk_token}': it does not fit the model (are the model's tokenizer files missing?)"
         )
     module = EncoderWithHead(model.model, model.task).eval()
+    expect(len(texts) + (AGREEMENT_TEXTS if model.head.classifier else 0))
     outputs = []
     with torch.inference_mode():
         for text in texts:
             ids, mask = encode(model.tokenizer, [text], model.max_length, warn=False)
             result = module(torch.from_numpy(ids), torch.from_numpy(mask))
             outputs.append({name: t.numpy()[0] for name, t in zip(model.output_names, result)})
+            advance()
     reference = Reference(texts=list(texts), single=outputs)
     if model.head.classifier:
         from siliconlab.data import agreement_texts
@@ -134,6 +137,7 @@ def batched_logits(runner: Runner, model: LoadedModel, texts: list[str], batch: 
         chunk = order[start : start + batch]
         ids, mask = encode(model.tokenizer, [texts[i] for i in chunk], model.max_length, warn=False)
         rows.update(zip(chunk, np.asarray(runner.run(ids, mask)["logits"], dtype=np.float64)))
+        advance(len(chunk))
     return np.stack([rows[i] for i in range(len(texts))])
 
 
@@ -176,6 +180,7 @@ def check_parity(runner: Runner, model: LoadedModel, reference: Reference, thres
     pooled_cos: list[tuple[float, int]] = []
     token_min: float | None = None
     max_abs = 0.0
+    expect(2 * len(reference.texts) + len(reference.agreement_texts or []))
 
     def compare(index: int, got: dict[str, np.ndarray], valid: int) -> None:
         nonlocal token_min, max_abs
@@ -196,8 +201,10 @@ def check_parity(runner: Runner, model: LoadedModel, reference: Reference, thres
         ids, mask = encode(model.tokenizer, [text], model.max_length, warn=False)
         got = runner.run(ids, mask)
         compare(index, {name: got[name][0] for name in names}, int(mask.sum()))
+        advance()
     ids, mask = encode(model.tokenizer, reference.texts, model.max_length, warn=False)
     got = runner.run(ids, mask)
+    advance(len(reference.texts))
     for index in range(len(reference.texts)):
         compare(index, {name: got[name][index] for name in names}, int(mask[index].sum()))
 

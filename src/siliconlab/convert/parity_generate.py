@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from siliconlab.models.base import LoadedModel
+from siliconlab.progress import advance, expect
 from siliconlab.units.base import DecoderRunner
 
 PROMPTS = 6
@@ -83,11 +84,13 @@ def reference_generation(model: LoadedModel, steps: int = STEPS, count: int = PR
 
     runner = Loop(model.model, model.max_length)
     prompts = parity_prompts(model, count)
+    expect(len(prompts), "prompts")
     continuations, logits = [], []
     for prompt in prompts:
         tokens = GreedyDecoderMixin.generate(runner, prompt, steps)[0]
         continuations.append(tokens)
         logits.append(runner.continuation_logits(prompt, tokens))
+        advance()
     return GenerationReference(prompts, continuations, logits)
 
 
@@ -99,6 +102,9 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def teacher_forced(runner: DecoderRunner, reference: GenerationReference) -> tuple[list[bool], list[float]]:
     """Per step: (argmax agrees with the reference's, logit cosine), feeding the reference's tokens."""
     agree, cosines = [], []
+    expect(
+        2 * len(reference.prompts), "prompt runs"
+    )  # teacher-forced here, then a free run each (check_generation_parity)
     for prompt, tokens, ref in zip(reference.prompts, reference.continuations, reference.logits):
         logits, cache = runner.prefill(prompt)
         for step in range(len(tokens)):
@@ -107,6 +113,7 @@ def teacher_forced(runner: DecoderRunner, reference: GenerationReference) -> tup
             cosines.append(_cosine(row, ref[step]))
             if step + 1 < len(tokens):
                 logits, cache = runner.decode_step(tokens[step : step + 1], cache)
+        advance()
     return agree, cosines
 
 
@@ -124,6 +131,7 @@ def check_generation_parity(
         free = runner.generate(prompt, count)[0]
         same = free[:count] == tokens[:count] if len(free) >= count else np.zeros(count, dtype=bool)
         prefixes.append(int(np.argmin(same)) if not same.all() else count)
+        advance()
     agreement = float(np.mean(agree))
     free_match = float(np.mean([p >= min(FREE_RUN, len(t)) for p, t in zip(prefixes, reference.continuations)]))
     passed = agreement >= agreement_min and min(cosines) >= cosine_min and (free_match == 1.0 or not exact_free_run)

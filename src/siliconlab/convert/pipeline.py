@@ -34,6 +34,7 @@ from siliconlab.models.base import ModelSource
 from siliconlab.models.kinds import kind_of
 from siliconlab.models.remote_code import refuse_remote_code
 from siliconlab.paths import share_tree
+from siliconlab.progress import ProgressCallback, reporting, stage
 from siliconlab.store import SHARED_FOLDER, touch_last_used, unit_lock
 from siliconlab.units.base import Availability, RunnerT, Unit
 from siliconlab.version import __version__
@@ -109,14 +110,17 @@ class Converter:
     """Holds the reference outputs so several units are checked against the same fresh PyTorch run."""
 
     def __init__(self, source: ModelSource, out: Path, threads: int, verify: bool = False,
-                 gate: ParityGate | None = None):  # fmt: skip
+                 gate: ParityGate | None = None, progress: ProgressCallback | None = None):  # fmt: skip
         """`gate`: the kind's parity gate (convert/kinds.py), chosen from the model's kind unless given (tests
-        pass a smaller generation reference)."""
+        pass a smaller generation reference). `progress`: gets every stage (reference, convert, parity check,
+        load) as it is measured (siliconlab/progress.py); None: whatever the caller's `reporting` installed."""
+        self.progress = progress
         self.source = source
         self.out = Path(out)
         self.threads = threads
         self.verify = verify  # re-hash every reused file, ignoring the hashes remembered in .verified
-        self.source_hash = source.content_hash()
+        with self._reporting(), stage(f"{source.name}: read source"):
+            self.source_hash = source.content_hash()
         self.kind = kind_of(source)
         self.gate = gate or gate_for(self.kind)
         self._reference: Any = None
@@ -125,12 +129,23 @@ class Converter:
     def model_dir(self) -> Path:
         return self.out / model_folder_name(self.source)
 
+    def _reporting(self) -> Any:
+        """The stages inside go to this converter's callback when it was given one, else the caller's."""
+        from contextlib import nullcontext
+
+        return reporting(self.progress) if self.progress is not None else nullcontext()
+
     def reference(self) -> Any:
         if self._reference is None:
-            self._reference = self.gate.reference(self.source)
+            with self._reporting(), stage(f"{self.source.name}: fp32 reference outputs"):
+                self._reference = self.gate.reference(self.source)
         return self._reference
 
     def convert_unit(self, unit: Unit, force: bool = False) -> UnitOutcome:
+        with self._reporting():
+            return self._convert_unit(unit, force)
+
+    def _convert_unit(self, unit: Unit, force: bool) -> UnitOutcome:
         if unit.kind != self.kind:
             raise UsageError(f"unit {unit.name} runs {unit.kind} models; {self.source.name} is a {self.kind} model")
         available = unit.availability()
@@ -146,7 +161,8 @@ class Converter:
         with unit_lock(self.model_dir, unit.name, waiting):  # a second convert waits, then reuses
             notice = ""
             if not force:
-                cached, notice = _reuse_check(artifact_dir, unit, self.source_hash, self.verify)
+                with stage(f"{self.source.name} {unit.name}: check cached artifact"):
+                    cached, notice = _reuse_check(artifact_dir, unit, self.source_hash, self.verify)
                 if cached is not None:
                     touch_last_used(artifact_dir)
                     return UnitOutcome(unit.name, "cached", artifact_dir, cached)
@@ -206,7 +222,8 @@ class Converter:
     def build_uninstalled(self, unit: Unit, work: Path) -> dict[str, Any]:
         """Build `unit`'s artifact into `work` and gate it, but install nothing whatever its parity: `eval` shows
         a failing unit's real accuracy from it (marked failing), and nothing else can ever load it."""
-        return self._build(unit, work, runnable=unit.availability())
+        with self._reporting():
+            return self._build(unit, work, runnable=unit.availability())
 
     def discard_if_empty(self) -> None:
         """Remove the model folder if it holds nothing but lock files (nothing was ever converted into it)."""
@@ -216,18 +233,24 @@ class Converter:
 
     def _build(self, unit: Unit, work: Path, runnable: Availability) -> dict[str, Any]:
         reference = self.reference()
-        model = self.source.load()  # fresh: an exporter may change the model it traces (export_onnx: eager attention)
+        name = f"{self.source.name} {unit.name}"
+        with stage(f"{self.source.name}: load fp32 model"):
+            model = self.source.load()  # fresh: an exporter may change the model it traces (export_onnx: eager)
         started = time.perf_counter()
-        conversion = unit.convert(model, work)
+        with stage(f"{name}: convert"):
+            conversion = unit.convert(model, work)
         seconds = time.perf_counter() - started
         self.gate.save_model_files(model, work)
         structure = unit.check_structure(work, model)
-        module_parity = self.gate.check_converted(unit, conversion, model, reference)
+        with stage(f"{name}: converted module parity"):  # most units have none: an instant stage, not shown
+            module_parity = self.gate.check_converted(unit, conversion, model, reference)
         executed = None
         if runnable.ok:
-            runner = unit.load(work, self.threads)
+            with stage(f"{name}: load for parity"):
+                runner = unit.load(work, self.threads)
             executed = executed_precision(runner, unit)
-            parity = self.gate.check(unit, runner, model, reference)
+            with stage(f"{name}: parity check"):
+                parity = self.gate.check(unit, runner, model, reference)
         else:  # converted here, runs elsewhere: parity is not measured, and says why
             parity = {"passed": None, "reason": runnable.reason, "threshold": unit.cosine_min}
         if module_parity is not None:

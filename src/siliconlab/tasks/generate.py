@@ -203,13 +203,15 @@ def open_generative(source: Any, unit: Any, cache: Path, threads: int, why: str)
     from transformers import AutoTokenizer
 
     from siliconlab.convert.pipeline import Converter, load_artifact
+    from siliconlab.progress import stage
 
     outcome = Converter(source, cache, threads).convert_unit(unit)
     if not outcome.ok or outcome.artifact_dir is None:
         raise SiliconlabError(outcome.error or f"conversion for {unit.name} failed")
-    runner = cast("DecoderRunner", load_artifact(outcome.artifact_dir, unit, threads)[0])  # a decoder kind's unit
     folder = outcome.artifact_dir
-    tokenizer = None if source.architecture_only else AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    with stage(f"{source.name} {unit.name}: load"):
+        runner = cast("DecoderRunner", load_artifact(folder, unit, threads)[0])  # a decoder kind's unit
+        tokenizer = None if source.architecture_only else AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     loaded = Loaded(source.name, "chat", unit.name, runner, tokenizer, runner.max_length, outcome.artifact_dir,
                     why_unit=why)  # fmt: skip
     return GenerativeChat(loaded)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from siliconlab.errors import SiliconlabError, UsageError
 from siliconlab.log import log
 from siliconlab.models.base import labels_of
+from siliconlab.progress import ProgressCallback
 from siliconlab.tasks.pipeline import Loaded, Pipeline
 from siliconlab.tasks.registry import task_claiming, task_for_head, task_models
 from siliconlab.tasks.task import Loading
@@ -22,11 +23,30 @@ _WARNED: set[tuple[str, str]] = set()
 __all__ = ["TASK_MODELS", "labels_of", "load", "load_unit"]
 
 
-def load(name: str = "minilm", unit: str = "best", cache: Path | None = None, threads: int | None = None) -> Pipeline:
-    """A pipeline for `name` on `unit` ("best" or a unit name); converts and checks parity on first use."""
-    from siliconlab.log import quiet_loading
+def load(
+    name: str = "minilm",
+    unit: str = "best",
+    cache: Path | None = None,
+    threads: int | None = None,
+    progress: bool | ProgressCallback | None = None,
+) -> Pipeline:
+    """A pipeline for `name` on `unit` ("best" or a unit name); converts and checks parity on first use.
 
-    with quiet_loading():
+    `progress`: quiet by default, as sentence-transformers is (a library prints nothing it was not asked to; each
+    finished stage is an INFO record on the `siliconlab.progress` logger); True draws the first run's stages
+    (convert, calibrate, parity check, load) on stderr with a measured ETA; a callable gets every
+    `siliconlab.progress.StageEvent`."""
+    from contextlib import nullcontext
+
+    from siliconlab.log import quiet_loading
+    from siliconlab.progress import reporting, shown_stages
+
+    shown: Any = nullcontext()
+    if progress is True:
+        shown = shown_stages()
+    elif callable(progress):
+        shown = reporting(progress)
+    with quiet_loading(), shown:
         return _load(name, unit, cache, threads)
 
 
@@ -88,13 +108,15 @@ def _load_on(source: Any, unit: Any, cache: Path, threads: int, why: str) -> Loa
 
     from siliconlab.convert.pipeline import Converter, load_artifact
     from siliconlab.models.base import head_for_outputs, head_spec, max_length_of
+    from siliconlab.progress import stage
 
     outcome = Converter(source, cache, threads).convert_unit(unit)
     if not outcome.ok:
         raise SiliconlabError(outcome.error or f"conversion for {unit.name} failed")
     assert outcome.artifact_dir is not None  # ok: converted or reused, so the folder exists
-    runner, _ = load_artifact(outcome.artifact_dir, unit, threads)
-    tokenizer = AutoTokenizer.from_pretrained(outcome.artifact_dir, trust_remote_code=False)
+    with stage(f"{source.name} {unit.name}: load"):
+        runner, _ = load_artifact(outcome.artifact_dir, unit, threads)
+        tokenizer = AutoTokenizer.from_pretrained(outcome.artifact_dir, trust_remote_code=False)
     head = head_for_outputs(runner.output_names)
     labels = labels_of(source.config) if head.classifier else []
     limit = max_length_of(source.config, tokenizer)

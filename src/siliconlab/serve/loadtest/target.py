@@ -58,15 +58,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ManagedServer:
-    """`siliconlab serve MODEL` as a child process on free loopback ports; stopped with SIGTERM (its drain)."""
+def server_ports(http: int | None, grpc: int | None, metrics: int | None) -> dict[str, int]:
+    """The managed server's ports: the ones asked for, checked as `serve` checks its own (1-65535, all different,
+    free on loopback now), and a free loopback port for each one not asked for."""
+    from siliconlab.serve.config import probe_port
 
-    def __init__(self, model: str, serve_args: list[str], log_path: Path, start_timeout: float = 900.0):
+    asked = {"http": http, "grpc": grpc, "metrics": metrics}
+    for name, port in asked.items():
+        if port is not None and not 1 <= port <= 65535:
+            raise UsageError(f"--{name}-port must be a port number 1-65535, got {port}")
+    given = [port for port in asked.values() if port is not None]
+    if len(set(given)) != len(given):
+        raise UsageError(f"the ports must differ: {', '.join(f'--{k}-port {v}' for k, v in asked.items() if v)}")
+    for name, port in asked.items():
+        if port is not None:
+            probe_port("127.0.0.1", port, f"--{name}-port")
+    ports = {name: port for name, port in asked.items() if port is not None}
+    for name in asked:
+        while name not in ports:
+            candidate = free_port()
+            if candidate not in ports.values():
+                ports[name] = candidate
+    return {name: ports[name] for name in asked}
+
+
+class ManagedServer:
+    """`siliconlab serve MODEL` as a child process on loopback ports (free ones unless given); stopped with
+    SIGTERM (its drain)."""
+
+    def __init__(self, model: str, serve_args: list[str], log_path: Path, start_timeout: float = 900.0,
+                 ports: dict[str, int] | None = None):  # fmt: skip
         self.model = model
         self.serve_args = serve_args
         self.log_path = log_path
         self.start_timeout = start_timeout
-        self.ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+        self.ports = ports or server_ports(None, None, None)
         self.process: subprocess.Popen | None = None
 
     def url(self, protocol: str) -> str:

@@ -7,8 +7,10 @@ Measured on MiniLM (docs/units.md): stock dynamic int8 reaches pooled cosine 0.9
 at ~1.5x the fp32 speed. reduce_range matters on AVX2 CPUs without VNNI, where u8×s8 products accumulate
 through saturating int16 (vpmaddubsw). The fp32 exclusions are chosen on calibration text (never on the
 parity sentences) and recorded in the manifest: greedily, among FFN down-projections and the embedding
-lookup — a lookup that reaches the target is preferred, being free in time (a gather has no int8 arithmetic
-to speed up; only its table grows 4x). On AMD Zen 5 (AVX-512 VNNI) 8-bit weights raised SmoothQuant's
+lookup, first fit — the lookup first, being free in time (a gather has no int8 arithmetic to speed up; only
+its table grows 4x), then the down-projections by their calibration input outliers, largest first; the
+first that reaches the target is kept (before issue 25 every candidate was scored each round: 8 trial graphs
+on sentiment where 3 now reach the same choice). On AMD Zen 5 (AVX-512 VNNI) 8-bit weights raised SmoothQuant's
 calibration cosine on sentiment from 0.9871 to 0.9903, and one fp32 node sufficed instead of two.
 
 Speed at 19 tokens is per-node overhead as much as GEMM: SmoothQuant's 1/s folds into the attention node's
@@ -110,15 +112,20 @@ def _finish_head(path: Path, head: HeadSite, feeds: list[dict[str, np.ndarray]],
             "correction_texts": len(feeds)}  # fmt: skip
 
 
-def _fallback_margin(quantized: Path, fp32: Path, feeds: list[dict[str, np.ndarray]]) -> dict:
-    """Calibrate the fp32 re-check of near-ties (fallback.py) on the task's training texts, run one at a time."""
+def _fallback_margin(quantized: Path, fp32: np.ndarray, feeds: list[dict[str, np.ndarray]]) -> dict:
+    """Calibrate the fp32 re-check of near-ties (fallback.py) on the task's training texts, run one at a time;
+    `fp32` holds the fp32 graph's logits for the same texts, measured once before quantizing."""
     import numpy as np
 
-    def logits(path: Path) -> np.ndarray:
-        runner = OrtRunner(path, 2)
-        return np.stack([runner.run(f["input_ids"], f["attention_mask"])["logits"][0] for f in feeds])
+    runner = OrtRunner(quantized, 2)
+    return choose_margin(np.stack([runner.run(f["input_ids"], f["attention_mask"])["logits"][0] for f in feeds]), fp32)
 
-    return choose_margin(logits(quantized), logits(fp32))
+
+def _one_at_a_time(runner: OrtRunner, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """Logits per text, each run alone (as users send them; no padding neighbours)."""
+    import numpy as np
+
+    return np.stack([runner.run(f["input_ids"], f["attention_mask"])["logits"][0] for f in feeds])
 
 
 def _pooled(runner: OrtRunner, feeds: list[dict[str, np.ndarray]], batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -151,6 +158,19 @@ def _ffn_down_projections(graph: onnx.ModelProto) -> list[str]:
     return names
 
 
+def _by_outliers(candidates: list[str], graph: onnx.ModelProto, maxima: dict[str, np.ndarray]) -> list[str]:
+    """The candidate MatMuls, largest input activation first (max |x| over channels, measured on calibration
+    text before smoothing): outliers are what int8 loses, so the likeliest fix is tried first. Why: trying
+    every candidate each round took most of a first `classify sentiment` (issue 25)."""
+    inputs = {node.name: node.input[0] for node in graph.graph.node}
+
+    def peak(name: str) -> float:
+        values = maxima.get(inputs.get(name, ""))
+        return float(values.max()) if values is not None else 0.0
+
+    return sorted(candidates, key=peak, reverse=True)
+
+
 class OnnxRuntimeCpuInt8(Unit):
     name = "onnxruntime-cpu-int8"
     engine = "onnxruntime"
@@ -163,20 +183,29 @@ class OnnxRuntimeCpuInt8(Unit):
         """Names the weight range too: an artifact built for another instruction set is rebuilt, not reused."""
         weights = "rr" if reduce_range() else "w8"
         return (
-            f"plain-or-smoothquant-a{SMOOTH_ALPHA}-vfold-dynamic-perchannel-{weights}-greedy{CALIBRATION_TARGET}"
+            f"plain-or-smoothquant-a{SMOOTH_ALPHA}-vfold-dynamic-perchannel-{weights}-firstfit{CALIBRATION_TARGET}"
             "-emb-noskipln-pruned-headfp32-biascorr-fp32recheck"
         )
 
     requires = ("onnx", "onnxruntime")
 
     def convert(self, model: LoadedModel, out_dir: Path) -> Conversion:
+        from siliconlab.progress import advance, stage
+
+        with stage(f"{model.name} {self.name}: export + fuse ONNX"):
+            fused_path, fused = export_fused(model, out_dir)
+        with stage(f"{model.name} {self.name}: calibrate int8 (trials)", unit_name="trials"):
+            return self._calibrate(model, out_dir, fused_path, fused, advance)
+
+    def _calibrate(self, model: LoadedModel, out_dir: Path, fused_path: Path, fused: Any, advance: Any) -> Conversion:
+        """Quantize the fused graph, searching on calibration text for the cheapest accurate recipe (one
+        `advance` per trial graph measured)."""
         import onnx
 
         from siliconlab.data import calibration_texts
         from siliconlab.text import encode
         from siliconlab.units.onnxruntime.smoothquant import activation_channel_max, smooth
 
-        fused_path, fused = export_fused(model, out_dir)
         graph = onnx.load(str(fused_path))
         head = find_head(graph)
         fixed = head.exclude if head else []  # a classifier's head stays fp32 (module docstring of head.py)
@@ -190,10 +219,13 @@ class OnnxRuntimeCpuInt8(Unit):
         batch = {"input_ids": ids, "attention_mask": mask}
         reference = _pooled(OrtRunner(fused_path, 2), feeds, batch)
         correction_feeds = [_feed(model, text) for text in _correction_texts(model.name, texts)] if head else []
-        fp32_logits = mean_logits(OrtRunner(fused_path, 2), correction_feeds) if head else None
+        # The fp32 graph's logits per correction text, once: their mean for the bias correction, each row for the
+        # near-tie margin (measured twice before issue 25's first-run work, ~7 s of a first `classify`).
+        fp32_rows = _one_at_a_time(OrtRunner(fused_path, 2), correction_feeds) if head else None
 
         def trial(source: Path, exclude: list[str]) -> float:
             _quantize(source, fused_path.with_suffix(".trial.onnx"), exclude + fixed)
+            advance()
             return _min_cosine(_pooled(OrtRunner(fused_path.with_suffix(".trial.onnx"), 2), feeds, batch), reference)
 
         # Cheapest graph first: plain per-channel int8; then SmoothQuant (one Mul per MatMul, where it does not
@@ -220,14 +252,18 @@ class OnnxRuntimeCpuInt8(Unit):
             while history[-1]["calibration_cosine_min"] < CALIBRATION_TARGET and (
                 len(set(exclude) & set(candidates)) < MAX_FP32_NODES
             ):
-                scored = [
-                    (trial(chosen, exclude + [name]), name) for name in lookups + candidates if name not in exclude
-                ]
+                # First fit: the free lookup, then the down-projections with the largest input outliers first;
+                # the first that reaches the target is kept (each trial measured), else the best of all of them.
+                scored = []
+                for name in lookups + _by_outliers(candidates, pristine, maxima):
+                    if name not in exclude:
+                        scored.append((trial(chosen, exclude + [name]), name))
+                        if scored[-1][0] >= CALIBRATION_TARGET:
+                            break
                 if not scored:
                     break
-                # The best step, unless a free one (the lookup) already reaches the target.
-                enough = [item for item in scored if item[0] >= CALIBRATION_TARGET and item[1] in lookups]
-                best, name = max(enough or scored)
+                enough = [item for item in scored if item[0] >= CALIBRATION_TARGET]
+                best, name = enough[0] if enough else max(scored)
                 exclude.append(name)
                 step = {"smoothquant": True, "fp32_nodes": list(exclude), "calibration_cosine_min": round(best, 6)}
                 history.append(step)
@@ -238,9 +274,9 @@ class OnnxRuntimeCpuInt8(Unit):
         _quantize(chosen, fused_path, exclude + fixed)
         head_record: dict[str, Any] | None = None
         if head:
-            assert fp32_logits is not None  # measured above for every classifier head
-            head_record = _finish_head(fused_path, head, correction_feeds, fp32_logits)
-            head_record["fallback"] = _fallback_margin(fused_path, out_dir / FALLBACK, correction_feeds)
+            assert fp32_rows is not None  # measured above for every classifier head
+            head_record = _finish_head(fused_path, head, correction_feeds, fp32_rows.mean(axis=0))
+            head_record["fallback"] = _fallback_margin(fused_path, fp32_rows, correction_feeds)
             (out_dir / FALLBACK_MARGIN).write_text(json.dumps(head_record["fallback"]))
         for leftover in (plain_path, out_dir / "smoothed.onnx", fused_path.with_suffix(".trial.onnx")):
             leftover.unlink(missing_ok=True)
