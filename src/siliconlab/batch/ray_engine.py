@@ -302,6 +302,10 @@ def _start_ray(address: str | None) -> None:
                 raise SiliconlabError(f"Ray could not start {where}: {str(exc).splitlines()[0][:300]}") from None
 
 
+#: The token of the local Ray this process started first (see _local_auth).
+_PROCESS_TOKEN = ""
+
+
 def _local_auth() -> None:
     """A local Ray listens on every interface (its gRPC servers bind the wildcard address; no setting of Ray 2.60
     binds them to loopback), so its token authentication must stay on: RAY_AUTH_MODE other than `token` is
@@ -312,4 +316,8 @@ def _local_auth() -> None:
         raise UsageError(f"RAY_AUTH_MODE={mode} would start the local Ray without authentication while it listens "
                          "on every interface: unset it (token authentication is then on)")  # fmt: skip
     if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        # One token per process: Ray's core reads the token once and keeps it, so a second local Ray started by
+        # this process under a new token would refuse its own driver ("Failed to start GCS").
+        global _PROCESS_TOKEN
+        _PROCESS_TOKEN = _PROCESS_TOKEN or secrets.token_hex(32)
+        os.environ["RAY_AUTH_TOKEN"] = _PROCESS_TOKEN
