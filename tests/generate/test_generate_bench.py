@@ -118,17 +118,21 @@ def test_bench_of_a_generative_model_leaves_the_ranking_that_unit_best_reads(
 ) -> None:
     """The chain a user relies on: `bench MODEL` of a decoder writes the batch-1 decode ranking, and
     `unit="best"` then tries the units in that order (not the kind's default order)."""
+    import shutil
+
     from siliconlab.bench.machine import machine_info
     from siliconlab.convert.pipeline import model_folder_name
     from siliconlab.tasks.best import RECORD, ranked_units
     from siliconlab.units.registry import default_order
 
-    args = ["bench", str(tiny_llama), "--units", "torch-cpu-fp32,onnxruntime-cpu-fp32", "--quick", "--threads", "1",
+    # Its own model folder, so its record cannot rank the shared tiny llama for other tests.
+    model = shutil.copytree(tiny_llama, tmp_path / "bench-ranked-llama")
+    args = ["bench", str(model), "--units", "torch-cpu-fp32,onnxruntime-cpu-fp32", "--quick", "--threads", "1",
             "--batch", "1", "--seq", "16", "--min-iters", "3", "--warmup", "0", "--no-charts", "--out",
-            str(tmp_path), "--cache", str(artifact_cache)]  # fmt: skip
+            str(tmp_path / "out"), "--cache", str(artifact_cache)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    model_dir = artifact_cache / model_folder_name(resolve(str(tiny_llama)))
+    model_dir = artifact_cache / model_folder_name(resolve(str(model)))
     record = json.loads((model_dir / RECORD).read_text())
     assert record["metric"] == "decode_tokens_per_s"
     rates = {row["unit"]: row["decode_tokens_per_s"] for row in record["rows"]}
