@@ -74,9 +74,6 @@ class _NoShortAttention:
     def supports(seq: int, head_dim: int) -> bool:
         return False
 
-    def attention(self, qkv: torch.Tensor, mask: torch.Tensor, batch: int, seq: int, heads: int) -> torch.Tensor:
-        raise NotImplementedError("supports() is False everywhere: the short-attention kernel is never asked")
-
 
 def short_attention_kernels(device: torch.device) -> Any:
     """cuda_attention on a CUDA device with triton; elsewhere an object that supports nothing."""
@@ -200,7 +197,7 @@ class FastBert:
         dims = (config.hidden_size, config.intermediate_size)
         usable = triton_gemm and not fp8 and all(d % 16 == 0 for d in dims)
         self.gemm = small_gemm(self.device) if usable else None
-        self.short_attention = short_attention_kernels(self.device) if triton_attention else _NoShortAttention()
+        self.short_attention: Any = short_attention_kernels(self.device) if triton_attention else _NoShortAttention()
         # cuBLASLt's GELU epilogue is the tanh form (|diff| <= 5e-4 vs erf, below fp16/bf16 rounding of the
         # activations); it saves one kernel and one pass over the FFN activations per layer. CUDA only.
         self.gelu_epilogue = gelu_epilogue and not fp8 and self.device.type == "cuda"
