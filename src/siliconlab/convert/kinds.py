@@ -59,6 +59,15 @@ class ParityGate(Protocol):
         ...
 
 
+def _failure(gate: ParityGate, parity: dict[str, Any], what: str, module_what: str) -> str:
+    """The one-line failure of a gate's record: the converted PyTorch module's own check first (where the unit
+    has one), then the artifact's; "" when it passed."""
+    module = parity.get("converted_module")
+    if module is not None and not module["passed"]:
+        return f"{module_what} failed: {gate.summary(module)}"
+    return f"{what} failed: {gate.summary(parity)}" if parity["passed"] is False else ""
+
+
 class EncoderGate:
     """Pooled output (sentence embedding or logits) of real sentences, alone and in one padded batch."""
 
@@ -92,10 +101,7 @@ class EncoderGate:
         return ParityReport(**{key: value for key, value in parity.items() if key != "converted_module"}).summary()
 
     def failure(self, parity: dict[str, Any]) -> str:
-        module = parity.get("converted_module")
-        if module is not None and not module["passed"]:
-            return f"converted PyTorch module parity failed: {self.summary(module)}"
-        return f"parity failed: {self.summary(parity)}" if parity["passed"] is False else ""
+        return _failure(self, parity, "parity", "converted PyTorch module parity")
 
     def manifest_fields(self, model: LoadedModel) -> dict[str, Any]:
         return {"task": model.task, "outputs": list(model.output_names)}
@@ -170,10 +176,7 @@ class GenerationGate:
         return GenerationParity(**{key: value for key, value in parity.items() if key != "converted_module"}).summary()
 
     def failure(self, parity: dict[str, Any]) -> str:
-        module = parity.get("converted_module")
-        if module is not None and not module["passed"]:
-            return f"converted PyTorch module's generation parity failed: {self.summary(module)}"
-        return f"generation parity failed: {self.summary(parity)}" if parity["passed"] is False else ""
+        return _failure(self, parity, "generation parity", "converted PyTorch module's generation parity")
 
     def manifest_fields(self, model: LoadedModel) -> dict[str, Any]:
         return {"task": "generation", "outputs": ["logits"]}
