@@ -81,6 +81,9 @@ def test_openai_dimensions_are_the_first_n_renormalised(front: Any, minilm: Any)
         with pytest.raises(openai.BadRequestError, match="'dimensions' must be 1 to 384") as caught:
             client.embeddings.create(model="minilm", input="hello", dimensions=bad)
         assert caught.value.body["param"] == "dimensions"
+    for bad in (True, "64", 1.5):  # a JSON boolean or string is no size (it was read as 1 and 64)
+        with pytest.raises(openai.BadRequestError):
+            client.embeddings.create(model="minilm", input="hello", dimensions=bad)  # type: ignore[arg-type]
 
 
 def test_embed_answers_teis_shape(tei: httpx.Client, minilm: Any) -> None:

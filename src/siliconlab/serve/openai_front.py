@@ -33,7 +33,7 @@ class EmbeddingsRequest(BaseModel):
     #: strict: `true`/`false` are not token ids, and a number is not a text
     input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
+    dimensions: StrictInt | None = None  # JSON true or "64" is not a size (OpenAI refuses them too)
     user: str | None = None
 
 
